@@ -1,0 +1,128 @@
+//! Wiring: clients, registry, tasks, graceful shutdown.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    admin::{self, Readiness},
+    cli::{LogFormat, RunArgs},
+    metrics::Metrics,
+    namespaces::NamespaceCache,
+    tls::{self, CertReloader},
+    webhook,
+};
+
+pub fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::{fmt, EnvFilter};
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+const CHECK_NAMESPACE_CACHE: &str = "namespace-cache";
+
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new().context("creating metrics")?);
+    let readiness = Arc::new(Readiness::default());
+    readiness.require(CHECK_NAMESPACE_CACHE);
+    let shutdown = CancellationToken::new();
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let reloader = CertReloader::start(&args.tls_cert_dir, provider.clone(), metrics.clone())
+        .with_context(|| {
+            format!(
+                "loading the serving certificate from {}",
+                args.tls_cert_dir.display()
+            )
+        })?;
+    let tls_config =
+        tls::server_config(reloader.cert(), provider).context("building the TLS config")?;
+    tokio::spawn(reloader.run(args.tls_reload_interval, shutdown.clone()));
+
+    let client = kube::Client::try_default()
+        .await
+        .context("creating the Kubernetes client from kubeconfig or the in-cluster config")?;
+    let (namespaces, drive) = NamespaceCache::watch(client.clone());
+    tokio::spawn(drive);
+    {
+        let namespaces = namespaces.clone();
+        let readiness = readiness.clone();
+        tokio::spawn(async move {
+            if namespaces.synced().await {
+                tracing::info!("namespace cache synced");
+                readiness.set(CHECK_NAMESPACE_CACHE, true);
+            }
+        });
+    }
+
+    let ctx = Arc::new(webhook::Context {
+        config: webhook::Config {
+            allow_privileged_containers: args.allow_privileged_containers,
+            excluded_namespaces: args.excluded_namespaces.clone(),
+            namespace_wait: args.namespace_wait,
+        },
+        namespaces,
+        metrics: metrics.clone(),
+    });
+
+    let webhook_handle = axum_server::Handle::new();
+    let webhook_server = axum_server::bind_rustls(
+        args.webhook_addr,
+        axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls_config)),
+    )
+    .handle(webhook_handle.clone())
+    .serve(webhook::router(ctx).into_make_service());
+
+    let admin_listener = tokio::net::TcpListener::bind(args.admin_addr)
+        .await
+        .with_context(|| format!("binding the admin port {}", args.admin_addr))?;
+    let admin_shutdown = shutdown.clone();
+    let admin_server = axum::serve(admin_listener, admin::router(metrics, readiness))
+        .with_graceful_shutdown(async move { admin_shutdown.cancelled().await });
+
+    tracing::info!(webhook = %args.webhook_addr, admin = %args.admin_addr, "hawser serving");
+
+    let grace = args.shutdown_grace;
+    let signals = {
+        let shutdown = shutdown.clone();
+        let handle = webhook_handle.clone();
+        async move {
+            wait_for_signal().await;
+            tracing::info!(
+                ?grace,
+                "shutting down: finishing in-flight admission requests"
+            );
+            handle.graceful_shutdown(Some(grace));
+            shutdown.cancel();
+        }
+    };
+    tokio::spawn(signals);
+
+    let (webhook_result, admin_result) = tokio::join!(webhook_server, async { admin_server.await });
+    webhook_result.context("admission server failed")?;
+    admin_result.context("admin server failed")?;
+    // Give spawned tasks a moment to observe the cancellation.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    tracing::info!("hawser stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops hawser");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

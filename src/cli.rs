@@ -1,0 +1,202 @@
+//! Command-line interface. Every flag can also be set with a `HAWSER_*`
+//! environment variable, which is how the chart configures the binary.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hawser",
+    version,
+    about = "Admission webhook and controller that attach AWS side effects to annotated Kubernetes objects"
+)]
+pub struct Cli {
+    /// Log line format.
+    #[arg(long, env = "HAWSER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the admission webhook (HTTPS) and the admin port (HTTP).
+    Run(RunArgs),
+    /// Write a CA and a webhook serving certificate (ECDSA P-256) to a directory.
+    Certs(CertsArgs),
+    /// Print deployable manifests to standard output.
+    Manifests(ManifestsArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Address of the HTTPS admission server (paths /mutate and /validate).
+    #[arg(long, env = "HAWSER_WEBHOOK_ADDR", default_value = "0.0.0.0:8443")]
+    pub webhook_addr: SocketAddr,
+
+    /// Address of the plain-HTTP admin server (/metrics, /livez, /readyz).
+    #[arg(long, env = "HAWSER_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
+    pub admin_addr: SocketAddr,
+
+    /// Directory holding tls.crt and tls.key for the admission server.
+    /// Re-read on every reload interval; a Secret volume's symlink swap is
+    /// picked up, and a broken pair keeps the last good one in service.
+    #[arg(long, env = "HAWSER_TLS_CERT_DIR", default_value = "webhook-certs")]
+    pub tls_cert_dir: PathBuf,
+
+    /// How often the certificate directory is checked for changes.
+    #[arg(long, env = "HAWSER_TLS_RELOAD_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub tls_reload_interval: Duration,
+
+    /// Let containers run with securityContext.privileged=true in every
+    /// namespace. Without it, only namespaces annotated
+    /// security.hawser.io/allow-privileged="true" may.
+    #[arg(long, env = "HAWSER_ALLOW_PRIVILEGED_CONTAINERS")]
+    pub allow_privileged_containers: bool,
+
+    /// Namespaces whose objects the webhook always allows untouched, in
+    /// addition to the webhook configurations' namespaceSelector.
+    #[arg(
+        long,
+        env = "HAWSER_EXCLUDED_NAMESPACES",
+        value_delimiter = ',',
+        default_value = "kube-system"
+    )]
+    pub excluded_namespaces: Vec<String>,
+
+    /// How long an admission request waits for a namespace the cache has
+    /// not seen yet (a Namespace created a moment before its first object).
+    #[arg(long, env = "HAWSER_NAMESPACE_WAIT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub namespace_wait: Duration,
+
+    /// How long in-flight admission requests may take to finish on SIGTERM.
+    #[arg(long, env = "HAWSER_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CertsArgs {
+    /// Name of the Service in front of the webhook; used for the DNS names.
+    #[arg(long, env = "HAWSER_CERTS_SERVICE", default_value = "hawser-webhook")]
+    pub service: String,
+
+    /// Namespace of that Service.
+    #[arg(long, env = "HAWSER_CERTS_NAMESPACE", default_value = "hawser-system")]
+    pub namespace: String,
+
+    /// IP address to add as a subject alternative name (repeatable), for a
+    /// webhook registered by URL such as https://127.0.0.1:8443.
+    #[arg(long = "ip", env = "HAWSER_CERTS_IPS", value_delimiter = ',')]
+    pub ips: Vec<std::net::IpAddr>,
+
+    /// Extra DNS name to add as a subject alternative name (repeatable).
+    #[arg(
+        long = "dns-name",
+        env = "HAWSER_CERTS_DNS_NAMES",
+        value_delimiter = ','
+    )]
+    pub dns_names: Vec<String>,
+
+    /// Validity of the serving certificate; the CA lives ten times as long.
+    #[arg(long, env = "HAWSER_CERTS_VALIDITY", default_value = "365d", value_parser = humantime::parse_duration)]
+    pub validity: Duration,
+
+    /// Output directory; ca.crt, tls.crt and tls.key are written there.
+    #[arg(long, env = "HAWSER_CERTS_OUT", default_value = "webhook-certs")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ManifestsArgs {
+    #[command(subcommand)]
+    pub what: ManifestKind,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ManifestKind {
+    /// The MutatingWebhookConfiguration and ValidatingWebhookConfiguration.
+    Webhook(WebhookManifestArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WebhookManifestArgs {
+    /// PEM file whose contents become the caBundle (usually ca.crt).
+    #[arg(long, env = "HAWSER_CA_BUNDLE_FILE")]
+    pub ca_bundle_file: PathBuf,
+
+    /// Reach the webhook by URL, e.g. https://127.0.0.1:8443 (paths are appended).
+    #[arg(
+        long,
+        env = "HAWSER_WEBHOOK_URL",
+        conflicts_with = "service",
+        required_unless_present = "service"
+    )]
+    pub url: Option<String>,
+
+    /// Reach the webhook through this Service (in --namespace, port 443).
+    #[arg(long, env = "HAWSER_WEBHOOK_SERVICE")]
+    pub service: Option<String>,
+
+    /// hawser's own namespace: the Service's namespace, and excluded from admission.
+    #[arg(long, env = "HAWSER_NAMESPACE", default_value = "hawser-system")]
+    pub namespace: String,
+
+    /// Name of both webhook configurations.
+    #[arg(long, env = "HAWSER_WEBHOOK_CONFIG_NAME", default_value = "hawser")]
+    pub name: String,
+
+    /// Only admit objects in namespaces carrying this label (KEY=VALUE,
+    /// repeatable): an opt-in mode for a gradual roll-out.
+    #[arg(long = "match-namespace-label", env = "HAWSER_MATCH_NAMESPACE_LABELS", value_delimiter = ',', value_parser = parse_label)]
+    pub match_namespace_labels: Vec<(String, String)>,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_run_flag_has_an_env_var() {
+        let cmd = Cli::command();
+        let run = cmd.find_subcommand("run").expect("run subcommand");
+        for arg in run.get_arguments() {
+            if arg.get_id() == "help" || arg.get_id() == "log_format" {
+                continue;
+            }
+            let env = arg
+                .get_env()
+                .unwrap_or_else(|| panic!("--{} has no env var", arg.get_id()));
+            assert!(env.to_string_lossy().starts_with("HAWSER_"), "{env:?}");
+        }
+    }
+
+    #[test]
+    fn label_parser_rejects_missing_equals() {
+        assert_eq!(parse_label("a=b"), Ok(("a".into(), "b".into())));
+        assert_eq!(
+            parse_label("ab"),
+            Err("expected KEY=VALUE, got \"ab\"".into())
+        );
+    }
+}

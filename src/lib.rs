@@ -1,0 +1,16 @@
+//! hawser: an admission webhook and a controller in one binary that attach
+//! AWS side effects to annotated Kubernetes objects.
+//!
+//! The decisions (what to patch, what to refuse) are pure functions in
+//! [`webhook::hardening`] and friends; the modules around them do the I/O.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod app;
+pub mod certs;
+pub mod cli;
+pub mod manifests;
+pub mod metrics;
+pub mod namespaces;
+pub mod tls;
+pub mod webhook;

@@ -1,0 +1,21 @@
+#![forbid(unsafe_code)]
+
+use clap::Parser;
+use hawser::cli::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // Both ring (ours) and possibly other providers are linked; pick one
+    // explicitly so rustls never has to guess.
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .map_err(|_| anyhow::anyhow!("a rustls crypto provider was already installed"))?;
+
+    let cli = Cli::parse();
+    hawser::app::init_tracing(cli.log_format);
+    match cli.command {
+        Command::Run(args) => hawser::app::run(args).await,
+        Command::Certs(args) => hawser::certs::write_to_dir(&args),
+        Command::Manifests(args) => hawser::manifests::print(&args),
+    }
+}

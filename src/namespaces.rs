@@ -1,0 +1,145 @@
+//! In-memory cache of Namespace metadata. The webhook reads it to learn a
+//! namespace's annotations without an API call per admission request.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::{
+    core::PartialObjectMeta,
+    runtime::{
+        reflector::{self, ObjectRef, Store},
+        watcher, WatchStreamExt,
+    },
+    Api, Client,
+};
+
+type NamespaceMeta = PartialObjectMeta<Namespace>;
+
+#[derive(Clone)]
+pub struct NamespaceCache {
+    store: Store<NamespaceMeta>,
+}
+
+/// What the webhook needs to know about a namespace.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NamespaceInfo {
+    pub annotations: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl NamespaceCache {
+    /// Starts a metadata-only watch of all Namespaces (annotations and labels
+    /// are all we need, and metadata is a fraction of the object). The
+    /// returned future drives the watch and must be spawned.
+    pub fn watch(client: Client) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
+        let (reader, writer) = reflector::store();
+        // Api<PartialObjectMeta<_>> makes metadata-only list and watch calls.
+        let api: Api<NamespaceMeta> = Api::all(client);
+        let stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .reflect(writer)
+            .for_each(|event| async move {
+                if let Err(e) = event {
+                    tracing::warn!(error = %e, "namespace watch error; retrying with backoff");
+                }
+            });
+        (Self { store: reader }, stream)
+    }
+
+    /// A cache filled once from a list, for tests and tools.
+    pub fn from_list(namespaces: Vec<NamespaceMeta>) -> Self {
+        let (reader, mut writer) = reflector::store();
+        writer.apply_watcher_event(&watcher::Event::Init);
+        for ns in namespaces {
+            writer.apply_watcher_event(&watcher::Event::InitApply(ns));
+        }
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        Self { store: reader }
+    }
+
+    /// Resolves once the first full list has been read.
+    pub async fn synced(&self) -> bool {
+        self.store.wait_until_ready().await.is_ok()
+    }
+
+    pub fn get(&self, name: &str) -> Option<NamespaceInfo> {
+        self.store.get(&ObjectRef::new(name)).map(|ns| info(&ns))
+    }
+
+    /// Like [`get`](Self::get), but waits up to `wait` for a namespace the
+    /// cache has not seen yet: `kubectl apply -f dir/` creates a Namespace
+    /// and its first objects within milliseconds of each other.
+    pub async fn get_or_wait(&self, name: &str, wait: Duration) -> Option<NamespaceInfo> {
+        if let Some(found) = self.get(name) {
+            return Some(found);
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if let Some(found) = self.get(name) {
+                return Some(found);
+            }
+        }
+        None
+    }
+
+    pub fn all(&self) -> Vec<Arc<NamespaceMeta>> {
+        self.store.state()
+    }
+}
+
+fn info(ns: &NamespaceMeta) -> NamespaceInfo {
+    NamespaceInfo {
+        annotations: ns.metadata.annotations.clone().unwrap_or_default(),
+        labels: ns.metadata.labels.clone().unwrap_or_default(),
+    }
+}
+
+/// Builds namespace metadata, for tests.
+pub fn namespace_meta(name: &str, annotations: &[(&str, &str)]) -> NamespaceMeta {
+    use kube::core::ObjectMeta;
+    let mut meta = NamespaceMeta {
+        types: None,
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            ..Default::default()
+        },
+        _phantom: Default::default(),
+    };
+    if !annotations.is_empty() {
+        meta.metadata.annotations = Some(
+            annotations
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+    }
+    meta
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn finds_namespaces_and_reports_missing_ones_after_the_wait() {
+        let cache = NamespaceCache::from_list(vec![namespace_meta("a", &[("k", "v")])]);
+        assert!(cache.synced().await);
+        assert_eq!(
+            cache
+                .get("a")
+                .unwrap()
+                .annotations
+                .get("k")
+                .map(String::as_str),
+            Some("v")
+        );
+        let started = std::time::Instant::now();
+        assert!(cache
+            .get_or_wait("b", Duration::from_millis(60))
+            .await
+            .is_none());
+        assert!(started.elapsed() >= Duration::from_millis(60));
+    }
+}

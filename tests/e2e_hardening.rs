@@ -1,0 +1,319 @@
+//! Deployment hardening against the real apiserver: mutation with a
+//! warning kubectl shows, the validating backstop, the namespace allowance,
+//! the restricted profile, idempotence and the admission metrics.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::{api::PostParams, Api, Client};
+use support::*;
+
+fn deployment_yaml(namespace: &str, name: &str, annotations: &str, privileged: bool) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  namespace: {namespace}
+  annotations: {{{annotations}}}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      initContainers:
+      - name: setup
+        image: busybox
+      containers:
+      - name: app
+        image: nginx
+        securityContext:
+          privileged: {privileged}
+"#
+    )
+}
+
+/// Waits until the apiserver calls this test's webhooks: a dry-run create
+/// of a privileged Deployment in `probe_ns` comes back hardened (mutating
+/// hook) or refused (validating hook only).
+async fn wait_until_active(client: &Client, probe_ns: &str, hooks: Hooks) {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), probe_ns);
+    let probe: Deployment =
+        serde_yaml_ng::from_str(&deployment_yaml(probe_ns, "probe", "", true)).unwrap();
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    eventually(
+        "the webhook configurations to take effect",
+        Duration::from_secs(30),
+        || {
+            let (api, probe, dry) = (api.clone(), probe.clone(), dry.clone());
+            async move {
+                match (api.create(&dry, &probe).await, hooks) {
+                    (Ok(d), Hooks::Both) => (privileged(&d, "app") == Some(false)).then_some(()),
+                    (Err(kube::Error::Api(e)), Hooks::ValidateOnly) => {
+                        e.message.contains("does not allow").then_some(())
+                    }
+                    _ => None,
+                }
+            }
+        },
+    )
+    .await;
+}
+
+fn privileged(d: &Deployment, container: &str) -> Option<bool> {
+    let spec = d.spec.as_ref()?.template.spec.as_ref()?;
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .find(|c| c.name == container)?
+        .security_context
+        .as_ref()?
+        .privileged
+}
+
+async fn get_deployment(client: &Client, ns: &str, name: &str) -> Deployment {
+    Api::<Deployment>::namespaced(client.clone(), ns)
+        .get(name)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn privileged_is_neutralised_and_kubectl_shows_the_warning() {
+    let client = client().await;
+    let hawser = Hawser::start(&[]).await;
+    let id = unique("mut");
+    let probe = TestNamespace::create(&client, &id, &[]).await;
+    let ns = TestNamespace::create(&client, &id, &[]).await;
+    let _hooks = Registration::create(&client, &hawser, &id, Hooks::Both).await;
+    wait_until_active(&client, &probe.name, Hooks::Both).await;
+
+    let out = kubectl_apply(&deployment_yaml(&ns.name, "web", "", true));
+    assert!(out.success, "kubectl apply failed: {}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            r#"Warning: hawser set securityContext.privileged=false on container "app"; to allow it, annotate namespace "{}" with security.hawser.io/allow-privileged=true"#,
+            ns.name
+        )),
+        "kubectl did not show the warning; stderr: {}",
+        out.stderr
+    );
+    let stored = get_deployment(&client, &ns.name, "web").await;
+    assert_eq!(privileged(&stored, "app"), Some(false));
+    assert_eq!(
+        privileged(&stored, "setup"),
+        Some(false),
+        "init containers are hardened too"
+    );
+
+    // Applying the same manifest again stores nothing new: kubectl still
+    // sends privileged=true (its last-applied state differs from the live
+    // object), and the mutation turns the update into a no-op.
+    let again = kubectl_apply(&deployment_yaml(&ns.name, "web", "", true));
+    assert!(again.success, "{}", again.stderr);
+    let after = get_deployment(&client, &ns.name, "web").await;
+    // (resourceVersion is no witness: the Deployment controller writes status.)
+    assert_eq!(after.metadata.generation, stored.metadata.generation);
+    assert_eq!(after.spec, stored.spec);
+
+    // A manifest that leaves securityContext unset is "unchanged" on re-apply.
+    let plain = deployment_yaml(&ns.name, "plain", "", true)
+        .replace("        securityContext:\n          privileged: true\n", "");
+    assert!(!plain.contains("securityContext"));
+    let first = kubectl_apply(&plain);
+    assert!(first.success, "{}", first.stderr);
+    assert_eq!(
+        privileged(&get_deployment(&client, &ns.name, "plain").await, "app"),
+        Some(false)
+    );
+    let second = kubectl_apply(&plain);
+    assert!(
+        second.stdout.contains("deployment.apps/plain unchanged"),
+        "second apply: {}",
+        second.stdout
+    );
+
+    // The probe and our apply were counted.
+    let patched = r#"hawser_admission_requests_total{kind="Deployment",operation="CREATE",result="patched",webhook="mutate"}"#;
+    let allowed = r#"hawser_admission_requests_total{kind="Deployment",operation="CREATE",result="allowed",webhook="validate"}"#;
+    assert!(
+        hawser.metric(patched).await >= 2.0,
+        "{}",
+        hawser.metrics().await
+    );
+    assert!(
+        hawser.metric(allowed).await >= 2.0,
+        "{}",
+        hawser.metrics().await
+    );
+    assert!(hawser
+        .metrics()
+        .await
+        .contains("hawser_admission_duration_seconds_bucket{webhook=\"mutate\""));
+}
+
+#[tokio::test]
+async fn validating_webhook_alone_refuses_privileged_with_an_actionable_message() {
+    let client = client().await;
+    let hawser = Hawser::start(&[]).await;
+    let id = unique("val");
+    let probe = TestNamespace::create(&client, &id, &[]).await;
+    let ns = TestNamespace::create(&client, &id, &[]).await;
+    let _hooks = Registration::create(&client, &hawser, &id, Hooks::ValidateOnly).await;
+    wait_until_active(&client, &probe.name, Hooks::ValidateOnly).await;
+
+    let out = kubectl_apply(&deployment_yaml(&ns.name, "web", "", true));
+    assert!(
+        !out.success,
+        "a privileged Deployment was admitted: {}",
+        out.stdout
+    );
+    let expected = format!(
+        r#"admission webhook "validate.hawser.io" denied the request: container "app" of Deployment {ns}/web sets securityContext.privileged=true, which namespace "{ns}" does not allow; remove it, or annotate the namespace with security.hawser.io/allow-privileged="true" (or run hawser with --allow-privileged-containers)"#,
+        ns = ns.name
+    );
+    assert!(out.stderr.contains(&expected), "stderr: {}", out.stderr);
+    assert!(get_deployment_opt(&client, &ns.name, "web").await.is_none());
+
+    let denied = r#"hawser_admission_requests_total{kind="Deployment",operation="CREATE",result="denied",webhook="validate"}"#;
+    assert!(
+        hawser.metric(denied).await >= 2.0,
+        "{}",
+        hawser.metrics().await
+    );
+
+    // Unprivileged passes the same webhook.
+    let ok = kubectl_apply(&deployment_yaml(&ns.name, "web", "", false));
+    assert!(ok.success, "{}", ok.stderr);
+}
+
+async fn get_deployment_opt(client: &Client, ns: &str, name: &str) -> Option<Deployment> {
+    Api::<Deployment>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn namespace_allowance_lets_privileged_through() {
+    let client = client().await;
+    let hawser = Hawser::start(&[]).await;
+    let id = unique("allow");
+    let probe = TestNamespace::create(&client, &id, &[]).await;
+    let ns = TestNamespace::create(
+        &client,
+        &id,
+        &[("security.hawser.io/allow-privileged", "true")],
+    )
+    .await;
+    let _hooks = Registration::create(&client, &hawser, &id, Hooks::Both).await;
+    wait_until_active(&client, &probe.name, Hooks::Both).await;
+
+    let out = kubectl_apply(&deployment_yaml(&ns.name, "agent", "", true));
+    assert!(out.success, "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("Warning"),
+        "unexpected warning: {}",
+        out.stderr
+    );
+    let stored = get_deployment(&client, &ns.name, "agent").await;
+    assert_eq!(privileged(&stored, "app"), Some(true));
+}
+
+#[tokio::test]
+async fn allow_privileged_containers_flag_lets_privileged_through_everywhere() {
+    let client = client().await;
+    let hawser = Hawser::start(&["--allow-privileged-containers"]).await;
+    let id = unique("flag");
+    let ns = TestNamespace::create(&client, &id, &[]).await;
+    let _hooks = Registration::create(&client, &hawser, &id, Hooks::Both).await;
+    // The flag leaves privileged alone, so probe with the restricted profile.
+    let api: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let restricted: Deployment = serde_yaml_ng::from_str(&deployment_yaml(
+        &ns.name,
+        "probe",
+        r#""security.hawser.io/profile": restricted"#,
+        true,
+    ))
+    .unwrap();
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    eventually(
+        "the webhook configurations to take effect",
+        Duration::from_secs(30),
+        || {
+            let (api, d, dry) = (api.clone(), restricted.clone(), dry.clone());
+            async move {
+                let stored = api.create(&dry, &d).await.ok()?;
+                let sc = stored.spec?.template.spec?.containers[0]
+                    .security_context
+                    .clone()?;
+                (sc.run_as_non_root == Some(true)).then_some(())
+            }
+        },
+    )
+    .await;
+
+    let out = kubectl_apply(&deployment_yaml(&ns.name, "agent", "", true));
+    assert!(out.success, "{}", out.stderr);
+    assert_eq!(
+        privileged(&get_deployment(&client, &ns.name, "agent").await, "app"),
+        Some(true)
+    );
+}
+
+#[tokio::test]
+async fn restricted_profile_fills_unset_fields() {
+    let client = client().await;
+    let hawser = Hawser::start(&[]).await;
+    let id = unique("rest");
+    let probe = TestNamespace::create(&client, &id, &[]).await;
+    let ns = TestNamespace::create(&client, &id, &[]).await;
+    let _hooks = Registration::create(&client, &hawser, &id, Hooks::Both).await;
+    wait_until_active(&client, &probe.name, Hooks::Both).await;
+
+    let out = kubectl_apply(&deployment_yaml(
+        &ns.name,
+        "api",
+        r#""security.hawser.io/profile": restricted"#,
+        false,
+    ));
+    assert!(out.success, "{}", out.stderr);
+    let stored = get_deployment(&client, &ns.name, "api").await;
+    let spec = stored.spec.unwrap().template.spec.unwrap();
+    for c in spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+    {
+        let sc = c
+            .security_context
+            .clone()
+            .unwrap_or_else(|| panic!("{} has no securityContext", c.name));
+        assert_eq!(sc.privileged, Some(false), "{}", c.name);
+        assert_eq!(sc.allow_privilege_escalation, Some(false), "{}", c.name);
+        assert_eq!(sc.run_as_non_root, Some(true), "{}", c.name);
+        assert_eq!(
+            sc.capabilities.unwrap().drop,
+            Some(vec!["ALL".to_string()]),
+            "{}",
+            c.name
+        );
+        assert_eq!(
+            sc.seccomp_profile.unwrap().type_,
+            "RuntimeDefault",
+            "{}",
+            c.name
+        );
+    }
+}
