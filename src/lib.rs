@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod annotations;
 pub mod app;
 pub mod certs;
 pub mod cli;

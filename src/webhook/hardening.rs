@@ -6,11 +6,10 @@ use json_patch::{jsonptr::PointerBuf, AddOperation, PatchOperation};
 use k8s_openapi::api::core::v1::{Container, PodSpec, SecurityContext};
 use serde_json::{json, Map, Value};
 
-/// Annotation (on a namespace) that lets its containers run privileged.
-pub const ALLOW_PRIVILEGED: &str = "security.hawser.io/allow-privileged";
-/// Annotation (on a Deployment or its namespace) selecting a profile.
-pub const PROFILE: &str = "security.hawser.io/profile";
-pub const PROFILE_RESTRICTED: &str = "restricted";
+use crate::annotations::{
+    keys::{SECURITY_ALLOW_PRIVILEGED as ALLOW_PRIVILEGED, SECURITY_PROFILE as PROFILE},
+    parse_security_profile, SecurityProfile,
+};
 
 /// Why privileged containers are allowed, if they are; named in messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +27,9 @@ pub struct Policy {
 
 impl Policy {
     /// The policy for a workload: the controller flag, then the namespace's
-    /// allowance; the restricted profile from the workload or its namespace.
+    /// allowance; the stricter of the workload's and the namespace's
+    /// profiles. A malformed profile is ignored here; the validating webhook
+    /// refuses it with the reason.
     pub fn resolve(
         allow_privileged_flag: bool,
         namespace_annotations: Option<&std::collections::BTreeMap<String, String>>,
@@ -46,13 +47,19 @@ impl Policy {
         } else {
             PrivilegedAllowance::Denied
         };
-        let profile = workload_annotations
-            .and_then(|a| a.get(PROFILE))
-            .map(String::as_str)
-            .or_else(|| ns(PROFILE));
+        let profile =
+            |value: Option<&str>| value.and_then(|v| parse_security_profile(PROFILE, v).ok());
+        let effective = SecurityProfile::effective(
+            profile(ns(PROFILE)),
+            profile(
+                workload_annotations
+                    .and_then(|a| a.get(PROFILE))
+                    .map(String::as_str),
+            ),
+        );
         Self {
             privileged,
-            restricted: profile == Some(PROFILE_RESTRICTED),
+            restricted: effective == SecurityProfile::Restricted,
         }
     }
 
@@ -388,5 +395,9 @@ mod tests {
         );
         let wl: BTreeMap<String, String> = [(PROFILE.to_string(), "restricted".to_string())].into();
         assert!(Policy::resolve(false, None, Some(&wl)).restricted);
+        // A Deployment cannot loosen its namespace's profile.
+        let baseline: BTreeMap<String, String> =
+            [(PROFILE.to_string(), "baseline".to_string())].into();
+        assert!(Policy::resolve(false, Some(&ns), Some(&baseline)).restricted);
     }
 }

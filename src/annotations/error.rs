@@ -1,0 +1,50 @@
+//! The one error every annotation parser returns.
+
+/// Longest offending value echoed back, in characters; a template or a
+/// parameter object can be kilobytes, and the message goes into an
+/// admission response and an Event.
+const MAX_VALUE_CHARS: usize = 120;
+
+/// An annotation whose value hawser refuses, phrased so that the person
+/// who wrote it can fix it: which annotation, what value, what is wrong
+/// and what would be accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("annotation {key}: invalid value {value:?}: {reason}; allowed: {allowed}")]
+pub struct AnnotationError {
+    /// The annotation key, e.g. `vpce.hawser.io/vpc-id`.
+    pub key: String,
+    /// The offending value, cut to 120 characters followed by `…`.
+    pub value: String,
+    /// What is wrong with it, short.
+    pub reason: String,
+    /// What is accepted, with an example.
+    pub allowed: String,
+}
+
+impl AnnotationError {
+    pub fn new(
+        key: impl Into<String>,
+        value: &str,
+        reason: impl Into<String>,
+        allowed: impl Into<String>,
+    ) -> Self {
+        Self {
+            key: key.into(),
+            value: truncate(value),
+            reason: reason.into(),
+            allowed: allowed.into(),
+        }
+    }
+
+    /// A stable, bounded label for metrics.
+    pub fn category(&self) -> &'static str {
+        "invalid_annotation"
+    }
+}
+
+fn truncate(value: &str) -> String {
+    match value.char_indices().nth(MAX_VALUE_CHARS) {
+        Some((cut, _)) => format!("{}…", &value[..cut]),
+        None => value.to_owned(),
+    }
+}

@@ -1,0 +1,161 @@
+//! Every annotation key in the contract, inputs and outputs, and which
+//! kind of object each input belongs on.
+
+/// The kinds of object hawser reads annotations from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ObjectKind {
+    Service,
+    Namespace,
+    Deployment,
+}
+
+impl ObjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Service => "Service",
+            ObjectKind::Namespace => "Namespace",
+            ObjectKind::Deployment => "Deployment",
+        }
+    }
+}
+
+// Service -> interface VPC endpoint: inputs.
+pub const VPCE_SERVICE_NAME: &str = "vpce.hawser.io/service-name";
+pub const VPCE_VPC_ID: &str = "vpce.hawser.io/vpc-id";
+pub const VPCE_SUBNET_IDS: &str = "vpce.hawser.io/subnet-ids";
+pub const VPCE_SECURITY_GROUP_IDS: &str = "vpce.hawser.io/security-group-ids";
+pub const VPCE_ALLOWED_CIDRS: &str = "vpce.hawser.io/allowed-cidrs";
+pub const VPCE_PRIVATE_DNS: &str = "vpce.hawser.io/private-dns";
+// Service -> interface VPC endpoint: outputs.
+pub const VPCE_STATE: &str = "vpce.hawser.io/state";
+pub const VPCE_ENDPOINT_ID: &str = "vpce.hawser.io/endpoint-id";
+pub const VPCE_DNS_NAME: &str = "vpce.hawser.io/dns-name";
+pub const VPCE_SECURITY_GROUP_ID: &str = "vpce.hawser.io/security-group-id";
+/// Finalizer the webhook adds to a Service with a VPC endpoint.
+pub const VPCE_FINALIZER: &str = "vpce.hawser.io/cleanup";
+
+// Namespace -> environment.
+pub const ENV_HOST_NAMES: &str = "env.hawser.io/host-names";
+pub const ENV_ROUTING_SECRET: &str = "env.hawser.io/routing-secret";
+pub const ENV_ROTATE_KEYS: &str = "env.hawser.io/rotate-keys";
+/// Output: the `rotate-keys` value the controller last acted on.
+pub const ENV_ROTATED_KEYS: &str = "env.hawser.io/rotated-keys";
+
+// Namespace -> IAM role mapped in aws-auth.
+pub const IAM_ROLE_ARN: &str = "iam.hawser.io/role-arn";
+pub const IAM_USERNAME: &str = "iam.hawser.io/username";
+pub const IAM_GROUPS: &str = "iam.hawser.io/groups";
+
+// Namespace (and Service) -> AWS account and region.
+pub const AWS_ROLE_ARN: &str = "aws.hawser.io/role-arn";
+pub const AWS_REGION: &str = "aws.hawser.io/region";
+
+// Namespace / Deployment -> hardening.
+pub const SECURITY_ALLOW_PRIVILEGED: &str = "security.hawser.io/allow-privileged";
+pub const SECURITY_PROFILE: &str = "security.hawser.io/profile";
+
+// Deployment -> routing.
+pub const ROUTING_PUBLIC_HOSTS: &str = "routing.hawser.io/public-hosts";
+pub const ROUTING_PRIVATE_HOSTS: &str = "routing.hawser.io/private-hosts";
+pub const ROUTING_INJECT_KEYS: &str = "routing.hawser.io/inject-keys";
+
+// Namespace / Deployment -> CloudFormation stack: inputs.
+pub const CFN_TEMPLATE: &str = "cfn.hawser.io/template";
+pub const CFN_TEMPLATE_CONFIGMAP: &str = "cfn.hawser.io/template-configmap";
+pub const CFN_PARAMETERS: &str = "cfn.hawser.io/parameters";
+pub const CFN_CAPABILITIES: &str = "cfn.hawser.io/capabilities";
+pub const CFN_OUTPUTS_CONFIGMAP: &str = "cfn.hawser.io/outputs-configmap";
+pub const CFN_INJECT_OUTPUTS: &str = "cfn.hawser.io/inject-outputs";
+// CloudFormation stack: outputs.
+pub const CFN_STACK_ID: &str = "cfn.hawser.io/stack-id";
+pub const CFN_STACK_STATUS: &str = "cfn.hawser.io/stack-status";
+pub const CFN_LAST_ERROR: &str = "cfn.hawser.io/last-error";
+
+/// Host-list keys, whose normalised value the webhook patches back.
+pub const HOST_LIST_KEYS: &[&str] = &[ENV_HOST_NAMES, ROUTING_PUBLIC_HOSTS, ROUTING_PRIVATE_HOSTS];
+
+// Shared.
+pub const DELETION_POLICY: &str = "hawser.io/deletion-policy";
+
+// Tag keys (on AWS resources, not annotations); listed here because they
+// share the `hawser.io/` prefix and must not be confused with annotations.
+pub const TAG_CLUSTER: &str = "hawser.io/cluster";
+pub const TAG_OWNER: &str = "hawser.io/owner";
+pub const TAG_UID: &str = "hawser.io/uid";
+
+/// Keys hawser writes. A user's edit to one is reverted by the controller
+/// and denied by the validating webhook; the spec parsers ignore them.
+pub const OUTPUT_KEYS: &[&str] = &[
+    VPCE_STATE,
+    VPCE_ENDPOINT_ID,
+    VPCE_DNS_NAME,
+    VPCE_SECURITY_GROUP_ID,
+    ENV_ROTATED_KEYS,
+    CFN_STACK_ID,
+    CFN_STACK_STATUS,
+    CFN_LAST_ERROR,
+];
+
+use ObjectKind::{Deployment, Namespace, Service};
+
+/// Every input key with the kinds of object it may be set on.
+pub const INPUT_KEYS: &[(&str, &[ObjectKind])] = &[
+    (VPCE_SERVICE_NAME, &[Service]),
+    (VPCE_VPC_ID, &[Service]),
+    (VPCE_SUBNET_IDS, &[Service]),
+    (VPCE_SECURITY_GROUP_IDS, &[Service]),
+    (VPCE_ALLOWED_CIDRS, &[Service]),
+    (VPCE_PRIVATE_DNS, &[Service]),
+    (ENV_HOST_NAMES, &[Namespace]),
+    (ENV_ROUTING_SECRET, &[Namespace]),
+    (ENV_ROTATE_KEYS, &[Namespace]),
+    (IAM_ROLE_ARN, &[Namespace]),
+    (IAM_USERNAME, &[Namespace]),
+    (IAM_GROUPS, &[Namespace]),
+    (AWS_ROLE_ARN, &[Namespace]),
+    (AWS_REGION, &[Namespace, Service]),
+    (SECURITY_ALLOW_PRIVILEGED, &[Namespace]),
+    (SECURITY_PROFILE, &[Namespace, Deployment]),
+    (ROUTING_PUBLIC_HOSTS, &[Deployment]),
+    (ROUTING_PRIVATE_HOSTS, &[Deployment]),
+    (ROUTING_INJECT_KEYS, &[Deployment]),
+    (CFN_TEMPLATE, &[Namespace, Deployment]),
+    (CFN_TEMPLATE_CONFIGMAP, &[Namespace, Deployment]),
+    (CFN_PARAMETERS, &[Namespace, Deployment]),
+    (CFN_CAPABILITIES, &[Namespace, Deployment]),
+    (CFN_OUTPUTS_CONFIGMAP, &[Namespace, Deployment]),
+    (CFN_INJECT_OUTPUTS, &[Deployment]),
+    (DELETION_POLICY, &[Service, Namespace, Deployment]),
+];
+
+/// The key prefixes (the part before `/`) that hawser owns.
+pub const FAMILIES: &[&str] = &[
+    "vpce.hawser.io",
+    "env.hawser.io",
+    "iam.hawser.io",
+    "aws.hawser.io",
+    "security.hawser.io",
+    "routing.hawser.io",
+    "cfn.hawser.io",
+    "hawser.io",
+];
+
+/// Input keys that may be set on `kind`, in contract order.
+pub fn input_keys(kind: ObjectKind) -> impl Iterator<Item = &'static str> {
+    INPUT_KEYS
+        .iter()
+        .filter(move |(_, kinds)| kinds.contains(&kind))
+        .map(|(key, _)| *key)
+}
+
+/// Whether `key` is an output key (written by hawser, not by a user).
+pub fn is_output(key: &str) -> bool {
+    OUTPUT_KEYS.contains(&key)
+}
+
+/// The family (prefix before `/`) of `key` when it is a hawser key:
+/// `hawser.io` itself or any `*.hawser.io`. Other keys yield `None`.
+pub fn hawser_family(key: &str) -> Option<&str> {
+    let (prefix, _) = key.split_once('/')?;
+    (prefix == "hawser.io" || prefix.ends_with(".hawser.io")).then_some(prefix)
+}
