@@ -66,6 +66,23 @@ show() { # show NAMESPACE DEPLOYMENT
 show hawser-demo legacy-agent
 show hawser-demo api
 show hawser-demo-system node-agent
+
+echo
+echo "== kubectl apply -f examples/environment/ -f examples/routing/"
+kubectl apply -f examples/environment/ 2>&1 | sed 's/^/   /'
+kubectl apply -f examples/routing/ 2>&1 | sed 's/^/   /'
+printf '   hawser-demo-env host-names (normalised): '
+kubectl get namespace hawser-demo-env -o jsonpath='{.metadata.annotations.env\.hawser\.io/host-names}'
+echo
+printf '   hawser-demo-env/storefront pod template annotations: '
+kubectl -n hawser-demo-env get deployment storefront -o jsonpath='{.spec.template.metadata.annotations}'
+echo
+printf '   hawser-demo-env/storefront env: '
+kubectl -n hawser-demo-env get deployment storefront -o jsonpath='{.spec.template.spec.containers[0].env}'
+echo
+echo
+echo "== A refused annotation (server-side dry run would only warn; this is a real apply):"
+kubectl -n hawser-demo annotate deployment api vpce.hawser.io/vpc-id=vpc-12 2>&1 | sed 's/^/   /' || true
 echo
 cat <<MSG
 

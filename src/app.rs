@@ -63,6 +63,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let ctx = Arc::new(webhook::Context {
         config: webhook::Config {
             allow_privileged_containers: args.allow_privileged_containers,
+            allow_system_groups: args.allow_system_groups,
+            controller_usernames: args.controller_usernames.clone(),
             excluded_namespaces: args.excluded_namespaces.clone(),
             namespace_wait: args.namespace_wait,
         },

@@ -62,6 +62,22 @@ pub struct RunArgs {
     #[arg(long, env = "HAWSER_ALLOW_PRIVILEGED_CONTAINERS")]
     pub allow_privileged_containers: bool,
 
+    /// Let `iam.hawser.io/groups` name groups starting with `system:`
+    /// (e.g. system:masters). Without it such groups are refused.
+    #[arg(long, env = "HAWSER_ALLOW_SYSTEM_GROUPS")]
+    pub allow_system_groups: bool,
+
+    /// Usernames allowed to write hawser's output annotations (state,
+    /// endpoint-id, stack-id, ...): hawser's own identity. Everyone else's
+    /// change to them is refused.
+    #[arg(
+        long = "controller-username",
+        env = "HAWSER_CONTROLLER_USERNAMES",
+        value_delimiter = ',',
+        default_value = "system:serviceaccount:hawser-system:hawser"
+    )]
+    pub controller_usernames: Vec<String>,
+
     /// Namespaces whose objects the webhook always allows untouched, in
     /// addition to the webhook configurations' namespaceSelector.
     #[arg(

@@ -2,10 +2,11 @@
 //! built from one description of what hawser admits.
 //!
 //! failurePolicy, per webhook:
-//! - mutate (Fail): hardening is a security control; letting a Deployment
-//!   through unhardened while hawser is down would make the control
+//! - mutate (Fail): hardening is a security control, and a Service admitted
+//!   without its finalizer could lose its VPC endpoint's cleanup; letting
+//!   objects through unmutated while hawser is down would make both
 //!   optional. The cost: while no replica answers, creating or updating
-//!   Deployments in selected namespaces fails. Run two replicas with a PDB,
+//!   Deployments, Services and Namespaces in selected namespaces fails. Run two replicas with a PDB,
 //!   and keep kube-system excluded so the cluster can always heal itself.
 //! - validate (Fail): same reasoning; it is the backstop when the mutation
 //!   did not run or another webhook undid it.
@@ -53,24 +54,26 @@ pub struct WebhookOptions {
     pub match_namespace_labels: BTreeMap<String, String>,
 }
 
-fn rule(group: &str, version: &str, resource: &str, ops: &[&str]) -> RuleWithOperations {
+fn rule(group: &str, version: &str, resource: &str, scope: &str) -> RuleWithOperations {
     RuleWithOperations {
         api_groups: Some(vec![group.into()]),
         api_versions: Some(vec![version.into()]),
         resources: Some(vec![resource.into()]),
-        operations: Some(ops.iter().map(|s| s.to_string()).collect()),
-        scope: Some("Namespaced".into()),
+        // hawser never refuses a DELETE and has nothing to mutate on one;
+        // asking for it would only add a failure point to every delete.
+        operations: Some(vec!["CREATE".into(), "UPDATE".into()]),
+        scope: Some(scope.into()),
     }
 }
 
-/// What /mutate sees.
-fn mutate_rules() -> Vec<RuleWithOperations> {
-    vec![rule("apps", "v1", "deployments", &["CREATE", "UPDATE"])]
-}
-
-/// What /validate sees.
-fn validate_rules() -> Vec<RuleWithOperations> {
-    vec![rule("apps", "v1", "deployments", &["CREATE", "UPDATE"])]
+/// The kinds hawser admits, on both /mutate and /validate. Status and
+/// other subresources are not matched.
+fn rules() -> Vec<RuleWithOperations> {
+    vec![
+        rule("apps", "v1", "deployments", "Namespaced"),
+        rule("", "v1", "services", "Namespaced"),
+        rule("", "v1", "namespaces", "Cluster"),
+    ]
 }
 
 fn client_config(opts: &WebhookOptions, path: &str) -> WebhookClientConfig {
@@ -134,7 +137,7 @@ pub fn mutating(opts: &WebhookOptions) -> MutatingWebhookConfiguration {
             namespace_selector: Some(namespace_selector(opts)),
             // Another webhook may add a container after us; run again then.
             reinvocation_policy: Some("IfNeeded".into()),
-            rules: Some(mutate_rules()),
+            rules: Some(rules()),
             side_effects: "None".into(),
             timeout_seconds: Some(TIMEOUT_SECONDS),
             ..Default::default()
@@ -155,7 +158,7 @@ pub fn validating(opts: &WebhookOptions) -> ValidatingWebhookConfiguration {
             failure_policy: Some("Fail".into()),
             match_policy: Some("Equivalent".into()),
             namespace_selector: Some(namespace_selector(opts)),
-            rules: Some(validate_rules()),
+            rules: Some(rules()),
             side_effects: "None".into(),
             timeout_seconds: Some(TIMEOUT_SECONDS),
             ..Default::default()

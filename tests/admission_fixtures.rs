@@ -19,6 +19,8 @@ fn router(namespaces: NamespaceCache) -> (Router, Arc<Metrics>) {
     let ctx = Arc::new(Context {
         config: Config {
             allow_privileged_containers: false,
+            allow_system_groups: false,
+            controller_usernames: vec!["system:serviceaccount:hawser-system:hawser".into()],
             excluded_namespaces: vec!["kube-system".into()],
             namespace_wait: std::time::Duration::from_millis(50),
         },
@@ -235,6 +237,47 @@ async fn undecodable_bodies_get_a_400_or_an_invalid_review_never_a_panic() {
         metrics
             .admission_requests
             .with_label_values(&["mutate", "unknown", "unknown", "invalid"])
+            .get(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn service_create_with_the_trigger_is_converted() {
+    let (router, _) = router(default_namespaces());
+    let (_, body) = post(&router, "/mutate", fixture("service-create-vpce.json")).await;
+    assert_eq!(body["response"]["allowed"], true);
+    assert_eq!(
+        patch_of(&body),
+        json!([
+            {"op": "add", "path": "/spec/type", "value": "ExternalName"},
+            {"op": "add", "path": "/spec/externalName", "value": "pending.vpce.hawser.invalid"},
+            {"op": "add", "path": "/metadata/finalizers", "value": ["vpce.hawser.io/cleanup"]},
+            {"op": "add", "path": "/metadata/annotations/vpce.hawser.io~1state", "value": "Pending"},
+        ])
+    );
+    let (_, body) = post(&router, "/validate", fixture("service-create-vpce.json")).await;
+    assert_eq!(body["response"]["allowed"], true, "{body}");
+}
+
+#[tokio::test]
+async fn namespace_update_normalises_hosts_and_refuses_an_output_edit() {
+    let (router, metrics) = router(default_namespaces());
+    let (_, body) = post(&router, "/mutate", fixture("namespace-update.json")).await;
+    assert_eq!(
+        patch_of(&body),
+        json!([{"op": "add", "path": "/metadata/annotations/env.hawser.io~1host-names", "value": "shop.example.com api.example.com"}])
+    );
+    let (_, body) = post(&router, "/validate", fixture("namespace-update.json")).await;
+    assert_eq!(body["response"]["allowed"], false);
+    assert_eq!(
+        body["response"]["status"]["message"],
+        r#"annotation cfn.hawser.io/stack-id is an output written by hawser and cannot be changed from "arn:aws:cloudformation:us-west-2:123456789012:stack/hawser-c-team-a/1" to "arn:aws:cloudformation:us-west-2:123456789012:stack/other/2" by "alice@example.com"; remove it from your manifest and leave hawser's value in place"#
+    );
+    assert_eq!(
+        metrics
+            .admission_requests
+            .with_label_values(&["validate", "Namespace", "UPDATE", "denied"])
             .get(),
         1
     );

@@ -38,36 +38,6 @@ spec:
     )
 }
 
-/// Waits until the apiserver calls this test's webhooks: a dry-run create
-/// of a privileged Deployment in `probe_ns` comes back hardened (mutating
-/// hook) or refused (validating hook only).
-async fn wait_until_active(client: &Client, probe_ns: &str, hooks: Hooks) {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), probe_ns);
-    let probe: Deployment =
-        serde_yaml_ng::from_str(&deployment_yaml(probe_ns, "probe", "", true)).unwrap();
-    let dry = PostParams {
-        dry_run: true,
-        ..Default::default()
-    };
-    eventually(
-        "the webhook configurations to take effect",
-        Duration::from_secs(30),
-        || {
-            let (api, probe, dry) = (api.clone(), probe.clone(), dry.clone());
-            async move {
-                match (api.create(&dry, &probe).await, hooks) {
-                    (Ok(d), Hooks::Both) => (privileged(&d, "app") == Some(false)).then_some(()),
-                    (Err(kube::Error::Api(e)), Hooks::ValidateOnly) => {
-                        e.message.contains("does not allow").then_some(())
-                    }
-                    _ => None,
-                }
-            }
-        },
-    )
-    .await;
-}
-
 fn privileged(d: &Deployment, container: &str) -> Option<bool> {
     let spec = d.spec.as_ref()?.template.spec.as_ref()?;
     spec.containers
@@ -94,7 +64,7 @@ async fn privileged_is_neutralised_and_kubectl_shows_the_warning() {
     let probe = TestNamespace::create(&client, &id, &[]).await;
     let ns = TestNamespace::create(&client, &id, &[]).await;
     let _hooks = Registration::create(&client, &hawser, &id, Hooks::Both).await;
-    wait_until_active(&client, &probe.name, Hooks::Both).await;
+    wait_for_hooks(&client, &probe.name, Hooks::Both).await;
 
     let out = kubectl_apply(&deployment_yaml(&ns.name, "web", "", true));
     assert!(out.success, "kubectl apply failed: {}", out.stderr);
@@ -168,7 +138,7 @@ async fn validating_webhook_alone_refuses_privileged_with_an_actionable_message(
     let probe = TestNamespace::create(&client, &id, &[]).await;
     let ns = TestNamespace::create(&client, &id, &[]).await;
     let _hooks = Registration::create(&client, &hawser, &id, Hooks::ValidateOnly).await;
-    wait_until_active(&client, &probe.name, Hooks::ValidateOnly).await;
+    wait_for_hooks(&client, &probe.name, Hooks::ValidateOnly).await;
 
     let out = kubectl_apply(&deployment_yaml(&ns.name, "web", "", true));
     assert!(
@@ -215,7 +185,7 @@ async fn namespace_allowance_lets_privileged_through() {
     )
     .await;
     let _hooks = Registration::create(&client, &hawser, &id, Hooks::Both).await;
-    wait_until_active(&client, &probe.name, Hooks::Both).await;
+    wait_for_hooks(&client, &probe.name, Hooks::Both).await;
 
     let out = kubectl_apply(&deployment_yaml(&ns.name, "agent", "", true));
     assert!(out.success, "{}", out.stderr);
@@ -280,7 +250,7 @@ async fn restricted_profile_fills_unset_fields() {
     let probe = TestNamespace::create(&client, &id, &[]).await;
     let ns = TestNamespace::create(&client, &id, &[]).await;
     let _hooks = Registration::create(&client, &hawser, &id, Hooks::Both).await;
-    wait_until_active(&client, &probe.name, Hooks::Both).await;
+    wait_for_hooks(&client, &probe.name, Hooks::Both).await;
 
     let out = kubectl_apply(&deployment_yaml(
         &ns.name,

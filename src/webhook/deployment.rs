@@ -1,84 +1,91 @@
-//! Admission of Deployments: hardening on /mutate, the privileged guard on
-//! /validate.
+//! Admission of Deployments: hardening, routing and injection on /mutate;
+//! syntax, output protection and the privileged guard on /validate.
 
-use json_patch::{jsonptr::PointerBuf, Patch};
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::core::{
-    admission::{AdmissionRequest, AdmissionResponse, Operation},
-    DynamicObject,
-};
 
 use super::{
+    contract::{self, Decision},
     hardening::{self, Policy},
-    typed_object, Context, Webhook,
+    patch::{self, AnnotationEdits},
+    workload, Webhook,
 };
+use crate::{annotations::ObjectKind, namespaces::NamespaceInfo};
 
-pub async fn review(
-    ctx: &Context,
-    webhook: Webhook,
-    req: &AdmissionRequest<DynamicObject>,
-) -> AdmissionResponse {
-    let response = AdmissionResponse::from(req);
-    if !matches!(req.operation, Operation::Create | Operation::Update) {
-        return response;
-    }
-    let Some(obj) = req.object.as_ref() else {
-        return response;
-    };
-    let deployment: Deployment = match typed_object(obj) {
-        Ok(d) => d,
-        Err(msg) => return response.deny(msg),
-    };
-    let namespace = req.namespace.clone().unwrap_or_default();
-    let ns = ctx
-        .namespaces
-        .get_or_wait(&namespace, ctx.config.namespace_wait)
-        .await;
-    if ns.is_none() {
-        tracing::warn!(%namespace, "namespace not in the cache; applying the default policy");
-    }
+pub struct Input<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub username: &'a str,
+    pub dry_run: bool,
+    pub new: &'a Deployment,
+    pub old: Option<&'a Deployment>,
+    pub ns: Option<&'a NamespaceInfo>,
+    pub allow_privileged_containers: bool,
+    pub controller_usernames: &'a [String],
+}
+
+fn annotations(d: &Deployment) -> Option<&BTreeMap<String, String>> {
+    d.metadata.annotations.as_ref()
+}
+
+pub fn decide(webhook: Webhook, input: &Input<'_>) -> Decision {
     let policy = Policy::resolve(
-        ctx.config.allow_privileged_containers,
-        ns.as_ref().map(|n| &n.annotations),
-        deployment.metadata.annotations.as_ref(),
+        input.allow_privileged_containers,
+        input.ns.map(|n| &n.annotations),
+        annotations(input.new),
     );
-    let Some(pod_spec) = deployment
+    let pod_spec = input
+        .new
         .spec
         .as_ref()
-        .and_then(|s| s.template.spec.as_ref())
-    else {
-        return response;
-    };
-    let name = if req.name.is_empty() {
-        deployment.metadata.name.clone().unwrap_or_default()
-    } else {
-        req.name.clone()
-    };
-
+        .and_then(|s| s.template.spec.as_ref());
     match webhook {
         Webhook::Mutate => {
-            let path = PointerBuf::from_tokens(["spec", "template", "spec"]);
-            let hardened = hardening::harden(pod_spec, &path, policy, &namespace);
-            let mut response = response;
-            if !hardened.warnings.is_empty() {
-                response.warnings = Some(hardened.warnings);
+            let mut d = Decision::default();
+            let mut edits =
+                AnnotationEdits::new(patch::pointer(["metadata"]), annotations(input.new));
+            d.warnings.extend(contract::restore_outputs(
+                input.old.and_then(annotations),
+                annotations(input.new),
+                input.username,
+                input.controller_usernames,
+                &mut edits,
+            ));
+            d.patch.extend(edits.into_ops());
+            if let Some(pod_spec) = pod_spec {
+                let hardened = hardening::harden(
+                    pod_spec,
+                    &patch::pointer(["spec", "template", "spec"]),
+                    policy,
+                    input.namespace,
+                );
+                d.patch.extend(hardened.patch);
+                d.warnings.extend(hardened.warnings);
             }
-            if hardened.patch.is_empty() {
-                return response;
-            }
-            match response.clone().with_patch(Patch(hardened.patch)) {
-                Ok(r) => r,
-                Err(e) => response.deny(format!("hawser could not encode its patch: {e}")),
-            }
+            d.merge(workload::mutate(input.new, input.old));
+            d
         }
         Webhook::Validate => {
-            let violations =
-                hardening::privileged_violations(pod_spec, policy, "Deployment", &name, &namespace);
-            if violations.is_empty() {
-                response
-            } else {
-                response.deny(violations.join("; "))
+            let empty = BTreeMap::new();
+            let ann = annotations(input.new).unwrap_or(&empty);
+            let mut d = contract::annotation_syntax(ObjectKind::Deployment, ann, input.dry_run);
+            d.merge(contract::protect_outputs(
+                input.old.and_then(annotations),
+                ann,
+                input.username,
+                input.controller_usernames,
+            ));
+            if let Some(pod_spec) = pod_spec {
+                d.denials.extend(hardening::privileged_violations(
+                    pod_spec,
+                    policy,
+                    "Deployment",
+                    input.name,
+                    input.namespace,
+                ));
             }
+            d
         }
     }
 }

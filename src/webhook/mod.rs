@@ -5,8 +5,13 @@
 //! decision function and encodes the answer. Metrics and a span record
 //! every request.
 
+pub mod contract;
 pub mod deployment;
 pub mod hardening;
+pub mod namespace;
+pub mod patch;
+pub mod service;
+pub mod workload;
 
 use std::{sync::Arc, time::Duration};
 
@@ -18,6 +23,7 @@ use axum::{
     routing::post,
     Json, Router,
 };
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
 use kube::core::{
     admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation},
     DynamicObject,
@@ -34,6 +40,8 @@ const MAX_BODY: usize = 8 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub allow_privileged_containers: bool,
+    pub allow_system_groups: bool,
+    pub controller_usernames: Vec<String>,
     pub excluded_namespaces: Vec<String>,
     pub namespace_wait: Duration,
 }
@@ -179,19 +187,138 @@ async fn review_request(
     webhook: Webhook,
     req: &AdmissionRequest<DynamicObject>,
 ) -> AdmissionResponse {
-    let namespace = req.namespace.as_deref().unwrap_or_default();
+    let response = AdmissionResponse::from(req);
+    // Namespace objects are cluster-scoped; they are "in" themselves.
+    let namespace = match req.kind.kind.as_str() {
+        "Namespace" => req.name.as_str(),
+        _ => req.namespace.as_deref().unwrap_or_default(),
+    };
     if ctx
         .config
         .excluded_namespaces
         .iter()
         .any(|n| n == namespace)
     {
-        return AdmissionResponse::from(req);
+        return response;
     }
-    match (req.kind.group.as_str(), req.kind.kind.as_str()) {
-        ("apps", "Deployment") => deployment::review(ctx, webhook, req).await,
-        _ => AdmissionResponse::from(req),
+    // Nothing is ever refused on DELETE; there is nothing to mutate either.
+    if !matches!(req.operation, Operation::Create | Operation::Update) {
+        return response;
     }
+    let Some(obj) = req.object.as_ref() else {
+        return response;
+    };
+    let decision = match (req.kind.group.as_str(), req.kind.kind.as_str()) {
+        ("apps", "Deployment") => {
+            let (new, old): (Deployment, _) = match typed_pair(obj, req.old_object.as_ref()) {
+                Ok(pair) => pair,
+                Err(msg) => return response.deny(msg),
+            };
+            let ns = ctx
+                .namespaces
+                .get_or_wait(namespace, ctx.config.namespace_wait)
+                .await;
+            if ns.is_none() {
+                tracing::warn!(%namespace, "namespace not in the cache; applying the default policy");
+            }
+            let name = if req.name.is_empty() {
+                new.metadata.name.clone().unwrap_or_default()
+            } else {
+                req.name.clone()
+            };
+            deployment::decide(
+                webhook,
+                &deployment::Input {
+                    namespace,
+                    name: &name,
+                    username: req.user_info.username.as_deref().unwrap_or_default(),
+                    dry_run: req.dry_run,
+                    new: &new,
+                    old: old.as_ref(),
+                    ns: ns.as_ref(),
+                    allow_privileged_containers: ctx.config.allow_privileged_containers,
+                    controller_usernames: &ctx.config.controller_usernames,
+                },
+            )
+        }
+        ("", "Service") => {
+            let (new, old): (Service, _) = match typed_pair(obj, req.old_object.as_ref()) {
+                Ok(pair) => pair,
+                Err(msg) => return response.deny(msg),
+            };
+            service::decide(
+                webhook,
+                &service::Input {
+                    operation: &req.operation,
+                    username: req.user_info.username.as_deref().unwrap_or_default(),
+                    dry_run: req.dry_run,
+                    new: &new,
+                    old: old.as_ref(),
+                    controller_usernames: &ctx.config.controller_usernames,
+                },
+            )
+        }
+        ("", "Namespace") => {
+            let others: Vec<_> = ctx
+                .namespaces
+                .all()
+                .iter()
+                .map(|ns| {
+                    (
+                        ns.metadata.name.clone().unwrap_or_default(),
+                        ns.metadata.annotations.clone().unwrap_or_default(),
+                    )
+                })
+                .collect();
+            namespace::decide(
+                webhook,
+                &namespace::Input {
+                    name: &req.name,
+                    username: req.user_info.username.as_deref().unwrap_or_default(),
+                    dry_run: req.dry_run,
+                    new: obj.metadata.annotations.as_ref(),
+                    old: req
+                        .old_object
+                        .as_ref()
+                        .and_then(|o| o.metadata.annotations.as_ref()),
+                    controller_usernames: &ctx.config.controller_usernames,
+                    allow_system_groups: ctx.config.allow_system_groups,
+                },
+                &others,
+            )
+        }
+        _ => return response,
+    };
+    into_response(response, decision)
+}
+
+fn into_response(
+    mut response: AdmissionResponse,
+    decision: contract::Decision,
+) -> AdmissionResponse {
+    if !decision.warnings.is_empty() {
+        response.warnings = Some(decision.warnings);
+    }
+    if !decision.denials.is_empty() {
+        return response.deny(decision.denials.join("; "));
+    }
+    if decision.patch.is_empty() {
+        return response;
+    }
+    match response
+        .clone()
+        .with_patch(json_patch::Patch(decision.patch))
+    {
+        Ok(r) => r,
+        Err(e) => response.deny(format!("hawser could not encode its patch: {e}")),
+    }
+}
+
+fn typed_pair<K: serde::de::DeserializeOwned>(
+    new: &DynamicObject,
+    old: Option<&DynamicObject>,
+) -> Result<(K, Option<K>), String> {
+    Ok((typed_object(new)?, old.map(typed_object).transpose()?))
 }
 
 /// Decodes the request's object into a typed resource. The apiserver has

@@ -1,0 +1,198 @@
+//! Admission of Namespaces: host names normalised on /mutate; syntax,
+//! output protection, `system:` groups and role-ARN uniqueness on /validate.
+
+use std::collections::BTreeMap;
+
+use super::{
+    contract::{self, Decision},
+    patch::{self, AnnotationEdits},
+    Webhook,
+};
+use crate::annotations::{
+    is_system_group, keys, normalize_host_names, parse_iam_groups, parse_role_arn, ObjectKind,
+};
+
+pub struct Input<'a> {
+    pub name: &'a str,
+    pub username: &'a str,
+    pub dry_run: bool,
+    pub new: Option<&'a BTreeMap<String, String>>,
+    pub old: Option<&'a BTreeMap<String, String>>,
+    pub controller_usernames: &'a [String],
+    pub allow_system_groups: bool,
+}
+
+/// `(namespace name, annotations)` of every other namespace the cache knows.
+pub type Others<'a> = &'a [(String, BTreeMap<String, String>)];
+
+pub fn decide(webhook: Webhook, input: &Input<'_>, others: Others<'_>) -> Decision {
+    match webhook {
+        Webhook::Mutate => mutate(input),
+        Webhook::Validate => validate(input, others),
+    }
+}
+
+fn mutate(input: &Input<'_>) -> Decision {
+    let mut d = Decision::default();
+    let mut edits = AnnotationEdits::new(patch::pointer(["metadata"]), input.new);
+    d.warnings.extend(contract::restore_outputs(
+        input.old,
+        input.new,
+        input.username,
+        input.controller_usernames,
+        &mut edits,
+    ));
+    if let Some(value) = input.new.and_then(|a| a.get(keys::ENV_HOST_NAMES)) {
+        // A malformed list is left for the validating webhook to refuse.
+        if let Ok(normalized) = normalize_host_names(keys::ENV_HOST_NAMES, value) {
+            edits.set(keys::ENV_HOST_NAMES, &normalized);
+        }
+    }
+    d.patch.extend(edits.into_ops());
+    d
+}
+
+fn validate(input: &Input<'_>, others: Others<'_>) -> Decision {
+    let empty = BTreeMap::new();
+    let ann = input.new.unwrap_or(&empty);
+    let mut d = contract::annotation_syntax(ObjectKind::Namespace, ann, input.dry_run);
+    d.merge(contract::protect_outputs(
+        input.old,
+        ann,
+        input.username,
+        input.controller_usernames,
+    ));
+
+    if !input.allow_system_groups {
+        if let Some(Ok(groups)) = ann
+            .get(keys::IAM_GROUPS)
+            .map(|v| parse_iam_groups(keys::IAM_GROUPS, v))
+        {
+            let system: Vec<&str> = groups
+                .iter()
+                .map(String::as_str)
+                .filter(|g| is_system_group(g))
+                .collect();
+            if !system.is_empty() {
+                d.denials.push(format!(
+                    "annotation {}: invalid value {:?}: groups starting with \"system:\" ({}) would grant Kubernetes' built-in identities; allowed: groups without the \"system:\" prefix, or run hawser with --allow-system-groups",
+                    keys::IAM_GROUPS,
+                    ann[keys::IAM_GROUPS],
+                    system.join(", ")
+                ));
+            }
+        }
+    }
+
+    // One role, one namespace: aws-auth maps a role ARN to one identity.
+    if let Some(Ok(arn)) = ann
+        .get(keys::IAM_ROLE_ARN)
+        .map(|v| parse_role_arn(keys::IAM_ROLE_ARN, v))
+    {
+        let mine = arn.arn_without_path();
+        let claimed_by = others.iter().find(|(name, other)| {
+            name != input.name
+                && other
+                    .get(keys::IAM_ROLE_ARN)
+                    .and_then(|v| parse_role_arn(keys::IAM_ROLE_ARN, v).ok())
+                    .is_some_and(|o| o.arn_without_path() == mine)
+        });
+        if let Some((other, _)) = claimed_by {
+            d.denials.push(format!(
+                "annotation {}: invalid value {:?}: role {mine} is already mapped by namespace {other:?}, and aws-auth maps a role to one identity; allowed: a role no other namespace maps (remove it from {other:?} first)",
+                keys::IAM_ROLE_ARN,
+                ann[keys::IAM_ROLE_ARN],
+            ));
+        }
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn input<'a>(name: &'a str, new: &'a BTreeMap<String, String>) -> Input<'a> {
+        Input {
+            name,
+            username: "alice",
+            dry_run: false,
+            new: Some(new),
+            old: None,
+            controller_usernames: &[],
+            allow_system_groups: false,
+        }
+    }
+
+    #[test]
+    fn host_names_are_lower_cased_and_deduplicated_once() {
+        let ann = map(&[(
+            "env.hawser.io/host-names",
+            "API.example.com  api.example.com 10.0.0.1",
+        )]);
+        let d = mutate(&input("a", &ann));
+        assert_eq!(
+            serde_json::to_value(&d.patch).unwrap(),
+            serde_json::json!([{"op": "add", "path": "/metadata/annotations/env.hawser.io~1host-names", "value": "api.example.com 10.0.0.1"}])
+        );
+        let normalized = map(&[("env.hawser.io/host-names", "api.example.com 10.0.0.1")]);
+        assert!(mutate(&input("a", &normalized)).patch.is_empty());
+    }
+
+    #[test]
+    fn system_groups_are_refused_unless_allowed() {
+        let ann = map(&[
+            (
+                "iam.hawser.io/role-arn",
+                "arn:aws:iam::123456789012:role/dev",
+            ),
+            ("iam.hawser.io/groups", "devs,system:masters"),
+        ]);
+        assert_eq!(
+            validate(&input("a", &ann), &[]).denials,
+            vec![
+                r#"annotation iam.hawser.io/groups: invalid value "devs,system:masters": groups starting with "system:" (system:masters) would grant Kubernetes' built-in identities; allowed: groups without the "system:" prefix, or run hawser with --allow-system-groups"#
+            ]
+        );
+        let allowed = Input {
+            allow_system_groups: true,
+            ..input("a", &ann)
+        };
+        assert!(validate(&allowed, &[]).denials.is_empty());
+    }
+
+    #[test]
+    fn a_role_claimed_by_another_namespace_is_refused_paths_ignored() {
+        let ann = map(&[(
+            "iam.hawser.io/role-arn",
+            "arn:aws:iam::123456789012:role/team/dev",
+        )]);
+        let others = vec![
+            ("a".to_string(), ann.clone()),
+            (
+                "b".to_string(),
+                map(&[(
+                    "iam.hawser.io/role-arn",
+                    "arn:aws:iam::123456789012:role/dev",
+                )]),
+            ),
+        ];
+        assert_eq!(
+            validate(&input("a", &ann), &others).denials,
+            vec![
+                r#"annotation iam.hawser.io/role-arn: invalid value "arn:aws:iam::123456789012:role/team/dev": role arn:aws:iam::123456789012:role/dev is already mapped by namespace "b", and aws-auth maps a role to one identity; allowed: a role no other namespace maps (remove it from "b" first)"#
+            ]
+        );
+        assert!(
+            validate(&input("a", &ann), &others[..1]).denials.is_empty(),
+            "its own claim is no conflict"
+        );
+    }
+}
