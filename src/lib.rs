@@ -10,6 +10,7 @@ pub mod annotations;
 pub mod app;
 pub mod certs;
 pub mod cli;
+pub mod leader;
 pub mod manifests;
 pub mod metrics;
 pub mod namespaces;

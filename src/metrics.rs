@@ -12,6 +12,7 @@ pub struct Metrics {
     pub admission_duration: HistogramVec,
     pub cert_expiry: Gauge,
     pub cert_reloads: IntCounterVec,
+    pub leader: prometheus::IntGauge,
 }
 
 impl Metrics {
@@ -50,6 +51,11 @@ impl Metrics {
         for webhook in ["mutate", "validate"] {
             admission_duration.with_label_values(&[webhook]);
         }
+        let leader = prometheus::IntGauge::new(
+            "hawser_leader",
+            "1 while this replica holds the controllers' Lease, 0 otherwise.",
+        )?;
+        registry.register(Box::new(leader.clone()))?;
         registry.register(Box::new(admission_requests.clone()))?;
         registry.register(Box::new(admission_duration.clone()))?;
         registry.register(Box::new(cert_expiry.clone()))?;
@@ -64,6 +70,7 @@ impl Metrics {
             admission_duration,
             cert_expiry,
             cert_reloads,
+            leader,
         })
     }
 

@@ -1,0 +1,151 @@
+//! Leader election against the real apiserver: two electors share one
+//! Lease; never both lead; a stopped leader releases the lease and the
+//! other takes over within the lease duration. (A crash, where nothing is
+//! released, needs a killed process: see the process-level tests.)
+
+mod support;
+
+use std::{
+    sync::{
+        atomic::{AtomicI32, AtomicU8, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use hawser::{
+    leader::{self, LeaderConfig},
+    metrics::Metrics,
+};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
+use support::*;
+use tokio_util::sync::CancellationToken;
+
+struct Elector {
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    metrics: Arc<Metrics>,
+}
+
+fn start(
+    client: &kube::Client,
+    lease: &str,
+    id: u8,
+    leading: Arc<AtomicU8>,
+    active: Arc<AtomicI32>,
+    overlap: Arc<AtomicI32>,
+) -> Elector {
+    let shutdown = CancellationToken::new();
+    let metrics = Arc::new(Metrics::new().unwrap());
+    let cfg = LeaderConfig {
+        namespace: "default".into(),
+        lease_name: lease.into(),
+        identity: format!("elector-{id}"),
+        duration: Duration::from_secs(6),
+        grace: Duration::from_secs(2),
+    };
+    let task = {
+        let (client, shutdown, metrics) = (client.clone(), shutdown.clone(), metrics.clone());
+        tokio::spawn(async move {
+            leader::run(
+                client,
+                cfg,
+                metrics,
+                shutdown,
+                move |token: CancellationToken| {
+                    let (leading, active, overlap) =
+                        (leading.clone(), active.clone(), overlap.clone());
+                    async move {
+                        if active.fetch_add(1, Ordering::SeqCst) > 0 {
+                            overlap.fetch_add(1, Ordering::SeqCst);
+                        }
+                        leading.store(id, Ordering::SeqCst);
+                        token.cancelled().await;
+                        active.fetch_sub(1, Ordering::SeqCst);
+                    }
+                },
+            )
+            .await
+            .expect("leader election");
+        })
+    };
+    Elector {
+        shutdown,
+        task,
+        metrics,
+    }
+}
+
+async fn leader_is(leading: &AtomicU8, id: u8, within: Duration) -> Duration {
+    let started = Instant::now();
+    eventually(&format!("elector-{id} to lead"), within, || {
+        let now = leading.load(Ordering::SeqCst);
+        async move { (now == id).then_some(()) }
+    })
+    .await;
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn one_leader_at_a_time_and_handover_on_release() {
+    let client = client().await;
+    let lease = unique("hawser-e2e-lease");
+    let (leading, active, overlap) = (
+        Arc::new(AtomicU8::new(0)),
+        Arc::new(AtomicI32::new(0)),
+        Arc::new(AtomicI32::new(0)),
+    );
+    let a = start(
+        &client,
+        &lease,
+        1,
+        leading.clone(),
+        active.clone(),
+        overlap.clone(),
+    );
+    leader_is(&leading, 1, Duration::from_secs(20)).await;
+    assert_eq!(a.metrics.leader.get(), 1);
+    let b = start(
+        &client,
+        &lease,
+        2,
+        leading.clone(),
+        active.clone(),
+        overlap.clone(),
+    );
+    // b stays a follower while a renews.
+    tokio::time::sleep(Duration::from_secs(1)).await; // not a wait-for-condition: an observation window
+    assert_eq!(leading.load(Ordering::SeqCst), 1);
+    assert_eq!(b.metrics.leader.get(), 0);
+
+    // a stops and releases the lease; b takes over within the lease
+    // duration (a follower looks again when the old term would have
+    // expired, so this is not instantaneous).
+    a.shutdown.cancel();
+    a.task.await.unwrap();
+    assert_eq!(a.metrics.leader.get(), 0);
+    let took = leader_is(&leading, 2, Duration::from_secs(20)).await;
+    eprintln!("handover took {took:?}");
+    assert!(
+        took <= Duration::from_secs(6 + 1),
+        "handover took longer than the lease duration: {took:?}"
+    );
+    let holder = Api::<Lease>::namespaced(client.clone(), "default")
+        .get(&lease)
+        .await
+        .unwrap();
+    assert_eq!(
+        holder.spec.unwrap().holder_identity.as_deref(),
+        Some("elector-2")
+    );
+    assert_eq!(b.metrics.leader.get(), 1);
+
+    assert_eq!(
+        overlap.load(Ordering::SeqCst),
+        0,
+        "two electors led at once"
+    );
+    b.shutdown.cancel();
+    b.task.await.unwrap();
+}
