@@ -7,9 +7,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     admin::{self, Readiness},
-    cli::{LogFormat, RunArgs},
+    cli::{CertSource, LogFormat, RunArgs},
     metrics::Metrics,
     namespaces::NamespaceCache,
+    self_managed::{self, SelfManaged},
     tls::{self, CertReloader},
     webhook,
 };
@@ -32,21 +33,48 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     readiness.require(CHECK_NAMESPACE_CACHE);
     let shutdown = CancellationToken::new();
 
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let reloader = CertReloader::start(&args.tls_cert_dir, provider.clone(), metrics.clone())
-        .with_context(|| {
-            format!(
-                "loading the serving certificate from {}",
-                args.tls_cert_dir.display()
-            )
-        })?;
-    let tls_config =
-        tls::server_config(reloader.cert(), provider).context("building the TLS config")?;
-    tokio::spawn(reloader.run(args.tls_reload_interval, shutdown.clone()));
-
     let client = kube::Client::try_default()
         .await
         .context("creating the Kubernetes client from kubeconfig or the in-cluster config")?;
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let serving = match args.certs.source {
+        CertSource::Directory => {
+            let reloader =
+                CertReloader::start(&args.tls_cert_dir, provider.clone(), metrics.clone())
+                    .with_context(|| {
+                        format!(
+                            "loading the serving certificate from {}",
+                            args.tls_cert_dir.display()
+                        )
+                    })?;
+            let cert = reloader.cert();
+            tokio::spawn(reloader.run(args.tls_reload_interval, shutdown.clone()));
+            cert
+        }
+        CertSource::SelfManaged => {
+            let c = &args.certs;
+            let cfg = self_managed::Config {
+                namespace: c.namespace.clone(),
+                secret_name: c.certs_secret.clone(),
+                webhook_config_name: c.webhook_config_name.clone(),
+                dns_names: crate::certs::service_dns_names(&c.webhook_service, &c.namespace),
+                ips: c.cert_ips.clone(),
+                validity: c.cert_validity,
+                renew_before: c.cert_renew_before,
+                grace: c.ca_rotation_grace,
+                interval: args.tls_reload_interval,
+            };
+            let manager =
+                SelfManaged::start(client.clone(), cfg, provider.clone(), metrics.clone())
+                    .await
+                    .context("loading or creating the self-managed certificate Secret")?;
+            let cert = manager.cert();
+            tokio::spawn(manager.run(shutdown.clone()));
+            cert
+        }
+    };
+    let tls_config = tls::server_config(serving, provider).context("building the TLS config")?;
     let (namespaces, drive) = NamespaceCache::watch(client.clone());
     tokio::spawn(drive);
     {

@@ -22,6 +22,7 @@ pub struct CertRequest {
 
 pub struct GeneratedCerts {
     pub ca_pem: String,
+    pub ca_key_pem: String,
     pub cert_pem: String,
     pub key_pem: String,
 }
@@ -37,9 +38,10 @@ pub fn service_dns_names(service: &str, namespace: &str) -> Vec<String> {
 }
 
 pub fn generate(req: &CertRequest) -> Result<GeneratedCerts, rcgen::Error> {
-    // Backdate a little so a skewed apiserver clock does not reject a
-    // certificate made a second ago.
-    let now = OffsetDateTime::now_utc() - time::Duration::minutes(5);
+    // Backdate the start a little so a skewed apiserver clock does not
+    // reject a certificate made a second ago; the end is counted from now.
+    let now = OffsetDateTime::now_utc();
+    let not_before = now - time::Duration::minutes(5);
     let validity = time::Duration::try_from(req.validity).unwrap_or(time::Duration::days(365));
 
     let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
@@ -49,8 +51,9 @@ pub fn generate(req: &CertRequest) -> Result<GeneratedCerts, rcgen::Error> {
         .push(DnType::CommonName, "hawser-webhook-ca");
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    ca.not_before = now;
+    ca.not_before = not_before;
     ca.not_after = now + validity * 10;
+    let ca_key_pem = ca_key.serialize_pem();
     let ca = CertifiedIssuer::self_signed(ca, ca_key)?;
 
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
@@ -68,12 +71,13 @@ pub fn generate(req: &CertRequest) -> Result<GeneratedCerts, rcgen::Error> {
     leaf.is_ca = IsCa::ExplicitNoCa;
     leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    leaf.not_before = now;
+    leaf.not_before = not_before;
     leaf.not_after = now + validity;
     let cert = leaf.signed_by(&key, &ca)?;
 
     Ok(GeneratedCerts {
         ca_pem: ca.pem(),
+        ca_key_pem,
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
     })
@@ -175,7 +179,16 @@ mod tests {
         );
         let lifetime =
             leaf.validity().not_after.timestamp() - leaf.validity().not_before.timestamp();
-        assert!((86400..=86400 + 600).contains(&lifetime), "{lifetime}");
+        assert!(
+            (86400 + 299..=86400 + 301).contains(&lifetime),
+            "{lifetime}"
+        );
+        let left =
+            leaf.validity().not_after.timestamp() - OffsetDateTime::now_utc().unix_timestamp();
+        assert!(
+            (86300..=86400).contains(&left),
+            "expires in {left}s, not a day from now"
+        );
     }
 
     #[test]

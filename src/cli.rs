@@ -96,6 +96,66 @@ pub struct RunArgs {
     /// How long in-flight admission requests may take to finish on SIGTERM.
     #[arg(long, env = "HAWSER_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+
+    #[command(flatten)]
+    pub certs: CertSourceArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CertSource {
+    /// tls.crt and tls.key from --tls-cert-dir (also how cert-manager's
+    /// Secret is mounted).
+    Directory,
+    /// A CA and serving certificate kept by hawser in a Secret, patched
+    /// into the webhook configurations and rotated before expiry.
+    SelfManaged,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CertSourceArgs {
+    /// Where the serving certificate comes from.
+    #[arg(long = "certs", env = "HAWSER_CERTS", value_enum, default_value_t = CertSource::Directory)]
+    pub source: CertSource,
+
+    /// hawser's own namespace: where the self-managed certificate Secret lives.
+    #[arg(long, env = "HAWSER_NAMESPACE", default_value = "hawser-system")]
+    pub namespace: String,
+
+    /// Name of the self-managed certificate Secret.
+    #[arg(
+        long,
+        env = "HAWSER_CERTS_SECRET",
+        default_value = "hawser-webhook-certs"
+    )]
+    pub certs_secret: String,
+
+    /// The webhook's Service; its DNS names go into the self-managed certificate.
+    #[arg(long, env = "HAWSER_WEBHOOK_SERVICE", default_value = "hawser-webhook")]
+    pub webhook_service: String,
+
+    /// Mutating and ValidatingWebhookConfiguration whose caBundle hawser keeps
+    /// current in self-managed mode.
+    #[arg(long, env = "HAWSER_WEBHOOK_CONFIG_NAME", default_value = "hawser")]
+    pub webhook_config_name: String,
+
+    /// IP address for the self-managed certificate (repeatable), for a
+    /// webhook registered by URL.
+    #[arg(long = "cert-ip", env = "HAWSER_CERT_IPS", value_delimiter = ',')]
+    pub cert_ips: Vec<std::net::IpAddr>,
+
+    /// Validity of a self-managed serving certificate (its CA: ten times as long).
+    #[arg(long, env = "HAWSER_CERT_VALIDITY", default_value = "365d", value_parser = humantime::parse_duration)]
+    pub cert_validity: Duration,
+
+    /// Start a rotation when the serving certificate expires within this.
+    #[arg(long, env = "HAWSER_CERT_RENEW_BEFORE", default_value = "30d", value_parser = humantime::parse_duration)]
+    pub cert_renew_before: Duration,
+
+    /// Time between the rotation's steps (new CA trusted, new cert served,
+    /// old CA dropped). Must exceed --tls-reload-interval plus the
+    /// apiserver's pick-up of a changed caBundle.
+    #[arg(long, env = "HAWSER_CA_ROTATION_GRACE", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub ca_rotation_grace: Duration,
 }
 
 #[derive(Debug, Clone, Args)]

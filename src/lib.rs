@@ -14,5 +14,6 @@ pub mod leader;
 pub mod manifests;
 pub mod metrics;
 pub mod namespaces;
+pub mod self_managed;
 pub mod tls;
 pub mod webhook;

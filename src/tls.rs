@@ -103,6 +103,20 @@ fn parse(dir: &Path, snap: &Snapshot, provider: &CryptoProvider) -> Result<Loade
     })
 }
 
+/// Loads a PEM pair held elsewhere (a Secret); `source` names it in errors.
+pub fn load_pem(
+    source: &str,
+    cert: &[u8],
+    key: &[u8],
+    provider: &CryptoProvider,
+) -> Result<LoadedCert, TlsError> {
+    let snap = Snapshot {
+        cert: cert.to_vec(),
+        key: key.to_vec(),
+    };
+    parse(Path::new(source), &snap, provider)
+}
+
 /// Loads `tls.crt` and `tls.key` from `dir`.
 pub fn load_dir(dir: &Path, provider: &CryptoProvider) -> Result<LoadedCert, TlsError> {
     parse(dir, &snapshot(dir)?, provider)

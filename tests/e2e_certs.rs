@@ -18,17 +18,6 @@ use k8s_openapi::api::{
 use kube::{api::PostParams, Api};
 use support::*;
 
-/// Can a client that trusts only `ca_pem` complete a TLS handshake with
-/// the webhook? (Any HTTP status will do; the handshake is the question.)
-async fn trusted_by(url: &str, ca_pem: &[u8]) -> bool {
-    let client = reqwest::Client::builder()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem).unwrap())
-        .build()
-        .unwrap();
-    client.get(format!("{url}/mutate")).send().await.is_ok()
-}
-
 #[tokio::test]
 async fn rotating_the_serving_cert_on_disk_fails_no_admission() {
     let client = client().await;

@@ -132,15 +132,28 @@ impl Hawser {
             _dir: dir,
         };
         let readyz = format!("{}/readyz", hawser.admin);
-        eventually("hawser /readyz", Duration::from_secs(60), || {
-            let readyz = readyz.clone();
-            async move {
-                let resp = reqwest::get(&readyz).await.ok()?;
-                resp.status().is_success().then_some(())
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let mut hawser = hawser;
+        loop {
+            if let Ok(Some(status)) = hawser.child.try_wait() {
+                panic!(
+                    "hawser exited ({status}) before it was ready:\n{}",
+                    hawser.log()
+                );
             }
-        })
-        .await;
-        hawser
+            if reqwest::get(&readyz)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return hawser;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "hawser not ready after 60s:\n{}",
+                hawser.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     pub async fn metrics(&self) -> String {
@@ -521,5 +534,74 @@ impl Drop for Examples {
                 ))
                 .status();
         }
+    }
+}
+
+/// Can a client that trusts only `ca_pem` complete a TLS handshake with
+/// the webhook at `url`? (Any HTTP status will do; the handshake is the
+/// question.)
+pub async fn trusted_by(url: &str, ca_pem: &[u8]) -> bool {
+    let client = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem).unwrap())
+        .build()
+        .unwrap();
+    client.get(format!("{url}/mutate")).send().await.is_ok()
+}
+
+/// Keeps creating (server-side dry run) a privileged Deployment in `ns`
+/// until stopped, counting hardened answers and failures.
+pub struct AdmissionLoad {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub ok: std::sync::Arc<AtomicU32>,
+    pub failed: std::sync::Arc<AtomicU32>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AdmissionLoad {
+    pub fn start(client: &Client, ns: &str) -> Self {
+        use k8s_openapi::api::apps::v1::Deployment;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ok = std::sync::Arc::new(AtomicU32::new(0));
+        let failed = std::sync::Arc::new(AtomicU32::new(0));
+        let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+        let probe = probe_deployment(ns);
+        let (s, o, f) = (stop.clone(), ok.clone(), failed.clone());
+        let task = tokio::spawn(async move {
+            let dry = PostParams {
+                dry_run: true,
+                ..Default::default()
+            };
+            while !s.load(Ordering::Relaxed) {
+                let hardened = api.create(&dry, &probe).await.map(|d| {
+                    d.spec
+                        .and_then(|s| s.template.spec)
+                        .and_then(|s| s.containers[0].security_context.clone())
+                        .and_then(|sc| sc.privileged)
+                });
+                match hardened {
+                    Ok(Some(false)) => o.fetch_add(1, Ordering::Relaxed),
+                    other => {
+                        eprintln!("admission failed: {other:?}");
+                        f.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
+            }
+        });
+        Self {
+            stop,
+            ok,
+            failed,
+            task,
+        }
+    }
+
+    pub async fn stop(self) -> (u32, u32) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap();
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
     }
 }
