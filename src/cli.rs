@@ -29,7 +29,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the admission webhook (HTTPS) and the admin port (HTTP).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Write a CA and a webhook serving certificate (ECDSA P-256) to a directory.
     Certs(CertsArgs),
     /// Print deployable manifests to standard output.

@@ -14,7 +14,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     hawser::app::init_tracing(cli.log_format);
     match cli.command {
-        Command::Run(args) => hawser::app::run(args).await,
+        Command::Run(args) => hawser::app::run(*args).await,
         Command::Certs(args) => hawser::certs::write_to_dir(&args),
         Command::Manifests(args) => hawser::manifests::print(&args),
     }
