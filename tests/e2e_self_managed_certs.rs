@@ -52,16 +52,14 @@ async fn replicas_converge_and_rotate_twice_without_a_failed_admission() {
     opts.ca_bundle = Vec::new();
     let mut mutating = hawser::manifests::mutating(&opts);
     let mut validating = hawser::manifests::validating(&opts);
-    for (replica, suffix) in [(&b, "b")] {
-        let mut m = mutating.webhooks.as_ref().unwrap()[0].clone();
-        m.name = format!("mutate-{suffix}.hawser.io");
-        m.client_config.url = Some(format!("{}/mutate", replica.webhook_url));
-        mutating.webhooks.as_mut().unwrap().push(m);
-        let mut v = validating.webhooks.as_ref().unwrap()[0].clone();
-        v.name = format!("validate-{suffix}.hawser.io");
-        v.client_config.url = Some(format!("{}/validate", replica.webhook_url));
-        validating.webhooks.as_mut().unwrap().push(v);
-    }
+    let mut m = mutating.webhooks.as_ref().unwrap()[0].clone();
+    m.name = "mutate-b.hawser.io".into();
+    m.client_config.url = Some(format!("{}/mutate", b.webhook_url));
+    mutating.webhooks.as_mut().unwrap().push(m);
+    let mut v = validating.webhooks.as_ref().unwrap()[0].clone();
+    v.name = "validate-b.hawser.io".into();
+    v.client_config.url = Some(format!("{}/validate", b.webhook_url));
+    validating.webhooks.as_mut().unwrap().push(v);
     Api::<MutatingWebhookConfiguration>::all(client.clone())
         .create(&PostParams::default(), &mutating)
         .await
