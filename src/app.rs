@@ -60,6 +60,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         });
     }
 
+    crate::controller::start(
+        &args.controllers,
+        client.clone(),
+        metrics.clone(),
+        readiness.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .context("starting the controllers")?;
+
     let ctx = Arc::new(webhook::Context {
         config: webhook::Config {
             allow_privileged_containers: args.allow_privileged_containers,
