@@ -288,14 +288,19 @@ mod tests {
         };
         assert_eq!(run.controllers.controllers, vec![ControllerKind::Vpce]);
         assert_eq!(run.controllers.resync_period, Duration::from_secs(600));
-        assert!(Cli::try_parse_from(["hawser", "run"]).is_ok(), "webhook only");
+        assert!(
+            Cli::try_parse_from(["hawser", "run"]).is_ok(),
+            "webhook only"
+        );
     }
 
     #[test]
     fn aws_id_flags_are_validated_like_the_annotations() {
         let run = |args: &[&str]| Cli::try_parse_from([&["hawser", "run"][..], args].concat());
         assert!(run(&["--default-vpc-id", "vpc-0123456789abcdef0"]).is_ok());
-        let err = run(&["--default-vpc-id", "vpc-nope"]).unwrap_err().to_string();
+        let err = run(&["--default-vpc-id", "vpc-nope"])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--default-vpc-id"), "{err}");
         assert!(run(&["--default-subnet-ids", "subnet-12345678,subnet-87654321"]).is_ok());
         assert!(run(&["--default-subnet-ids", "sub-1"]).is_err());

@@ -71,7 +71,9 @@ impl Metrics {
                 "hawser_reconcile_duration_seconds",
                 "Time one reconciliation took, AWS calls included.",
             )
-            .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
             &["controller"],
         )?;
         let aws_api_calls = IntCounterVec::new(

@@ -194,8 +194,7 @@ pub trait Ec2Api: Send + Sync {
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
 
     /// Deletes a group; one that does not exist is success.
-    fn delete_security_group(&self, id: &str)
-        -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn delete_security_group(&self, id: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
 
     /// Adds (or overwrites) `add` and removes the keys in `remove`, on
     /// every resource in `ids`.

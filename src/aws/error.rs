@@ -76,9 +76,10 @@ impl AwsError {
         let kind = match &err {
             SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => AwsErrorKind::Unavailable,
             SdkError::ResponseError(r) => classify("", Some(r.raw().status().as_u16())),
-            SdkError::ServiceError(s) => {
-                classify(code.as_deref().unwrap_or(""), Some(s.raw().status().as_u16()))
-            }
+            SdkError::ServiceError(s) => classify(
+                code.as_deref().unwrap_or(""),
+                Some(s.raw().status().as_u16()),
+            ),
             _ => AwsErrorKind::Other,
         };
         Self {

@@ -204,7 +204,8 @@ impl Ec2Api for FakeEc2 {
                 "no such endpoint",
             ));
         };
-        e.subnet_ids.retain(|id| !req.remove_subnet_ids.contains(id));
+        e.subnet_ids
+            .retain(|id| !req.remove_subnet_ids.contains(id));
         e.subnet_ids.extend(req.add_subnet_ids.iter().cloned());
         e.security_group_ids
             .retain(|id| !req.remove_security_group_ids.contains(id));
@@ -297,7 +298,7 @@ impl Ec2Api for FakeEc2 {
 
     async fn retag(&self, ids: &[String], add: &Tags, remove: &[&str]) -> Result<(), AwsError> {
         let mut s = self.call("CreateTags")?;
-        let mut apply = |tags: &mut Tags| {
+        let apply = |tags: &mut Tags| {
             tags.extend(add.clone());
             tags.retain(|k, _| !remove.contains(&k.as_str()));
         };

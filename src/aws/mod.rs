@@ -157,9 +157,9 @@ impl AwsClients {
                 .configure(&self.base)
                 .build()
                 .await;
-            conf = conf.credentials_provider(
-                aws_sdk_ec2::config::SharedCredentialsProvider::new(provider),
-            );
+            conf = conf.credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(
+                provider,
+            ));
         }
         let conf = conf.build();
         let clients = ScopedClients {

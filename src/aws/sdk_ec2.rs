@@ -4,8 +4,7 @@
 use std::sync::Arc;
 
 use aws_sdk_ec2::types::{
-    Filter, IpPermission, IpRange, Ipv6Range, ResourceType, Tag, TagSpecification,
-    VpcEndpointType,
+    Filter, IpPermission, IpRange, Ipv6Range, ResourceType, Tag, TagSpecification, VpcEndpointType,
 };
 
 use super::ec2::{
@@ -25,7 +24,11 @@ impl SdkEc2 {
         Self { client, calls }
     }
 
-    fn count<T>(&self, operation: &'static str, result: Result<T, AwsError>) -> Result<T, AwsError> {
+    fn count<T>(
+        &self,
+        operation: &'static str,
+        result: Result<T, AwsError>,
+    ) -> Result<T, AwsError> {
         self.calls.record("ec2", operation, &result);
         result
     }

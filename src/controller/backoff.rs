@@ -53,7 +53,10 @@ mod tests {
         assert_eq!(b.ceiling(u32::MAX), Duration::from_secs(300));
         for attempt in 0..12 {
             let d = b.delay(attempt);
-            assert!(d >= b.ceiling(attempt) / 2 && d <= b.ceiling(attempt), "{d:?}");
+            assert!(
+                d >= b.ceiling(attempt) / 2 && d <= b.ceiling(attempt),
+                "{d:?}"
+            );
         }
         let spread: std::collections::BTreeSet<Duration> = (0..20).map(|_| b.delay(6)).collect();
         assert!(spread.len() > 1, "jitter spreads retries");

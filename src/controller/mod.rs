@@ -109,7 +109,9 @@ async fn confirm_identity(
                 return true;
             }
             Err(e) => {
-                let delay = backoff::Backoff::POLL.delay(attempt).max(Duration::from_millis(200));
+                let delay = backoff::Backoff::POLL
+                    .delay(attempt)
+                    .max(Duration::from_millis(200));
                 attempt += 1;
                 tracing::warn!(error = %e, retry_in = ?delay, "AWS identity check failed");
                 tokio::select! {

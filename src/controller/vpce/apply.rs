@@ -51,9 +51,17 @@ pub async fn apply<E: Ec2Api>(
             ingress,
         } => {
             let groups = ec2.find_security_groups(&d.ownership).await?;
-            let (id, stale) =
-                ensure_group(ec2, d, name, description, ingress, groups, recorded, &mut effects)
-                    .await?;
+            let (id, stale) = ensure_group(
+                ec2,
+                d,
+                name,
+                description,
+                ingress,
+                groups,
+                recorded,
+                &mut effects,
+            )
+            .await?;
             (vec![id.clone()], Some(id), stale)
         }
         DesiredGroups::Provided(ids) => {
@@ -69,7 +77,9 @@ pub async fn apply<E: Ec2Api>(
 
     for old in &stale {
         ec2.delete_endpoint(&old.id).await?;
-        effects.push(Effect::EndpointReplaced { old: old.id.clone() });
+        effects.push(Effect::EndpointReplaced {
+            old: old.id.clone(),
+        });
     }
 
     let recorded_endpoint = recorded.endpoint_id.as_deref();
@@ -113,7 +123,9 @@ pub async fn apply<E: Ec2Api>(
                 })
                 .await
                 .map_err(Error::from_write)?;
-            let replaced = stale.iter().any(|e| Some(e.id.as_str()) == recorded_endpoint);
+            let replaced = stale
+                .iter()
+                .any(|e| Some(e.id.as_str()) == recorded_endpoint);
             effects.push(match recorded_endpoint {
                 Some(old) if !replaced && old != created.id => Effect::DriftRepaired {
                     what: "VPC endpoint",
@@ -169,7 +181,8 @@ async fn ensure_group<E: Ec2Api>(
     if let Some(group) = mine.first() {
         let change = rule_changes(ingress, group);
         if !change.revoke_ingress.is_empty() {
-            ec2.revoke_ingress(&group.id, &change.revoke_ingress).await?;
+            ec2.revoke_ingress(&group.id, &change.revoke_ingress)
+                .await?;
         }
         if !change.authorize_ingress.is_empty() {
             ec2.authorize_ingress(&group.id, &change.authorize_ingress)

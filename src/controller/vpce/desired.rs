@@ -116,8 +116,10 @@ pub fn desired(
     subnet_ids.dedup();
     let groups = match &spec.security_groups {
         SecurityGroups::Generated { allowed_cidrs } => {
-            let mut ingress: Vec<CidrRule> =
-                allowed_cidrs.iter().map(|c| CidrRule::all_from(c)).collect();
+            let mut ingress: Vec<CidrRule> = allowed_cidrs
+                .iter()
+                .map(|c| CidrRule::all_from(c))
+                .collect();
             ingress.sort();
             ingress.dedup();
             DesiredGroups::Generated {

@@ -5,23 +5,49 @@ use kube::runtime::events::EventType;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
-    SecurityGroupCreated { id: String },
-    SecurityGroupRulesChanged { id: String, detail: String },
-    SecurityGroupDeleted { id: String },
-    EndpointCreated { id: String },
+    SecurityGroupCreated {
+        id: String,
+    },
+    SecurityGroupRulesChanged {
+        id: String,
+        detail: String,
+    },
+    SecurityGroupDeleted {
+        id: String,
+    },
+    EndpointCreated {
+        id: String,
+    },
     /// Found by its tags, not recorded on the Service (e.g. hawser
     /// stopped between creating it and writing the annotations).
-    EndpointAdopted { id: String },
-    EndpointModified { id: String, detail: String },
+    EndpointAdopted {
+        id: String,
+    },
+    EndpointModified {
+        id: String,
+        detail: String,
+    },
     /// The recorded endpoint or group was gone (deleted outside hawser),
     /// and a new one was made.
-    DriftRepaired { what: &'static str, old: String, new: String },
+    DriftRepaired {
+        what: &'static str,
+        old: String,
+        new: String,
+    },
     /// Service name or VPC changed: the old endpoint is deleted.
-    EndpointReplaced { old: String },
-    DuplicateEndpointDeleted { id: String },
-    EndpointDeleted { id: String },
+    EndpointReplaced {
+        old: String,
+    },
+    DuplicateEndpointDeleted {
+        id: String,
+    },
+    EndpointDeleted {
+        id: String,
+    },
     /// `hawser.io/deletion-policy: retain`: kept, ownership tags removed.
-    ResourcesRetained { ids: Vec<String> },
+    ResourcesRetained {
+        ids: Vec<String>,
+    },
 }
 
 impl Effect {

@@ -112,11 +112,13 @@ mod tests {
         assert!(!throttled.is_terminal());
         assert_eq!(throttled.category(), "aws_throttled");
 
-        let wrapped = Error::Finalizer(Box::new(
-            kube::runtime::finalizer::Error::ApplyFailed(rejected),
-        ));
+        let wrapped = Error::Finalizer(Box::new(kube::runtime::finalizer::Error::ApplyFailed(
+            rejected,
+        )));
         assert!(wrapped.is_terminal());
         assert_eq!(wrapped.category(), "aws_rejected");
-        assert!(wrapped.user_message().starts_with("AWS refused the request"));
+        assert!(wrapped
+            .user_message()
+            .starts_with("AWS refused the request"));
     }
 }

@@ -150,7 +150,11 @@ pub async fn run<P: Ec2Provider>(
         .await;
 }
 
-fn error_policy<P: Ec2Provider>(obj: Arc<ServiceMeta>, err: &Error, ctx: Arc<Context<P>>) -> Action {
+fn error_policy<P: Ec2Provider>(
+    obj: Arc<ServiceMeta>,
+    err: &Error,
+    ctx: Arc<Context<P>>,
+) -> Action {
     let delay = ctx.tracker.failed(&obj.uid().unwrap_or_default());
     tracing::warn!(
         namespace = obj.namespace().unwrap_or_default(),
@@ -191,7 +195,14 @@ async fn reconcile<P: Ec2Provider>(
             .reconcile_errors
             .with_label_values(&[CONTROLLER, e.category()])
             .inc();
-        publish(&ctx, &obj, EventType::Warning, "ReconcileError", e.user_message()).await;
+        publish(
+            &ctx,
+            &obj,
+            EventType::Warning,
+            "ReconcileError",
+            e.user_message(),
+        )
+        .await;
     }
     span.record("result", result);
     ctx.metrics
@@ -290,15 +301,11 @@ async fn apply_service<P: Ec2Provider>(
         }
     };
     let owner = owner(obj);
-    let desired = match desired::desired(
-        &spec,
-        &owner,
-        &ctx.settings.cluster,
-        &ctx.settings.defaults,
-    ) {
-        Ok(d) => d,
-        Err(e) => return fail(obj, ctx, e.into(), result).await,
-    };
+    let desired =
+        match desired::desired(&spec, &owner, &ctx.settings.cluster, &ctx.settings.defaults) {
+            Ok(d) => d,
+            Err(e) => return fail(obj, ctx, e.into(), result).await,
+        };
     let current = Current::read(obj.annotations());
     let recorded = Recorded {
         endpoint_id: current.endpoint_id.clone(),
@@ -375,7 +382,14 @@ async fn fail<P: Ec2Provider>(
     tracing::warn!(category = error.category(), error = %error, "giving up until the annotations change");
     let outputs = Current::read(obj.annotations()).with_state(State::Failed);
     status::write(&services(ctx, obj), &owner.namespace, &owner.name, &outputs).await?;
-    publish(ctx, obj, EventType::Warning, "ProvisioningFailed", error.user_message()).await;
+    publish(
+        ctx,
+        obj,
+        EventType::Warning,
+        "ProvisioningFailed",
+        error.user_message(),
+    )
+    .await;
     ctx.metrics
         .reconcile_errors
         .with_label_values(&[CONTROLLER, error.category()])
@@ -401,7 +415,10 @@ fn cleanup_inputs(obj: &ServiceMeta) -> (DeletionPolicy, Option<String>) {
     (policy, region)
 }
 
-async fn run_cleanup<P: Ec2Provider>(obj: &ServiceMeta, ctx: &Context<P>) -> Result<Cleanup, Error> {
+async fn run_cleanup<P: Ec2Provider>(
+    obj: &ServiceMeta,
+    ctx: &Context<P>,
+) -> Result<Cleanup, Error> {
     let owner = owner(obj);
     let (policy, region) = cleanup_inputs(obj);
     let ec2 = ctx.aws.ec2(&scope(ctx, region)).await;

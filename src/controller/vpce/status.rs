@@ -29,7 +29,12 @@ pub enum State {
 }
 
 impl State {
-    pub const ALL: [State; 4] = [State::Pending, State::Available, State::Failed, State::Deleting];
+    pub const ALL: [State; 4] = [
+        State::Pending,
+        State::Available,
+        State::Failed,
+        State::Deleting,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -132,7 +137,12 @@ pub async fn write(
 pub fn release_patch(ann: &BTreeMap<String, String>, finalizers: &[String]) -> json_patch::Patch {
     let pointer = |parts: &[&str]| PointerBuf::from_tokens(parts.iter().copied());
     let mut ops = Vec::new();
-    for key in [VPCE_STATE, VPCE_ENDPOINT_ID, VPCE_DNS_NAME, VPCE_SECURITY_GROUP_ID] {
+    for key in [
+        VPCE_STATE,
+        VPCE_ENDPOINT_ID,
+        VPCE_DNS_NAME,
+        VPCE_SECURITY_GROUP_ID,
+    ] {
         if let Some(value) = ann.get(key) {
             let path = pointer(&["metadata", "annotations", key]);
             ops.push(PatchOperation::Test(TestOperation {

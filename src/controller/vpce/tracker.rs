@@ -91,7 +91,12 @@ impl Tracker {
 
     /// `Some(time left)` when these inputs settled less than `resync`
     /// ago: the pass can skip AWS entirely.
-    pub fn settled_for(&self, uid: &str, inputs: &Fingerprint, resync: Duration) -> Option<Duration> {
+    pub fn settled_for(
+        &self,
+        uid: &str,
+        inputs: &Fingerprint,
+        resync: Duration,
+    ) -> Option<Duration> {
         self.with(uid, |e| {
             let (settled, at) = e.settled.as_ref()?;
             let left = resync.checked_sub(at.elapsed())?;
@@ -132,8 +137,8 @@ mod tests {
     use super::*;
 
     fn tracker() -> Tracker {
-        let gauge = IntGaugeVec::new(prometheus::Opts::new("g", "g"), &["controller", "state"])
-            .unwrap();
+        let gauge =
+            IntGaugeVec::new(prometheus::Opts::new("g", "g"), &["controller", "state"]).unwrap();
         Tracker::new("vpce", gauge)
     }
 
@@ -148,12 +153,18 @@ mod tests {
         assert!(t.settled_for("u", &a, Duration::from_secs(60)).is_none());
         t.settle("u", a.clone());
         assert!(t.settled_for("u", &a, Duration::from_secs(60)).is_some());
-        assert!(t.settled_for("u", &a, Duration::ZERO).is_none(), "resync passed");
+        assert!(
+            t.settled_for("u", &a, Duration::ZERO).is_none(),
+            "resync passed"
+        );
         let mut b = a.clone();
         b.insert("vpce.hawser.io/private-dns".into(), "true".into());
         assert!(t.settled_for("u", &b, Duration::from_secs(60)).is_none());
         t.poll("u");
-        assert!(t.settled_for("u", &a, Duration::from_secs(60)).is_none(), "polling unsettles");
+        assert!(
+            t.settled_for("u", &a, Duration::from_secs(60)).is_none(),
+            "polling unsettles"
+        );
     }
 
     #[test]
@@ -180,7 +191,11 @@ mod tests {
         t.forget("a");
         t.set_state("c", State::Failed);
         assert_eq!(
-            (get(State::Available), get(State::Pending), get(State::Failed)),
+            (
+                get(State::Available),
+                get(State::Pending),
+                get(State::Failed)
+            ),
             (1, 0, 1)
         );
     }
