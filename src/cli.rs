@@ -136,6 +136,11 @@ pub struct ControllerArgs {
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "HAWSER_WATCH_NAMESPACE")]
     pub watch_namespace: Option<String>,
+
+    /// Test hook: wait this long after creating a VPC endpoint before
+    /// recording it on the Service, so a test can kill hawser in between.
+    #[arg(long, env = "HAWSER_TEST_PAUSE_AFTER_CREATE", hide = true, value_parser = humantime::parse_duration)]
+    pub test_pause_after_create: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -75,6 +75,7 @@ pub async fn start(
                         default_region: aws.default_region().to_owned(),
                         resync: args.resync_period,
                         namespace: args.watch_namespace.clone(),
+                        pause_after_create: args.test_pause_after_create,
                     };
                     let ctx = Arc::new(vpce::Context::new(
                         client.clone(),

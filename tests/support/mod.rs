@@ -21,6 +21,8 @@ use k8s_openapi::api::{
 };
 use kube::{api::PostParams, core::ObjectMeta, Api, Client};
 
+pub mod moto;
+
 pub const E2E_LABEL: &str = "hawser-e2e";
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.

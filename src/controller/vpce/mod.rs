@@ -72,6 +72,9 @@ pub struct Settings {
     pub default_region: String,
     pub resync: Duration,
     pub namespace: Option<String>,
+    /// Test hook (hidden flag): pause between creating an endpoint and
+    /// recording it, to prove a crash there adopts instead of duplicating.
+    pub pause_after_create: Option<Duration>,
 }
 
 pub struct Context<P> {
@@ -317,6 +320,19 @@ async fn apply_service<P: Ec2Provider>(
         Err(e) if e.is_terminal() => return fail(obj, ctx, e, result).await,
         Err(e) => return Err(e),
     };
+    if let Some(pause) = ctx.settings.pause_after_create {
+        if applied
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::EndpointCreated { .. }))
+        {
+            tracing::warn!(
+                ?pause,
+                "test hook: pausing before recording the new endpoint"
+            );
+            tokio::time::sleep(pause).await;
+        }
+    }
     publish_effects(ctx, obj, &applied.effects).await;
 
     let endpoint = &applied.endpoint;
