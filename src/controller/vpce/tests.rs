@@ -220,7 +220,10 @@ async fn first_apply_creates_a_tagged_group_and_endpoint_with_the_uid_token() {
             },
         ]
     );
-    assert_eq!(a.endpoint.security_group_ids, [group_id.clone()]);
+    assert_eq!(
+        a.endpoint.security_group_ids,
+        std::slice::from_ref(&group_id)
+    );
     assert_eq!(a.endpoint.subnet_ids, [SUBNET_B]);
     assert_eq!(a.endpoint.tags, d.tags);
     let s = ec2.lock();
