@@ -12,7 +12,7 @@ use kube::{
     api::{DeleteParams, Patch, PatchParams},
     ResourceExt,
 };
-use support::moto::{self, Network};
+use support::moto;
 use support::vpce::*;
 use support::*;
 
@@ -84,11 +84,9 @@ async fn the_example_becomes_external_name_with_outputs_and_events() {
 #[tokio::test]
 async fn steady_state_resyncs_make_no_mutating_aws_calls() {
     let bed = Bed::start("2s").await;
-    bed.create("db", &[("vpce.hawser.io/subnet-ids", &bed.net.subnets[0])])
-        .await;
-    bed.available("db").await;
+    bed.available_endpoint("db").await;
     let applied = r#"hawser_reconcile_total{controller="vpce",result="applied"}"#;
-    let before_applied = bed.hawser.metric(applied).await;
+    let before_applied = bed.hawser().metric(applied).await;
     let before_describes = bed.aws_calls("DescribeVpcEndpoints", "success").await;
     let mutating = |m: &str| {
         m.lines()
@@ -97,13 +95,13 @@ async fn steady_state_resyncs_make_no_mutating_aws_calls() {
             .map(|l| l.to_owned())
             .collect::<Vec<_>>()
     };
-    let before = mutating(&bed.hawser.metrics().await);
+    let before = mutating(&bed.hawser().metrics().await);
     eventually("two resyncs", Duration::from_secs(30), || async {
-        (bed.hawser.metric(applied).await >= before_applied + 2.0).then_some(())
+        (bed.hawser().metric(applied).await >= before_applied + 2.0).then_some(())
     })
     .await;
     assert_eq!(
-        mutating(&bed.hawser.metrics().await),
+        mutating(&bed.hawser().metrics().await),
         before,
         "no mutating call"
     );
@@ -138,9 +136,7 @@ async fn provided_groups_are_attached_exactly() {
 #[tokio::test]
 async fn editing_subnets_modifies_the_same_endpoint() {
     let bed = Bed::start("10m").await;
-    bed.create("db", &[("vpce.hawser.io/subnet-ids", &bed.net.subnets[0])])
-        .await;
-    let before = bed.available("db").await;
+    let before = bed.available_endpoint("db").await;
     let id = ann(&before, ENDPOINT_ID).unwrap().to_owned();
 
     bed.annotate(
@@ -262,9 +258,7 @@ async fn retain_keeps_the_endpoint_and_group_and_says_so() {
 async fn an_endpoint_deleted_behind_hawsers_back_is_repaired_within_one_resync() {
     let resync = Duration::from_secs(5);
     let bed = Bed::start("5s").await;
-    bed.create("db", &[("vpce.hawser.io/subnet-ids", &bed.net.subnets[0])])
-        .await;
-    let old = ann(&bed.available("db").await, ENDPOINT_ID)
+    let old = ann(&bed.available_endpoint("db").await, ENDPOINT_ID)
         .unwrap()
         .to_owned();
 
@@ -302,27 +296,7 @@ async fn an_endpoint_deleted_behind_hawsers_back_is_repaired_within_one_resync()
 
 #[tokio::test]
 async fn killing_hawser_between_create_and_annotate_leaves_exactly_one_endpoint() {
-    let client = client().await;
-    let ec2 = moto::ec2();
-    let net = Network::create(&ec2).await;
-    let ns = TestNamespace::create(&client, "vpce", &[]).await;
-    let cluster = unique("cluster");
-    let pausing = start_hawser(
-        &ns.name,
-        &cluster,
-        &net,
-        "10m",
-        &["--test-pause-after-create", "10m"],
-    )
-    .await;
-    let bed = Bed {
-        client,
-        ec2,
-        net,
-        ns,
-        cluster,
-        hawser: pausing,
-    };
+    let mut bed = Bed::start_with("10m", &["--test-pause-after-create", "10m"]).await;
     bed.create("db", &[("vpce.hawser.io/subnet-ids", &bed.net.subnets[0])])
         .await;
     let created = eventually("the endpoint in moto", WAIT, || async {
@@ -338,24 +312,7 @@ async fn killing_hawser_between_create_and_annotate_leaves_exactly_one_endpoint(
         "killed before the endpoint was recorded"
     );
 
-    let Bed {
-        client,
-        ec2,
-        net,
-        ns,
-        cluster,
-        hawser,
-    } = bed;
-    drop(hawser); // SIGKILL
-    let restarted = start_hawser(&ns.name, &cluster, &net, "10m", &[]).await;
-    let bed = Bed {
-        client,
-        ec2,
-        net,
-        ns,
-        cluster,
-        hawser: restarted,
-    };
+    bed.restart("10m", &[]).await;
     let svc = bed.available("db").await;
     let live = bed.net.live_endpoints(&bed.ec2).await;
     assert_eq!(live.len(), 1, "exactly one endpoint: {live:?}");
@@ -435,9 +392,7 @@ async fn an_aws_refusal_fails_once_with_awss_message() {
 #[tokio::test]
 async fn removing_the_trigger_cleans_up_and_lets_go_of_the_service() {
     let bed = Bed::start("10m").await;
-    bed.create("db", &[("vpce.hawser.io/subnet-ids", &bed.net.subnets[0])])
-        .await;
-    bed.available("db").await;
+    bed.available_endpoint("db").await;
     let patch = serde_json::json!({"metadata": {"annotations": {
         "vpce.hawser.io/service-name": null, "vpce.hawser.io/subnet-ids": null}}});
     bed.services()

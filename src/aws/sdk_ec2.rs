@@ -1,7 +1,9 @@
 //! [`Ec2Api`] over aws-sdk-ec2. Each method is one or a few SDK calls,
 //! each counted in `hawser_aws_api_calls_total`; nothing here decides.
 
-use std::sync::Arc;
+use std::{future::Future, sync::Arc};
+
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 
 use aws_sdk_ec2::types::{
     Filter, IpPermission, IpRange, Ipv6Range, ResourceType, Tag, TagSpecification, VpcEndpointType,
@@ -11,7 +13,7 @@ use super::ec2::{
     CidrRule, CreateEndpoint, CreateSecurityGroup, Ec2Api, Endpoint, EndpointState, ModifyEndpoint,
     SecurityGroup, Tags,
 };
-use super::{AwsError, AwsErrorKind, CallCounter};
+use super::{error::HttpResponse, AwsError, AwsErrorKind, CallCounter};
 
 #[derive(Clone)]
 pub struct SdkEc2 {
@@ -24,11 +26,16 @@ impl SdkEc2 {
         Self { client, calls }
     }
 
-    fn count<T>(
+    /// Awaits one SDK call, converting and counting its outcome.
+    async fn call<T, E>(
         &self,
         operation: &'static str,
-        result: Result<T, AwsError>,
-    ) -> Result<T, AwsError> {
+        request: impl Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    ) -> Result<T, AwsError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let result = request.await.map_err(|e| AwsError::from_sdk(operation, e));
         self.calls.record("ec2", operation, &result);
         result
     }
@@ -132,15 +139,13 @@ impl Ec2Api for SdkEc2 {
         let mut found = Vec::new();
         let mut next: Option<String> = None;
         loop {
-            let out = self
+            let request = self
                 .client
                 .describe_vpc_endpoints()
                 .set_filters(Some(tag_filters(tags)))
                 .set_next_token(next.take())
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("DescribeVpcEndpoints", e));
-            let out = self.count("DescribeVpcEndpoints", out)?;
+                .send();
+            let out = self.call("DescribeVpcEndpoints", request).await?;
             found.extend(out.vpc_endpoints().iter().map(endpoint_of));
             match out.next_token() {
                 Some(t) if !t.is_empty() => next = Some(t.to_owned()),
@@ -150,7 +155,7 @@ impl Ec2Api for SdkEc2 {
     }
 
     async fn create_endpoint(&self, req: &CreateEndpoint) -> Result<Endpoint, AwsError> {
-        let out = self
+        let request = self
             .client
             .create_vpc_endpoint()
             .vpc_endpoint_type(VpcEndpointType::Interface)
@@ -161,21 +166,16 @@ impl Ec2Api for SdkEc2 {
             .private_dns_enabled(req.private_dns)
             .client_token(&req.client_token)
             .tag_specifications(tag_specification(ResourceType::VpcEndpoint, &req.tags))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("CreateVpcEndpoint", e));
-        let out = self.count("CreateVpcEndpoint", out)?;
-        out.vpc_endpoint().map(endpoint_of).ok_or_else(|| AwsError {
-            operation: "CreateVpcEndpoint",
-            kind: AwsErrorKind::Other,
-            code: None,
-            message: "the response carried no endpoint".into(),
-        })
+            .send();
+        let out = self.call("CreateVpcEndpoint", request).await?;
+        out.vpc_endpoint()
+            .map(endpoint_of)
+            .ok_or_else(|| empty_response("CreateVpcEndpoint", "endpoint"))
     }
 
     async fn modify_endpoint(&self, req: &ModifyEndpoint) -> Result<(), AwsError> {
         let none_if_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
-        let out = self
+        let request = self
             .client
             .modify_vpc_endpoint()
             .vpc_endpoint_id(&req.endpoint_id)
@@ -184,38 +184,33 @@ impl Ec2Api for SdkEc2 {
             .set_add_security_group_ids(none_if_empty(&req.add_security_group_ids))
             .set_remove_security_group_ids(none_if_empty(&req.remove_security_group_ids))
             .set_private_dns_enabled(req.private_dns)
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| AwsError::from_sdk("ModifyVpcEndpoint", e));
-        self.count("ModifyVpcEndpoint", out)
+            .send();
+        self.call("ModifyVpcEndpoint", request).await.map(drop)
     }
 
     async fn delete_endpoint(&self, id: &str) -> Result<(), AwsError> {
-        let out = self
+        let request = self
             .client
             .delete_vpc_endpoints()
             .vpc_endpoint_ids(id)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("DeleteVpcEndpoints", e));
-        let out = self.count("DeleteVpcEndpoints", out);
-        let out = match out {
+            .send();
+        let out = match self.call("DeleteVpcEndpoints", request).await {
             Err(e) if e.kind == AwsErrorKind::NotFound => return Ok(()),
             other => other?,
         };
         // Per-item failures come back in a 200 response.
-        match out.unsuccessful().iter().find_map(|u| u.error()) {
-            Some(err) => {
-                let code = err.code().unwrap_or("");
-                let e = AwsError::new("DeleteVpcEndpoints", code, err.message().unwrap_or(""));
-                if e.kind == AwsErrorKind::NotFound {
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            }
-            None => Ok(()),
+        let Some(err) = out.unsuccessful().iter().find_map(|u| u.error()) else {
+            return Ok(());
+        };
+        let e = AwsError::new(
+            "DeleteVpcEndpoints",
+            err.code().unwrap_or(""),
+            err.message().unwrap_or(""),
+        );
+        if e.kind == AwsErrorKind::NotFound {
+            Ok(())
+        } else {
+            Err(e)
         }
     }
 
@@ -223,15 +218,13 @@ impl Ec2Api for SdkEc2 {
         let mut found = Vec::new();
         let mut next: Option<String> = None;
         loop {
-            let out = self
+            let request = self
                 .client
                 .describe_security_groups()
                 .set_filters(Some(tag_filters(tags)))
                 .set_next_token(next.take())
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("DescribeSecurityGroups", e));
-            let out = self.count("DescribeSecurityGroups", out)?;
+                .send();
+            let out = self.call("DescribeSecurityGroups", request).await?;
             found.extend(out.security_groups().iter().map(group_of));
             match out.next_token() {
                 Some(t) if !t.is_empty() => next = Some(t.to_owned()),
@@ -241,104 +234,88 @@ impl Ec2Api for SdkEc2 {
     }
 
     async fn create_security_group(&self, req: &CreateSecurityGroup) -> Result<String, AwsError> {
-        let out = self
+        let request = self
             .client
             .create_security_group()
             .vpc_id(&req.vpc_id)
             .group_name(&req.name)
             .description(&req.description)
             .tag_specifications(tag_specification(ResourceType::SecurityGroup, &req.tags))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("CreateSecurityGroup", e));
-        let out = self.count("CreateSecurityGroup", out)?;
-        out.group_id().map(str::to_owned).ok_or_else(|| AwsError {
-            operation: "CreateSecurityGroup",
-            kind: AwsErrorKind::Other,
-            code: None,
-            message: "the response carried no group id".into(),
-        })
+            .send();
+        let out = self.call("CreateSecurityGroup", request).await?;
+        out.group_id()
+            .map(str::to_owned)
+            .ok_or_else(|| empty_response("CreateSecurityGroup", "group id"))
     }
 
     async fn authorize_ingress(&self, group_id: &str, rules: &[CidrRule]) -> Result<(), AwsError> {
-        let out = self
+        let request = self
             .client
             .authorize_security_group_ingress()
             .group_id(group_id)
             .set_ip_permissions(Some(permissions_of(rules)))
-            .send()
+            .send();
+        self.call("AuthorizeSecurityGroupIngress", request)
             .await
             .map(drop)
-            .map_err(|e| AwsError::from_sdk("AuthorizeSecurityGroupIngress", e));
-        self.count("AuthorizeSecurityGroupIngress", out)
     }
 
     async fn revoke_ingress(&self, group_id: &str, rules: &[CidrRule]) -> Result<(), AwsError> {
-        let out = self
+        let request = self
             .client
             .revoke_security_group_ingress()
             .group_id(group_id)
             .set_ip_permissions(Some(permissions_of(rules)))
-            .send()
+            .send();
+        self.call("RevokeSecurityGroupIngress", request)
             .await
             .map(drop)
-            .map_err(|e| AwsError::from_sdk("RevokeSecurityGroupIngress", e));
-        self.count("RevokeSecurityGroupIngress", out)
     }
 
     async fn authorize_egress(&self, group_id: &str, rules: &[CidrRule]) -> Result<(), AwsError> {
-        let out = self
+        let request = self
             .client
             .authorize_security_group_egress()
             .group_id(group_id)
             .set_ip_permissions(Some(permissions_of(rules)))
-            .send()
+            .send();
+        self.call("AuthorizeSecurityGroupEgress", request)
             .await
             .map(drop)
-            .map_err(|e| AwsError::from_sdk("AuthorizeSecurityGroupEgress", e));
-        self.count("AuthorizeSecurityGroupEgress", out)
     }
 
     async fn delete_security_group(&self, id: &str) -> Result<(), AwsError> {
-        let out = self
-            .client
-            .delete_security_group()
-            .group_id(id)
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| AwsError::from_sdk("DeleteSecurityGroup", e));
-        match self.count("DeleteSecurityGroup", out) {
+        let request = self.client.delete_security_group().group_id(id).send();
+        match self.call("DeleteSecurityGroup", request).await {
             Err(e) if e.kind == AwsErrorKind::NotFound => Ok(()),
-            other => other,
+            other => other.map(drop),
         }
     }
 
     async fn retag(&self, ids: &[String], add: &Tags, remove: &[&str]) -> Result<(), AwsError> {
         if !add.is_empty() {
-            let mut req = self.client.create_tags().set_resources(Some(ids.to_vec()));
+            let mut request = self.client.create_tags().set_resources(Some(ids.to_vec()));
             for (k, v) in add {
-                req = req.tags(Tag::builder().key(k).value(v).build());
+                request = request.tags(Tag::builder().key(k).value(v).build());
             }
-            let out = req
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| AwsError::from_sdk("CreateTags", e));
-            self.count("CreateTags", out)?;
+            self.call("CreateTags", request.send()).await?;
         }
         if !remove.is_empty() {
-            let mut req = self.client.delete_tags().set_resources(Some(ids.to_vec()));
+            let mut request = self.client.delete_tags().set_resources(Some(ids.to_vec()));
             for k in remove {
-                req = req.tags(Tag::builder().key(*k).build());
+                request = request.tags(Tag::builder().key(*k).build());
             }
-            let out = req
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| AwsError::from_sdk("DeleteTags", e));
-            self.count("DeleteTags", out)?;
+            self.call("DeleteTags", request.send()).await?;
         }
         Ok(())
+    }
+}
+
+fn empty_response(operation: &'static str, what: &str) -> AwsError {
+    AwsError {
+        operation,
+        kind: AwsErrorKind::Other,
+        code: None,
+        message: format!("the response carried no {what}"),
     }
 }

@@ -67,6 +67,13 @@ impl Network {
             .to_owned()
     }
 
+    fn in_vpc(&self) -> Filter {
+        Filter::builder()
+            .name("vpc-id")
+            .values(&self.vpc_id)
+            .build()
+    }
+
     /// Every endpoint in this VPC, deleted ones included.
     pub async fn endpoints(&self, ec2: &Client) -> Vec<VpcEndpoint> {
         ec2.describe_vpc_endpoints()

@@ -28,25 +28,42 @@ pub struct Bed {
     pub net: Network,
     pub ns: TestNamespace,
     pub cluster: String,
-    pub hawser: Hawser,
+    hawser: Option<Hawser>,
 }
 
 impl Bed {
     pub async fn start(resync: &str) -> Self {
+        Self::start_with(resync, &[]).await
+    }
+
+    /// Like [`start`](Self::start), with extra hawser flags.
+    pub async fn start_with(resync: &str, extra: &[&str]) -> Self {
         let client = client().await;
         let ec2 = moto::ec2();
         let net = Network::create(&ec2).await;
         let ns = TestNamespace::create(&client, "vpce", &[]).await;
         let cluster = unique("cluster");
-        let hawser = start_hawser(&ns.name, &cluster, &net, resync, &[]).await;
+        let hawser = start_hawser(&ns.name, &cluster, &net, resync, extra).await;
         Self {
             client,
             ec2,
             net,
             ns,
             cluster,
-            hawser,
+            hawser: Some(hawser),
         }
+    }
+
+    pub fn hawser(&self) -> &Hawser {
+        self.hawser.as_ref().expect("hawser is running")
+    }
+
+    /// Kills hawser (SIGKILL, no chance to finish anything) and starts a
+    /// new one for the same namespace, cluster and VPC.
+    pub async fn restart(&mut self, resync: &str, extra: &[&str]) {
+        drop(self.hawser.take());
+        let hawser = start_hawser(&self.ns.name, &self.cluster, &self.net, resync, extra).await;
+        self.hawser = Some(hawser);
     }
 
     pub fn services(&self) -> Api<Service> {
@@ -70,6 +87,14 @@ impl Bed {
             .create(&PostParams::default(), &svc)
             .await
             .expect("create Service");
+    }
+
+    /// A Service asking for an endpoint in the first subnet, once it is
+    /// Available.
+    pub async fn available_endpoint(&self, name: &str) -> Service {
+        self.create(name, &[("vpce.hawser.io/subnet-ids", &self.net.subnets[0])])
+            .await;
+        self.available(name).await
     }
 
     pub async fn annotate(&self, name: &str, key: &str, value: &str) {
@@ -144,7 +169,7 @@ impl Bed {
     }
 
     pub async fn aws_calls(&self, operation: &str, outcome: &str) -> f64 {
-        self.hawser
+        self.hawser()
             .metric(&format!(
                 r#"hawser_aws_api_calls_total{{operation="{operation}",outcome="{outcome}",service="ec2"}}"#
             ))
