@@ -2,44 +2,38 @@
 
 use super::*;
 
+async fn clean(
+    ec2: &FakeEc2,
+    d: &Desired,
+    owner: &str,
+    policy: DeletionPolicy,
+) -> Result<Cleanup, Error> {
+    cleanup(ec2, &d.ownership, owner, policy).await
+}
+
 #[tokio::test]
 async fn cleanup_deletes_the_endpoint_waits_until_gone_then_the_group() {
     let ec2 = FakeEc2::default();
     let d = want(&spec());
     let a = apply_ok(&ec2, &d, &Recorded::default()).await;
     let gid = a.group_id.clone().unwrap();
-    let first = cleanup(
-        &ec2,
-        &d.ownership,
-        "Service/team-a/db",
-        DeletionPolicy::Delete,
-    )
-    .await
-    .unwrap();
+    let first = clean(&ec2, &d, "Service/team-a/db", DeletionPolicy::Delete)
+        .await
+        .unwrap();
     assert!(matches!(&first, Cleanup::Waiting { effects, why }
         if effects == &[Effect::EndpointDeleted { id: a.endpoint.id.clone() }] && why.contains(&a.endpoint.id)));
     assert_eq!(ec2.groups().len(), 1, "the group waits for the endpoint");
-    let second = cleanup(
-        &ec2,
-        &d.ownership,
-        "Service/team-a/db",
-        DeletionPolicy::Delete,
-    )
-    .await
-    .unwrap();
+    let second = clean(&ec2, &d, "Service/team-a/db", DeletionPolicy::Delete)
+        .await
+        .unwrap();
     assert_eq!(
         second,
         Cleanup::Done(vec![Effect::SecurityGroupDeleted { id: gid }])
     );
     assert!(ec2.groups().is_empty() && ec2.live_endpoints().is_empty());
-    let third = cleanup(
-        &ec2,
-        &d.ownership,
-        "Service/team-a/db",
-        DeletionPolicy::Delete,
-    )
-    .await
-    .unwrap();
+    let third = clean(&ec2, &d, "Service/team-a/db", DeletionPolicy::Delete)
+        .await
+        .unwrap();
     assert_eq!(third, Cleanup::Done(vec![]), "idempotent");
 }
 
@@ -50,15 +44,12 @@ async fn cleanup_never_touches_a_provided_group_and_works_without_apply() {
     let mut s = spec();
     s.security_groups = SecurityGroups::Provided(vec!["sg-p".into()]);
     let d = want(&s);
-    let nothing = cleanup(&ec2, &d.ownership, "o", DeletionPolicy::Delete)
-        .await
-        .unwrap();
+    let nothing = clean(&ec2, &d, "o", DeletionPolicy::Delete).await.unwrap();
     assert_eq!(nothing, Cleanup::Done(vec![]), "apply never ran");
     apply_ok(&ec2, &d, &Recorded::default()).await;
-    while let Cleanup::Waiting { .. } = cleanup(&ec2, &d.ownership, "o", DeletionPolicy::Delete)
-        .await
-        .unwrap()
-    {}
+    while let Cleanup::Waiting { .. } = clean(&ec2, &d, "o", DeletionPolicy::Delete).await.unwrap()
+    {
+    }
     assert!(ec2.live_endpoints().is_empty());
     assert_eq!(ec2.groups().len(), 1);
     assert!(!ec2.calls().contains(&"DeleteSecurityGroup"));
@@ -70,29 +61,21 @@ async fn cleanup_retries_a_group_in_use_and_surfaces_other_errors() {
     let d = want(&spec());
     apply_ok(&ec2, &d, &Recorded::default()).await;
     ec2.fail_next("DeleteSecurityGroup", "DependencyViolation", "in use");
-    cleanup(&ec2, &d.ownership, "o", DeletionPolicy::Delete)
-        .await
-        .unwrap();
-    let waiting = cleanup(&ec2, &d.ownership, "o", DeletionPolicy::Delete)
-        .await
-        .unwrap();
+    clean(&ec2, &d, "o", DeletionPolicy::Delete).await.unwrap();
+    let waiting = clean(&ec2, &d, "o", DeletionPolicy::Delete).await.unwrap();
     assert!(
         matches!(&waiting, Cleanup::Waiting { why, .. } if why.contains("still in use")),
         "{waiting:?}"
     );
     ec2.fail_next("DescribeVpcEndpoints", "RequestLimitExceeded", "slow");
-    assert!(cleanup(&ec2, &d.ownership, "o", DeletionPolicy::Delete)
-        .await
-        .is_err());
+    assert!(clean(&ec2, &d, "o", DeletionPolicy::Delete).await.is_err());
     ec2.fail_next("DeleteSecurityGroup", "UnauthorizedOperation", "no");
-    let e = cleanup(&ec2, &d.ownership, "o", DeletionPolicy::Delete)
+    let e = clean(&ec2, &d, "o", DeletionPolicy::Delete)
         .await
         .unwrap_err();
     assert_eq!(e.category(), "aws_access_denied");
     assert!(matches!(
-        cleanup(&ec2, &d.ownership, "o", DeletionPolicy::Delete)
-            .await
-            .unwrap(),
+        clean(&ec2, &d, "o", DeletionPolicy::Delete).await.unwrap(),
         Cleanup::Done(_)
     ));
     assert_eq!(ec2.groups().len(), 0);
@@ -100,7 +83,7 @@ async fn cleanup_retries_a_group_in_use_and_surfaces_other_errors() {
     let ec2 = FakeEc2::default();
     apply_ok(&ec2, &d, &Recorded::default()).await;
     ec2.fail_next("DeleteVpcEndpoints", "InternalError", "boom");
-    let e = cleanup(&ec2, &d.ownership, "o", DeletionPolicy::Delete)
+    let e = clean(&ec2, &d, "o", DeletionPolicy::Delete)
         .await
         .unwrap_err();
     assert_eq!(e.category(), "aws_unavailable");
@@ -112,14 +95,9 @@ async fn retain_untags_and_keeps_everything() {
     let ec2 = FakeEc2::default();
     let d = want(&spec());
     let a = apply_ok(&ec2, &d, &Recorded::default()).await;
-    let out = cleanup(
-        &ec2,
-        &d.ownership,
-        "Service/team-a/db",
-        DeletionPolicy::Retain,
-    )
-    .await
-    .unwrap();
+    let out = clean(&ec2, &d, "Service/team-a/db", DeletionPolicy::Retain)
+        .await
+        .unwrap();
     let gid = a.group_id.clone().unwrap();
     assert_eq!(
         out,
@@ -140,14 +118,9 @@ async fn retain_untags_and_keeps_everything() {
     );
     assert!(ec2.lock().groups[&gid].tags.contains_key(TAG_RELEASED_FROM));
     // No longer found: a second pass has nothing to do.
-    let again = cleanup(
-        &ec2,
-        &d.ownership,
-        "Service/team-a/db",
-        DeletionPolicy::Retain,
-    )
-    .await
-    .unwrap();
+    let again = clean(&ec2, &d, "Service/team-a/db", DeletionPolicy::Retain)
+        .await
+        .unwrap();
     assert_eq!(
         again,
         Cleanup::Done(vec![Effect::ResourcesRetained { ids: vec![] }])
@@ -156,7 +129,7 @@ async fn retain_untags_and_keeps_everything() {
     let ec2 = FakeEc2::default();
     apply_ok(&ec2, &d, &Recorded::default()).await;
     ec2.fail_next("CreateTags", "UnauthorizedOperation", "no");
-    let e = cleanup(&ec2, &d.ownership, "o", DeletionPolicy::Retain)
+    let e = clean(&ec2, &d, "o", DeletionPolicy::Retain)
         .await
         .unwrap_err();
     assert!(!e.is_terminal(), "{e:?}");
