@@ -376,8 +376,13 @@ async fn an_aws_refusal_fails_once_with_awss_message() {
     );
     let svc = bed.services().get("bad").await.unwrap();
     assert_eq!(ann(&svc, STATE), Some("Failed"));
-    // Our own status write echoes back; it must not retry the create.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Our own status write echoes back as a watch event; once that pass
+    // has run (and skipped AWS), the create must not have been retried.
+    let unchanged = r#"hawser_reconcile_total{controller="vpce",result="unchanged"}"#;
+    eventually("the echo of the Failed write", WAIT, || async {
+        (bed.hawser().metric(unchanged).await >= 1.0).then_some(())
+    })
+    .await;
     assert_eq!(
         bed.aws_calls("CreateVpcEndpoint", "not_found").await,
         1.0,

@@ -91,8 +91,10 @@ pub struct Hawser {
     _dir: tempfile::TempDir,
 }
 
-pub fn hawser_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_hawser")
+/// The binary under test: cargo's, or `HAWSER_TEST_BIN` when set (a
+/// copy, for a target directory that other worktrees build into too).
+pub fn hawser_bin() -> String {
+    std::env::var("HAWSER_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_hawser").to_owned())
 }
 
 pub fn write_certs(dir: &Path) {
