@@ -88,6 +88,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         });
     }
 
+    crate::controller::start(
+        &args.controllers,
+        client.clone(),
+        metrics.clone(),
+        readiness.clone(),
+        shutdown.clone(),
+        &args.certs.namespace,
+    )
+    .await
+    .context("starting the controllers")?;
+
     let ctx = Arc::new(webhook::Context {
         config: webhook::Config {
             allow_privileged_containers: args.allow_privileged_containers,

@@ -26,6 +26,8 @@ pub enum LogFormat {
     Json,
 }
 
+// Parsed once at start-up; boxing the large variant would buy nothing.
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the admission webhook (HTTPS) and the admin port (HTTP).
@@ -99,6 +101,107 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub certs: CertSourceArgs,
+
+    #[command(flatten)]
+    pub controllers: ControllerArgs,
+}
+
+/// The controllers and the AWS settings they use. None of these is needed
+/// to run the webhook alone.
+#[derive(Debug, Clone, Args)]
+pub struct ControllerArgs {
+    /// Controllers to run, comma-separated; only on the replica holding the
+    /// Lease --lease-name. None by default (webhook only).
+    #[arg(
+        long,
+        env = "HAWSER_CONTROLLERS",
+        value_enum,
+        value_delimiter = ',',
+        requires = "cluster_name"
+    )]
+    pub controllers: Vec<ControllerKind>,
+
+    /// Name of this cluster, written into the hawser.io/cluster tag of every
+    /// AWS resource hawser creates; resources are found by it. Required
+    /// with --controllers.
+    #[arg(long, env = "HAWSER_CLUSTER_NAME", value_parser = parse_cluster_name)]
+    pub cluster_name: Option<String>,
+
+    /// Lease (in --namespace) whose holder runs the controllers; every
+    /// replica serves the webhook.
+    #[arg(long, env = "HAWSER_LEASE_NAME", default_value = "hawser")]
+    pub lease_name: String,
+
+    /// How long a Lease holder may go without renewing before another
+    /// replica takes over; it renews a third of this before expiry.
+    #[arg(long, env = "HAWSER_LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub lease_duration: Duration,
+
+    /// AWS region for objects that do not name one (aws.hawser.io/region).
+    /// Default: the SDK's (AWS_REGION, then the profile).
+    #[arg(long, env = "HAWSER_REGION")]
+    pub region: Option<String>,
+
+    /// Send every AWS call to this URL (moto, LocalStack). The SDK's own
+    /// AWS_ENDPOINT_URL is honoured too.
+    #[arg(long, env = "HAWSER_AWS_ENDPOINT_URL")]
+    pub aws_endpoint_url: Option<String>,
+
+    /// VPC for Services without vpce.hawser.io/vpc-id.
+    #[arg(long, env = "HAWSER_DEFAULT_VPC_ID", value_parser = parse_vpc_id_flag)]
+    pub default_vpc_id: Option<String>,
+
+    /// Subnets for Services without vpce.hawser.io/subnet-ids, comma-separated.
+    #[arg(
+        long,
+        env = "HAWSER_DEFAULT_SUBNET_IDS",
+        value_delimiter = ',',
+        value_parser = parse_subnet_id_flag
+    )]
+    pub default_subnet_ids: Vec<String>,
+
+    /// How often every managed object is compared with AWS and drift repaired.
+    #[arg(long, env = "HAWSER_RESYNC_PERIOD", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub resync_period: Duration,
+
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "HAWSER_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+
+    /// Test hook: wait this long after creating a VPC endpoint before
+    /// recording it on the Service, so a test can kill hawser in between.
+    #[arg(long, env = "HAWSER_TEST_PAUSE_AFTER_CREATE", hide = true, value_parser = humantime::parse_duration)]
+    pub test_pause_after_create: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ControllerKind {
+    // Interface VPC endpoints for Services annotated vpce.hawser.io/service-name.
+    Vpce,
+}
+
+fn parse_cluster_name(s: &str) -> Result<String, String> {
+    let ok = (1..=100).contains(&s.len())
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?} is not a cluster name: 1-100 letters, digits, '-' or '_', starting with a letter or digit"
+        ))
+    }
+}
+
+fn parse_vpc_id_flag(s: &str) -> Result<String, String> {
+    crate::annotations::parse_vpc_id("--default-vpc-id", s).map_err(|e| e.to_string())
+}
+
+fn parse_subnet_id_flag(s: &str) -> Result<String, String> {
+    crate::annotations::parse_subnet_ids("--default-subnet-ids", s)
+        .map(|mut ids| ids.remove(0))
+        .map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -265,6 +368,37 @@ mod tests {
                 .unwrap_or_else(|| panic!("--{} has no env var", arg.get_id()));
             assert!(env.to_string_lossy().starts_with("HAWSER_"), "{env:?}");
         }
+    }
+
+    #[test]
+    fn controllers_need_a_cluster_name() {
+        let base = ["hawser", "run", "--controllers", "vpce"];
+        let err = Cli::try_parse_from(base).unwrap_err();
+        assert!(err.to_string().contains("--cluster-name"), "{err}");
+        let ok = Cli::try_parse_from([&base[..], &["--cluster-name", "prod-1"]].concat()).unwrap();
+        let Command::Run(run) = ok.command else {
+            panic!("not run")
+        };
+        assert_eq!(run.controllers.controllers, vec![ControllerKind::Vpce]);
+        assert_eq!(run.controllers.resync_period, Duration::from_secs(600));
+        assert!(
+            Cli::try_parse_from(["hawser", "run"]).is_ok(),
+            "webhook only"
+        );
+    }
+
+    #[test]
+    fn aws_id_flags_are_validated_like_the_annotations() {
+        let run = |args: &[&str]| Cli::try_parse_from([&["hawser", "run"][..], args].concat());
+        assert!(run(&["--default-vpc-id", "vpc-0123456789abcdef0"]).is_ok());
+        let err = run(&["--default-vpc-id", "vpc-nope"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--default-vpc-id"), "{err}");
+        assert!(run(&["--default-subnet-ids", "subnet-12345678,subnet-87654321"]).is_ok());
+        assert!(run(&["--default-subnet-ids", "sub-1"]).is_err());
+        assert!(run(&["--cluster-name", "-bad"]).is_err());
+        assert!(run(&["--cluster-name", "prod_eu-1"]).is_ok());
     }
 
     #[test]

@@ -8,8 +8,10 @@
 pub mod admin;
 pub mod annotations;
 pub mod app;
+pub mod aws;
 pub mod certs;
 pub mod cli;
+pub mod controller;
 pub mod leader;
 pub mod manifests;
 pub mod metrics;

@@ -1,9 +1,11 @@
 //! One Prometheus registry, passed explicitly. Every name starts with
 //! `hawser_`; label values come from closed sets (webhook, kind, operation,
-//! result), never from object names.
+//! result, controller, AWS service and operation, error category), never
+//! from object names.
 
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 pub struct Metrics {
@@ -13,6 +15,11 @@ pub struct Metrics {
     pub cert_expiry: Gauge,
     pub cert_reloads: IntCounterVec,
     pub leader: prometheus::IntGauge,
+    pub reconcile_total: IntCounterVec,
+    pub reconcile_errors: IntCounterVec,
+    pub reconcile_duration: HistogramVec,
+    pub aws_api_calls: IntCounterVec,
+    pub managed_objects: IntGaugeVec,
 }
 
 impl Metrics {
@@ -46,6 +53,44 @@ impl Metrics {
             ),
             &["result"],
         )?;
+        let reconcile_total = IntCounterVec::new(
+            Opts::new(
+                "hawser_reconcile_total",
+                "Reconciliations finished, by controller and result (applied, pending, cleaned_up, failed, error, skipped).",
+            ),
+            &["controller", "result"],
+        )?;
+        let reconcile_errors = IntCounterVec::new(
+            Opts::new(
+                "hawser_reconcile_errors_total",
+                "Reconciliations that failed, by controller and error category.",
+            ),
+            &["controller", "category"],
+        )?;
+        let reconcile_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "hawser_reconcile_duration_seconds",
+                "Time one reconciliation took, AWS calls included.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            &["controller"],
+        )?;
+        let aws_api_calls = IntCounterVec::new(
+            Opts::new(
+                "hawser_aws_api_calls_total",
+                "AWS API calls, by service, operation and outcome (success or an error category).",
+            ),
+            &["service", "operation", "outcome"],
+        )?;
+        let managed_objects = IntGaugeVec::new(
+            Opts::new(
+                "hawser_managed_objects",
+                "Objects a controller manages, by the state it last wrote.",
+            ),
+            &["controller", "state"],
+        )?;
         // Present from the start, so dashboards and alerts see zeroes
         // rather than absent series.
         for webhook in ["mutate", "validate"] {
@@ -60,6 +105,11 @@ impl Metrics {
         registry.register(Box::new(admission_duration.clone()))?;
         registry.register(Box::new(cert_expiry.clone()))?;
         registry.register(Box::new(cert_reloads.clone()))?;
+        registry.register(Box::new(reconcile_total.clone()))?;
+        registry.register(Box::new(reconcile_errors.clone()))?;
+        registry.register(Box::new(reconcile_duration.clone()))?;
+        registry.register(Box::new(aws_api_calls.clone()))?;
+        registry.register(Box::new(managed_objects.clone()))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -71,6 +121,11 @@ impl Metrics {
             cert_expiry,
             cert_reloads,
             leader,
+            reconcile_total,
+            reconcile_errors,
+            reconcile_duration,
+            aws_api_calls,
+            managed_objects,
         })
     }
 

@@ -68,7 +68,7 @@ async fn every_example_is_admitted_and_mutated_as_documented() {
         "examples/routing/deployment.yaml",
         "examples/stack/namespace-stack.yaml",
         "examples/stack/deployment-stack.yaml",
-        "examples/vpce/service.yaml",
+        "examples/vpce/annotations.yaml",
     ] {
         let out = ex.apply(file);
         assert_ok(&out);

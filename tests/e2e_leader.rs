@@ -149,3 +149,63 @@ async fn one_leader_at_a_time_and_handover_on_release() {
     b.shutdown.cancel();
     b.task.await.unwrap();
 }
+
+/// Two real hawser processes with controllers on, one Lease: exactly one
+/// leads; SIGKILL of the leader (nothing released) moves leadership within
+/// the lease duration; the follower is ready (serves admission) throughout.
+#[tokio::test]
+async fn killing_the_leading_process_moves_leadership_within_the_lease_duration() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, &unique("lead"), &[]).await;
+    let lease = unique("hawser-e2e-proc-lease");
+    let args = [
+        "--controllers=vpce".to_string(),
+        "--cluster-name=leader-test".to_string(),
+        format!("--watch-namespace={}", ns.name),
+        format!("--lease-name={lease}"),
+        "--lease-duration=6s".to_string(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (a, b) = tokio::join!(Hawser::start(&args), Hawser::start(&args));
+    let gauge = "hawser_leader";
+    let a_leads = eventually("exactly one leader", Duration::from_secs(30), || {
+        let (a, b) = (&a, &b);
+        async move {
+            match (a.metric(gauge).await, b.metric(gauge).await) {
+                (1.0, 0.0) => Some(true),
+                (0.0, 1.0) => Some(false),
+                _ => None,
+            }
+        }
+    })
+    .await;
+    let (leader, follower) = if a_leads { (a, b) } else { (b, a) };
+    // The follower serves admission: it is ready although it runs no controller.
+    let ready = reqwest::get(format!("{}/readyz", follower.admin))
+        .await
+        .unwrap();
+    assert!(
+        ready.status().is_success(),
+        "{}",
+        ready.text().await.unwrap()
+    );
+
+    let killed = Instant::now();
+    drop(leader); // SIGKILL: the lease is not released
+    eventually("the follower to take over", Duration::from_secs(20), || {
+        let f = &follower;
+        async move { (f.metric(gauge).await == 1.0).then_some(()) }
+    })
+    .await;
+    let took = killed.elapsed();
+    eprintln!("leadership moved {took:?} after SIGKILL");
+    assert!(
+        took <= Duration::from_secs(6 + 3),
+        "took longer than the lease duration plus a renew period: {took:?}"
+    );
+    let holder = Api::<Lease>::namespaced(client.clone(), "default")
+        .get(&lease)
+        .await
+        .unwrap();
+    assert!(holder.spec.unwrap().holder_identity.is_some());
+}

@@ -21,6 +21,9 @@ use k8s_openapi::api::{
 };
 use kube::{api::PostParams, core::ObjectMeta, Api, Client};
 
+pub mod moto;
+pub mod vpce;
+
 pub const E2E_LABEL: &str = "hawser-e2e";
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
@@ -88,8 +91,10 @@ pub struct Hawser {
     _dir: tempfile::TempDir,
 }
 
-pub fn hawser_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_hawser")
+/// The binary under test: cargo's, or `HAWSER_TEST_BIN` when set (a
+/// copy, for a target directory that other worktrees build into too).
+pub fn hawser_bin() -> String {
+    std::env::var("HAWSER_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_hawser").to_owned())
 }
 
 pub fn write_certs(dir: &Path) {
@@ -119,6 +124,10 @@ impl Hawser {
             .args(["--tls-reload-interval", "1s"])
             .args(extra_args)
             .env("RUST_LOG", "info,hawser=debug")
+            // The test bed has no hawser-system; each process leads its own
+            // Lease, so parallel tests do not compete (flags override these).
+            .env("HAWSER_NAMESPACE", "default")
+            .env("HAWSER_LEASE_NAME", unique("hawser-e2e-lease"))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()

@@ -1,0 +1,190 @@
+//! Thin clients over the AWS SDK: one trait per AWS surface ([`Ec2Api`],
+//! [`StsApi`]), implemented over aws-sdk-* and, in tests, in memory.
+//!
+//! Clients are built lazily, one set per [`Scope`] (region + assumed
+//! role), and cached: each has its own adaptive retry budget, so one
+//! throttled account or region does not slow the others down. Every call
+//! is counted in `hawser_aws_api_calls_total{service,operation,outcome}`.
+
+mod ec2;
+mod error;
+#[cfg(test)]
+pub mod fake;
+mod sdk_ec2;
+mod sts;
+
+use std::{collections::HashMap, future::Future, sync::Arc};
+
+use aws_config::{retry::RetryConfig, sts::AssumeRoleProvider, BehaviorVersion, Region};
+use prometheus::IntCounterVec;
+use tokio::sync::Mutex;
+
+pub use ec2::{
+    CidrRule, CreateEndpoint, CreateSecurityGroup, Ec2Api, Endpoint, EndpointState, ModifyEndpoint,
+    SecurityGroup, Tags,
+};
+pub use error::{classify, AwsError, AwsErrorKind};
+pub use sdk_ec2::SdkEc2;
+pub use sts::{CallerIdentity, SdkSts, StsApi};
+
+use crate::metrics::Metrics;
+
+/// Session name hawser uses when it assumes a role; shows in CloudTrail.
+const SESSION_NAME: &str = "hawser";
+
+/// Which credentials and region a call runs with. The role comes from a
+/// namespace's `aws.hawser.io/role-arn`, the region from
+/// `aws.hawser.io/region` (namespace or Service) or `--region`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Scope {
+    pub region: String,
+    /// `None`: hawser's own identity.
+    pub role_arn: Option<String>,
+}
+
+/// How the AWS clients are configured; from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct AwsSettings {
+    /// `--region`; without it, the SDK's chain (`AWS_REGION`, profile).
+    pub region: Option<String>,
+    /// `--aws-endpoint-url`; without it, the SDK's `AWS_ENDPOINT_URL`.
+    pub endpoint_url: Option<String>,
+}
+
+/// Counts AWS calls by service, operation and outcome (`success` or an
+/// [`AwsErrorKind`] label); all bounded sets.
+pub struct CallCounter {
+    calls: IntCounterVec,
+}
+
+impl CallCounter {
+    pub fn new(metrics: &Metrics) -> Self {
+        Self {
+            calls: metrics.aws_api_calls.clone(),
+        }
+    }
+
+    pub fn record<T>(&self, service: &str, operation: &str, result: &Result<T, AwsError>) {
+        let outcome = match result {
+            Ok(_) => "success",
+            Err(e) => e.kind.as_str(),
+        };
+        self.calls
+            .with_label_values(&[service, operation, outcome])
+            .inc();
+    }
+}
+
+/// Hands out the EC2 client for a scope. The controllers are generic over
+/// it so their tests run against [`fake::FakeEc2`].
+pub trait Ec2Provider: Send + Sync + 'static {
+    type Ec2: Ec2Api + 'static;
+    fn ec2(&self, scope: &Scope) -> impl Future<Output = Self::Ec2> + Send;
+}
+
+#[derive(Clone)]
+struct ScopedClients {
+    ec2: SdkEc2,
+    sts: SdkSts,
+}
+
+/// The SDK clients, one set per [`Scope`], built on first use.
+pub struct AwsClients {
+    base: aws_config::SdkConfig,
+    default_region: String,
+    calls: Arc<CallCounter>,
+    cache: Mutex<HashMap<Scope, ScopedClients>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "no AWS region: pass --region (HAWSER_REGION) or set AWS_REGION for the controllers to use"
+)]
+pub struct NoRegion;
+
+impl AwsClients {
+    /// Loads the SDK's shared configuration (credentials chain, endpoint
+    /// and region from the environment), overridden by `settings`.
+    pub async fn load(settings: &AwsSettings, metrics: &Metrics) -> Result<Self, NoRegion> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            // Adaptive: the client slows itself down when throttled, on
+            // top of retrying with exponential backoff.
+            .retry_config(RetryConfig::adaptive().with_max_attempts(5));
+        if let Some(region) = &settings.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(url) = &settings.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let base = loader.load().await;
+        let default_region = base.region().map(|r| r.to_string()).ok_or(NoRegion)?;
+        Ok(Self {
+            base,
+            default_region,
+            calls: Arc::new(CallCounter::new(metrics)),
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn default_region(&self) -> &str {
+        &self.default_region
+    }
+
+    /// hawser's own identity in the default region.
+    pub fn default_scope(&self) -> Scope {
+        Scope {
+            region: self.default_region.clone(),
+            role_arn: None,
+        }
+    }
+
+    pub fn endpoint_url(&self) -> Option<&str> {
+        self.base.endpoint_url()
+    }
+
+    async fn scoped(&self, scope: &Scope) -> ScopedClients {
+        let mut cache = self.cache.lock().await;
+        if let Some(found) = cache.get(scope) {
+            return found.clone();
+        }
+        let region = Region::new(scope.region.clone());
+        let mut conf = self.base.to_builder().region(region.clone());
+        if let Some(role) = &scope.role_arn {
+            // Credentials are fetched (and refreshed) on first use, not here.
+            let provider = AssumeRoleProvider::builder(role)
+                .session_name(SESSION_NAME)
+                .region(region)
+                .configure(&self.base)
+                .build()
+                .await;
+            conf = conf.credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(
+                provider,
+            ));
+        }
+        let conf = conf.build();
+        let clients = ScopedClients {
+            ec2: SdkEc2::new(aws_sdk_ec2::Client::new(&conf), self.calls.clone()),
+            sts: SdkSts::new(aws_sdk_sts::Client::new(&conf), self.calls.clone()),
+        };
+        cache.insert(scope.clone(), clients.clone());
+        clients
+    }
+
+    pub async fn sts(&self, scope: &Scope) -> SdkSts {
+        self.scoped(scope).await.sts
+    }
+}
+
+impl Ec2Provider for AwsClients {
+    type Ec2 = SdkEc2;
+    async fn ec2(&self, scope: &Scope) -> SdkEc2 {
+        self.scoped(scope).await.ec2
+    }
+}
+
+impl<T: Ec2Provider> Ec2Provider for Arc<T> {
+    type Ec2 = T::Ec2;
+    fn ec2(&self, scope: &Scope) -> impl Future<Output = Self::Ec2> + Send {
+        T::ec2(self, scope)
+    }
+}

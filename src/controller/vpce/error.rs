@@ -1,0 +1,124 @@
+//! The VPC endpoint controller's error, with a bounded `category()` for
+//! metrics and a verdict: retry with backoff, or stop and tell the user.
+
+use crate::aws::{AwsError, AwsErrorKind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The annotations do not parse (the validating webhook normally
+    /// refuses them first). Terminal until they change.
+    #[error("{0}")]
+    InvalidAnnotations(String),
+    /// The spec cannot become a request (no VPC, no subnets). Terminal.
+    #[error(transparent)]
+    Desired(#[from] super::desired::DesiredError),
+    /// AWS refused a request for good (bad parameter, missing subnet,
+    /// quota). Terminal: retrying the same request cannot succeed.
+    #[error("AWS refused the request: {0}")]
+    Rejected(AwsError),
+    /// Any other AWS failure; retried with backoff.
+    #[error("AWS call failed: {0}")]
+    Aws(#[from] AwsError),
+    #[error("Kubernetes API call failed: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    /// For a call that names user input (create, modify): a terminal AWS
+    /// refusal becomes [`Error::Rejected`].
+    pub fn from_write(e: AwsError) -> Self {
+        if e.is_terminal_for_write() {
+            Error::Rejected(e)
+        } else {
+            Error::Aws(e)
+        }
+    }
+
+    /// Whether retrying cannot help until the user changes something.
+    pub fn is_terminal(&self) -> bool {
+        match self {
+            Error::InvalidAnnotations(_) | Error::Desired(_) | Error::Rejected(_) => true,
+            Error::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.is_terminal(),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// A stable label for `hawser_reconcile_errors_total{category}`.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::InvalidAnnotations(_) => "invalid_annotations",
+            Error::Desired(_) => "incomplete_spec",
+            Error::Rejected(_) => "aws_rejected",
+            Error::Aws(e) => match e.kind {
+                AwsErrorKind::Throttled => "aws_throttled",
+                AwsErrorKind::NotFound => "aws_not_found",
+                AwsErrorKind::DependencyViolation => "aws_dependency_violation",
+                AwsErrorKind::Duplicate => "aws_duplicate",
+                AwsErrorKind::Invalid => "aws_invalid",
+                AwsErrorKind::AccessDenied => "aws_access_denied",
+                AwsErrorKind::Unavailable => "aws_unavailable",
+                AwsErrorKind::Other => "aws_other",
+            },
+            Error::Kube(_) => "kube",
+            Error::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.category(),
+                kube::runtime::finalizer::Error::AddFinalizer(_)
+                | kube::runtime::finalizer::Error::RemoveFinalizer(_) => "finalizer",
+                _ => "finalizer",
+            },
+        }
+    }
+
+    /// The message for a Warning Event: AWS's own words where AWS refused.
+    pub fn user_message(&self) -> String {
+        match self {
+            Error::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.user_message(),
+                other => other.to_string(),
+            },
+            other => other.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_errors_and_their_categories() {
+        let rejected = Error::from_write(AwsError::new(
+            "CreateVpcEndpoint",
+            "InvalidSubnetID.NotFound",
+            "The subnet ID 'subnet-12345678' does not exist",
+        ));
+        assert!(rejected.is_terminal());
+        assert_eq!(rejected.category(), "aws_rejected");
+        assert!(rejected.user_message().contains("subnet-12345678"));
+
+        let throttled = Error::from_write(AwsError::new(
+            "CreateVpcEndpoint",
+            "RequestLimitExceeded",
+            "slow down",
+        ));
+        assert!(!throttled.is_terminal());
+        assert_eq!(throttled.category(), "aws_throttled");
+
+        let wrapped = Error::Finalizer(Box::new(kube::runtime::finalizer::Error::ApplyFailed(
+            rejected,
+        )));
+        assert!(wrapped.is_terminal());
+        assert_eq!(wrapped.category(), "aws_rejected");
+        assert!(wrapped
+            .user_message()
+            .starts_with("AWS refused the request"));
+    }
+}

@@ -1,0 +1,152 @@
+//! The test bed's moto_server, through the real AWS SDK: networks for
+//! tests to use, and what hawser made, read back independently of hawser.
+
+use aws_sdk_ec2::{
+    config::{BehaviorVersion, Credentials, Region},
+    types::{Filter, VpcEndpoint},
+    Client,
+};
+
+pub const REGION: &str = "us-west-2";
+
+/// moto's URL, from the test bed's env file.
+pub fn endpoint_url() -> String {
+    std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL (moto) from the test bed's env file")
+}
+
+pub fn ec2() -> Client {
+    let conf = aws_sdk_ec2::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .endpoint_url(endpoint_url())
+        .build();
+    Client::from_conf(conf)
+}
+
+/// A VPC with two subnets, made for one test.
+pub struct Network {
+    pub vpc_id: String,
+    pub subnets: Vec<String>,
+}
+
+impl Network {
+    pub async fn create(ec2: &Client) -> Self {
+        let vpc = ec2
+            .create_vpc()
+            .cidr_block("10.42.0.0/16")
+            .send()
+            .await
+            .expect("CreateVpc");
+        let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_owned();
+        let mut subnets = Vec::new();
+        for i in 1..=2 {
+            let s = ec2
+                .create_subnet()
+                .vpc_id(&vpc_id)
+                .cidr_block(format!("10.42.{i}.0/24"))
+                .send()
+                .await
+                .expect("CreateSubnet");
+            subnets.push(s.subnet().unwrap().subnet_id().unwrap().to_owned());
+        }
+        Self { vpc_id, subnets }
+    }
+
+    /// A security group that is not hawser's (provided mode).
+    pub async fn foreign_group(&self, ec2: &Client, name: &str) -> String {
+        ec2.create_security_group()
+            .vpc_id(&self.vpc_id)
+            .group_name(name)
+            .description("provided by the test")
+            .send()
+            .await
+            .expect("CreateSecurityGroup")
+            .group_id()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn in_vpc(&self) -> Filter {
+        Filter::builder()
+            .name("vpc-id")
+            .values(&self.vpc_id)
+            .build()
+    }
+
+    /// Every endpoint in this VPC, deleted ones included.
+    pub async fn endpoints(&self, ec2: &Client) -> Vec<VpcEndpoint> {
+        ec2.describe_vpc_endpoints()
+            .filters(
+                Filter::builder()
+                    .name("vpc-id")
+                    .values(&self.vpc_id)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("DescribeVpcEndpoints")
+            .vpc_endpoints()
+            .to_vec()
+    }
+
+    /// Endpoints not deleted (moto keeps deleted ones listed).
+    pub async fn live_endpoints(&self, ec2: &Client) -> Vec<VpcEndpoint> {
+        self.endpoints(ec2)
+            .await
+            .into_iter()
+            .filter(|e| !state(e).eq_ignore_ascii_case("deleted"))
+            .collect()
+    }
+
+    /// Group ids in this VPC, by name.
+    pub async fn groups(&self, ec2: &Client) -> Vec<(String, String)> {
+        ec2.describe_security_groups()
+            .filters(
+                Filter::builder()
+                    .name("vpc-id")
+                    .values(&self.vpc_id)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("DescribeSecurityGroups")
+            .security_groups()
+            .iter()
+            .map(|g| {
+                (
+                    g.group_name().unwrap_or_default().to_owned(),
+                    g.group_id().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// The endpoint's state as moto spells it (lower case).
+pub fn state(e: &VpcEndpoint) -> String {
+    e.state().map(|s| s.as_str().to_owned()).unwrap_or_default()
+}
+
+pub fn tag<'a>(e: &'a VpcEndpoint, key: &str) -> Option<&'a str> {
+    e.tags()
+        .iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
+}
+
+pub fn group_ids(e: &VpcEndpoint) -> Vec<String> {
+    let mut ids: Vec<String> = e
+        .groups()
+        .iter()
+        .filter_map(|g| g.group_id().map(str::to_owned))
+        .collect();
+    ids.sort();
+    ids
+}
+
+pub fn subnet_ids(e: &VpcEndpoint) -> Vec<String> {
+    let mut ids = e.subnet_ids().to_vec();
+    ids.sort();
+    ids
+}
