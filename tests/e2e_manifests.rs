@@ -506,3 +506,91 @@ async fn the_deployments_configuration_starts_a_ready_hawser() {
         "not a JSON log line: {first}"
     );
 }
+
+/// `helm template` of charts/hawser (Helm from hack/install-helm.sh).
+fn helm_template(namespace: &str, args: &[&str]) -> Vec<Value> {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let helm = Command::new("bash")
+        .arg(Path::new(root).join("hack/install-helm.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        helm.status.success(),
+        "hack/install-helm.sh: {}",
+        String::from_utf8_lossy(&helm.stderr)
+    );
+    let helm = String::from_utf8(helm.stdout).unwrap();
+    let out = Command::new(helm.trim())
+        .args(["template", "hawser", CHART, "--namespace", namespace])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "helm template {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_yaml_ng::Deserializer::from_str(&String::from_utf8(out.stdout).unwrap())
+        .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
+        .filter(|v: &Value| !v.is_null())
+        .collect()
+}
+
+/// The RBAC and settings of the non-default modes (every controller, the
+/// aws-auth guard, a watched namespace, self-managed certificates) are
+/// valid objects too: a server-side dry run of each, rendered for the test
+/// bed's Kubernetes version. Not applied: cluster-scoped objects would
+/// reach beyond this test.
+#[tokio::test]
+async fn chart_variants_pass_a_server_dry_run() {
+    testenv_dir();
+    let ns = TestNamespace::create(&client().await, &unique("variants"), &[]).await;
+    let version: Value =
+        serde_json::from_str(&kubectl(&["version", "-o", "json"], "").stdout).unwrap();
+    let kube_version = version["serverVersion"]["gitVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let variants: [&[&str]; 3] = [
+        &["--set", "certs.mode=self-managed"],
+        &[
+            "--set",
+            "controllers={vpce,namespace}",
+            "--set",
+            "clusterName=e2e",
+            "--set",
+            "namespaceController.awsAuthGuard=true",
+            "--set",
+            "serviceAccount.roleArn=arn:aws:iam::111122223333:role/hawser",
+            "--set",
+            "vpce.defaultSubnetIds={subnet-0a1b2c3d,subnet-0e1f2a3b}",
+        ],
+        &[
+            "--set",
+            "controllers={vpce}",
+            "--set",
+            "clusterName=e2e",
+            "--set",
+            &format!("watchNamespace={}", ns.name),
+        ],
+    ];
+    for variant in variants {
+        let mut args = vec!["--kube-version", kube_version.as_str()];
+        args.extend_from_slice(variant);
+        let docs = helm_template(&ns.name, &args);
+        let out = kubectl(
+            &["apply", "--dry-run=server", "-f", "-"],
+            &yaml_stream(&docs),
+        );
+        assert!(out.success, "{variant:?}: {}\n{}", out.stderr, out.stdout);
+        assert_eq!(
+            out.stdout
+                .lines()
+                .filter(|l| l.contains("(server dry run)"))
+                .count(),
+            docs.len(),
+            "{variant:?}: {}",
+            out.stdout
+        );
+    }
+}
