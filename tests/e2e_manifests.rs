@@ -507,20 +507,24 @@ async fn the_deployments_configuration_starts_a_ready_hawser() {
     );
 }
 
-/// `helm template` of charts/hawser (Helm from hack/install-helm.sh).
-fn helm_template(namespace: &str, args: &[&str]) -> Vec<Value> {
+/// Helm, from hack/install-helm.sh (cached).
+fn helm() -> String {
     let root = env!("CARGO_MANIFEST_DIR");
-    let helm = Command::new("bash")
+    let out = Command::new("bash")
         .arg(Path::new(root).join("hack/install-helm.sh"))
         .output()
         .unwrap();
     assert!(
-        helm.status.success(),
+        out.status.success(),
         "hack/install-helm.sh: {}",
-        String::from_utf8_lossy(&helm.stderr)
+        String::from_utf8_lossy(&out.stderr)
     );
-    let helm = String::from_utf8(helm.stdout).unwrap();
-    let out = Command::new(helm.trim())
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// `helm template` of charts/hawser.
+fn helm_template(namespace: &str, args: &[&str]) -> Vec<Value> {
+    let out = Command::new(helm())
         .args(["template", "hawser", CHART, "--namespace", namespace])
         .args(args)
         .output()
@@ -592,5 +596,68 @@ async fn chart_variants_pass_a_server_dry_run() {
             "{variant:?}: {}",
             out.stdout
         );
+    }
+}
+
+/// A real `helm install` and `upgrade` against the apiserver: the PDB's
+/// API version follows the server's, and an upgrade without
+/// `certs.caBundle` keeps the caBundle already there (as self-managed
+/// mode or cert-manager's injector would have set it). The webhooks are
+/// scoped to a label no other namespace has.
+#[tokio::test]
+async fn helm_upgrade_keeps_the_ca_bundle_in_the_cluster() {
+    testenv_dir();
+    let id = unique("helm");
+    let ns = TestNamespace::create(&client().await, &id, &[]).await;
+    let release = format!("{id}-hawser");
+    let helm = |args: &[&str]| {
+        let out = Command::new(helm())
+            .args(args)
+            .args([&release, CHART, "--namespace", &ns.name])
+            .args([
+                "--set",
+                &format!("webhook.matchNamespaceLabels.{E2E_LABEL}={id}-nobody"),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "helm {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ca_bundles = || {
+        [
+            "mutatingwebhookconfiguration",
+            "validatingwebhookconfiguration",
+        ]
+        .map(|kind| {
+            let out = kubectl(&["get", kind, &release, "-o", "json"], "");
+            let v: Value = serde_json::from_str(&out.stdout).unwrap();
+            v["webhooks"][0]["clientConfig"]["caBundle"].clone()
+        })
+    };
+    helm(&["install", "--set", "certs.caBundle=UEVN"]);
+    let uninstall = Uninstall(release.clone(), ns.name.clone());
+    assert_eq!(ca_bundles(), [json!("UEVN"), json!("UEVN")]);
+    let versions = kubectl(&["api-versions"], "").stdout;
+    let pdb = kubectl(&["get", "pdb", &release, "-n", &ns.name, "-o", "json"], "");
+    let pdb: Value = serde_json::from_str(&pdb.stdout).unwrap();
+    if !versions.lines().any(|l| l == "policy/v1") {
+        assert_eq!(pdb["apiVersion"], "policy/v1beta1");
+    }
+    helm(&["upgrade"]);
+    assert_eq!(ca_bundles(), [json!("UEVN"), json!("UEVN")]);
+    drop(uninstall);
+}
+
+/// `helm uninstall` on drop.
+struct Uninstall(String, String);
+
+impl Drop for Uninstall {
+    fn drop(&mut self) {
+        let _ = Command::new(helm())
+            .args(["uninstall", &self.0, "--namespace", &self.1])
+            .output();
     }
 }
