@@ -39,7 +39,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let serving = match args.certs.source {
-        CertSource::Directory => {
+        CertSource::Directory | CertSource::CertManager => {
             let reloader =
                 CertReloader::start(&args.tls_cert_dir, provider.clone(), metrics.clone())
                     .with_context(|| {

@@ -212,6 +212,10 @@ pub enum CertSource {
     /// A CA and serving certificate kept by hawser in a Secret, patched
     /// into the webhook configurations and rotated before expiry.
     SelfManaged,
+    /// cert-manager issues the certificate into a Secret mounted at
+    /// --tls-cert-dir and injects the caBundle; hawser reads the directory
+    /// exactly as in `directory` mode.
+    CertManager,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -119,6 +119,7 @@ contexts:
 current-context: testenv
 KC
 
+chmod 600 "$STATE/kubeconfig"
 log "starting kube-controller-manager"
 start kube-controller-manager "$KUBE_BIN/kube-controller-manager" \
   --kubeconfig "$STATE/kubeconfig" --authentication-kubeconfig "$STATE/kubeconfig" \
