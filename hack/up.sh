@@ -30,8 +30,12 @@ WEBHOOK_PORT=${WEBHOOK_PORT:-$(free_port)}
 ADMIN_PORT=${ADMIN_PORT:-$(free_port)}
 "$HAWSER" certs --ip 127.0.0.1 --out "$STATE/webhook-certs" >/dev/null
 log "starting hawser: webhook https://127.0.0.1:$WEBHOOK_PORT, admin http://127.0.0.1:$ADMIN_PORT"
+# The VPC endpoint controller talks to moto (AWS_ENDPOINT_URL from the env
+# file); its Lease lives in `default`, the test bed having no hawser-system.
 "$HAWSER" run --webhook-addr "127.0.0.1:$WEBHOOK_PORT" --admin-addr "127.0.0.1:$ADMIN_PORT" \
-  --tls-cert-dir "$STATE/webhook-certs" >"$STATE/logs/hawser.log" 2>&1 &
+  --tls-cert-dir "$STATE/webhook-certs" --controller-username testenv-admin \
+  --controllers vpce --cluster-name quickstart --namespace default --resync-period 1m \
+  >"$STATE/logs/hawser.log" 2>&1 &
 echo $! >"$STATE/pids/hawser.pid"
 wait_until 60 "hawser /readyz" curl -sf "http://127.0.0.1:$ADMIN_PORT/readyz"
 
@@ -80,6 +84,23 @@ echo
 printf '   hawser-demo-env/storefront env: '
 kubectl -n hawser-demo-env get deployment storefront -o jsonpath='{.spec.template.spec.containers[0].env}'
 echo
+echo
+echo "== VPC endpoint: bash hack/vpce-example.sh | kubectl apply -f -   (a VPC and subnets are made in moto first)"
+bash hack/vpce-example.sh 2>/dev/null | kubectl apply -f - 2>&1 | sed 's/^/   /'
+available() {
+  [ "$(kubectl -n hawser-demo get service s3 -o 'jsonpath={.metadata.annotations.vpce\.hawser\.io/state}')" = Available ]
+}
+wait_until 60 "the VPC endpoint to be available" available
+for key in state endpoint-id dns-name security-group-id; do
+  printf '   vpce.hawser.io/%s: ' "$key"
+  kubectl -n hawser-demo get service s3 -o "jsonpath={.metadata.annotations.vpce\.hawser\.io/$key}"
+  echo
+done
+printf '   spec: '
+kubectl -n hawser-demo get service s3 -o 'jsonpath={.spec.type} -> {.spec.externalName}'
+echo
+echo "   in moto: $("$MOTO_VENV/bin/python" -c 'import boto3,os; e=boto3.client("ec2",endpoint_url=os.environ["AWS_ENDPOINT_URL"],region_name=os.environ["AWS_REGION"]); print([ (v["VpcEndpointId"], v["State"]) for v in e.describe_vpc_endpoints(Filters=[{"Name":"tag:hawser.io/cluster","Values":["quickstart"]}])["VpcEndpoints"]])')"
+
 echo
 echo "== A refused annotation (server-side dry run would only warn; this is a real apply):"
 kubectl -n hawser-demo annotate deployment api vpce.hawser.io/vpc-id=vpc-12 2>&1 | sed 's/^/   /' || true
