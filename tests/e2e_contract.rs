@@ -337,7 +337,18 @@ async fn refusals_reach_kubectl_with_their_messages() {
             "--overwrite",
             "vpce.hawser.io/vpc-id=vpc-0a1b2c3e",
         ]),
-        r#"annotation vpce.hawser.io/vpc-id: invalid value "vpc-0a1b2c3e": endpoint vpce-0123456789abcdef0 already exists in VPC "vpc-0a1b2c3d""#,
+        r#"annotation vpce.hawser.io/vpc-id: invalid value "vpc-0a1b2c3e": endpoint vpce-0123456789abcdef0 already exists in VPC "vpc-0a1b2c3d", and its VPC cannot change"#,
+    );
+    assert_refused(
+        &alice(&[
+            "-n",
+            &ns,
+            "annotate",
+            "svc",
+            "db",
+            "aws.hawser.io/region=eu-west-1",
+        ]),
+        r#"annotation aws.hawser.io/region: invalid value "eu-west-1": endpoint vpce-0123456789abcdef0 already exists in region unset"#,
     );
     // A replace that drops the outputs keeps them, with a warning.
     let mut live: serde_json::Value =

@@ -151,23 +151,25 @@ fn validate(input: &Input<'_>) -> Decision {
         input.controller_usernames,
     ));
 
-    // The VPC of an existing endpoint cannot change: AWS cannot move an
-    // endpoint, and re-creating it would change its id and DNS name under
-    // the Service's users.
+    // The VPC and the region of an existing endpoint cannot change: AWS
+    // cannot move an endpoint, and re-creating it elsewhere would change its
+    // id and DNS name under the Service's users (and a region change would
+    // leave the old endpoint running, unseen, in the old region).
     if let Some(endpoint) = old_ann.and_then(|a| a.get(keys::VPCE_ENDPOINT_ID)) {
-        let before = old_ann.and_then(|a| a.get(keys::VPCE_VPC_ID));
-        let after = ann.get(keys::VPCE_VPC_ID);
-        if before != after {
-            let shown = |v: Option<&String>| {
-                v.map(|s| format!("{s:?}"))
-                    .unwrap_or_else(|| "unset (the controller's default)".into())
-            };
-            d.denials.push(format!(
-                "annotation {}: invalid value {}: endpoint {endpoint} already exists in VPC {}, and a VPC cannot change; allowed: the current value. To move the endpoint, delete the Service and create it again",
-                keys::VPCE_VPC_ID,
-                shown(after),
-                shown(before),
-            ));
+        for (key, what) in [(keys::VPCE_VPC_ID, "VPC"), (keys::AWS_REGION, "region")] {
+            let before = old_ann.and_then(|a| a.get(key));
+            let after = ann.get(key);
+            if before != after {
+                let shown = |v: Option<&String>| {
+                    v.map(|s| format!("{s:?}"))
+                        .unwrap_or_else(|| "unset (the namespace's or controller's default)".into())
+                };
+                d.denials.push(format!(
+                    "annotation {key}: invalid value {}: endpoint {endpoint} already exists in {what} {}, and its {what} cannot change; allowed: the current value. To move the endpoint, delete the Service and create it again",
+                    shown(after),
+                    shown(before),
+                ));
+            }
         }
     }
     d
@@ -287,7 +289,7 @@ mod tests {
         assert_eq!(
             d.denials,
             vec![
-                r#"annotation vpce.hawser.io/vpc-id: invalid value "vpc-0a1b2c3e": endpoint vpce-0123456789abcdef0 already exists in VPC "vpc-0a1b2c3d", and a VPC cannot change; allowed: the current value. To move the endpoint, delete the Service and create it again"#
+                r#"annotation vpce.hawser.io/vpc-id: invalid value "vpc-0a1b2c3e": endpoint vpce-0123456789abcdef0 already exists in VPC "vpc-0a1b2c3d", and its VPC cannot change; allowed: the current value. To move the endpoint, delete the Service and create it again"#
             ]
         );
         assert!(validate(&input(&Operation::Update, &old, Some(&old), &ctl))
