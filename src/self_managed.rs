@@ -136,7 +136,7 @@ impl State {
 #[derive(Debug, PartialEq)]
 pub enum Step {
     Keep,
-    /// Begin a rotation with this new pair.
+    /// Begin a rotation: a new CA and serving certificate join the bundle.
     AddCa,
     SwitchServing,
     DropOldCa,

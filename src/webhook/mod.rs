@@ -259,17 +259,27 @@ async fn review_request(
             )
         }
         ("", "Namespace") => {
-            let others: Vec<_> = ctx
-                .namespaces
-                .all()
-                .iter()
-                .map(|ns| {
-                    (
-                        ns.metadata.name.clone().unwrap_or_default(),
-                        ns.metadata.annotations.clone().unwrap_or_default(),
-                    )
-                })
-                .collect();
+            // Only the role-ARN uniqueness check on /validate reads the other
+            // namespaces; copying the cache on every request would make each
+            // Namespace admission cost O(namespaces) for nothing.
+            let claims_role = obj
+                .metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key(crate::annotations::keys::IAM_ROLE_ARN));
+            let others: Vec<_> = if webhook == Webhook::Validate && claims_role {
+                ctx.namespaces.all()
+            } else {
+                Vec::new()
+            }
+            .iter()
+            .map(|ns| {
+                (
+                    ns.metadata.name.clone().unwrap_or_default(),
+                    ns.metadata.annotations.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
             namespace::decide(
                 webhook,
                 &namespace::Input {
