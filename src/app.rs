@@ -1,6 +1,6 @@
 //! Wiring: clients, registry, tasks, graceful shutdown.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
@@ -26,6 +26,9 @@ pub fn init_tracing(format: LogFormat) {
 }
 
 const CHECK_NAMESPACE_CACHE: &str = "namespace-cache";
+/// Fails from the first termination signal on, so no new traffic is sent
+/// to a replica that is draining.
+const CHECK_NOT_DRAINING: &str = "not-draining";
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new().context("creating metrics")?);
@@ -88,7 +91,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         });
     }
 
-    crate::controller::start(
+    let controllers = crate::controller::start(
         &args.controllers,
         client.clone(),
         metrics.clone(),
@@ -122,33 +125,57 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let admin_listener = tokio::net::TcpListener::bind(args.admin_addr)
         .await
         .with_context(|| format!("binding the admin port {}", args.admin_addr))?;
-    let admin_shutdown = shutdown.clone();
-    let admin_server = axum::serve(admin_listener, admin::router(metrics, readiness))
-        .with_graceful_shutdown(async move { admin_shutdown.cancelled().await });
+    // The admin port outlives the rest, so probes and the last metrics
+    // stay readable while the webhook drains and the Lease is released.
+    let admin_stop = CancellationToken::new();
+    let admin_server = {
+        let stop = admin_stop.clone();
+        axum::serve(admin_listener, admin::router(metrics, readiness.clone()))
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+    };
+    let admin_task = tokio::spawn(async move { admin_server.await });
 
     tracing::info!(webhook = %args.webhook_addr, admin = %args.admin_addr, "hawser serving");
 
+    readiness.require(CHECK_NOT_DRAINING);
+    readiness.set(CHECK_NOT_DRAINING, true);
     let grace = args.shutdown_grace;
     let signals = {
-        let shutdown = shutdown.clone();
-        let handle = webhook_handle.clone();
+        let (handle, readiness) = (webhook_handle.clone(), readiness.clone());
         async move {
             wait_for_signal().await;
             tracing::info!(
                 ?grace,
-                "shutting down: finishing in-flight admission requests"
+                "shutting down: no new admission connections; finishing in-flight requests"
             );
+            readiness.set(CHECK_NOT_DRAINING, false);
             handle.graceful_shutdown(Some(grace));
-            shutdown.cancel();
         }
     };
     tokio::spawn(signals);
 
-    let (webhook_result, admin_result) = tokio::join!(webhook_server, async { admin_server.await });
+    // Order matters: admission requests in flight finish first (or the
+    // grace runs out); only then do the controllers stop and the Lease get
+    // released, so a replica never gives up leadership while it still
+    // answers for objects it may be reconciling.
+    let webhook_result = webhook_server.await;
+    tracing::info!("admission server stopped");
+    shutdown.cancel();
+    if let Some(task) = controllers {
+        // The Lease manager's own timeouts bound this; the extra margin
+        // only guards against a hung API call.
+        let wait = args.controllers.lease_duration + grace;
+        if tokio::time::timeout(wait, task).await.is_err() {
+            tracing::warn!(
+                ?wait,
+                "controllers and lease release did not finish in time"
+            );
+        }
+    }
+    admin_stop.cancel();
+    let admin_result = admin_task.await.context("admin server task")?;
     webhook_result.context("admission server failed")?;
     admin_result.context("admin server failed")?;
-    // Give spawned tasks a moment to observe the cancellation.
-    tokio::time::sleep(Duration::from_millis(10)).await;
     tracing::info!("hawser stopped");
     Ok(())
 }

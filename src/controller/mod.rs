@@ -1,9 +1,9 @@
 //! Controllers: one module per capability. Each holds its desired state
 //! (pure) and its apply/cleanup (effects against AWS and Kubernetes).
 //!
-//! Controllers run only when named in `--controllers`. Until leader
-//! election lands, run them on exactly one replica; every replica can
-//! serve the webhook.
+//! Controllers run only when named in `--controllers`, and only on the
+//! replica that holds the Lease (see [`crate::leader`]); every replica
+//! serves the webhook.
 
 pub mod backoff;
 pub mod vpce;
@@ -24,6 +24,9 @@ pub const CHECK_AWS_IDENTITY: &str = "aws-identity";
 
 /// Starts the controllers named in `args`, if any. Each waits for the AWS
 /// identity check to pass before it touches AWS; both gate `/readyz`.
+///
+/// Returns the task that holds the Lease: it ends after `shutdown` fires,
+/// once the controllers have stopped and the Lease is released.
 pub async fn start(
     args: &ControllerArgs,
     client: kube::Client,
@@ -31,10 +34,10 @@ pub async fn start(
     readiness: Arc<Readiness>,
     shutdown: CancellationToken,
     namespace: &str,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
     let (client_for_lease, metrics_for_lease) = (client.clone(), metrics.clone());
     if args.controllers.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let cluster = args
         .cluster_name
@@ -62,7 +65,7 @@ pub async fn start(
         duration: args.lease_duration,
         grace: (args.lease_duration / 3).max(Duration::from_secs(1)),
     };
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         if !confirm_identity(&aws, &readiness, &shutdown).await {
             return;
         }
@@ -122,7 +125,7 @@ pub async fn start(
             tracing::error!(error = %e, "leader election failed; controllers are not running");
         }
     });
-    Ok(())
+    Ok(Some(task))
 }
 
 /// Calls STS GetCallerIdentity until it answers (backing off), logs the

@@ -26,6 +26,8 @@ use k8s_openapi::api::{
 };
 use kube::{api::PostParams, core::ObjectMeta, Api, Client};
 
+pub mod balancer;
+pub mod lease;
 pub mod moto;
 pub mod vpce;
 
@@ -114,10 +116,23 @@ pub fn write_certs(dir: &Path) {
 
 impl Hawser {
     pub async fn start(extra_args: &[&str]) -> Self {
+        Self::start_with_certs(None, extra_args).await
+    }
+
+    /// Like [`Hawser::start`], serving the certificate in `certs` (made by
+    /// [`write_certs`]) instead of one of its own, so several processes can
+    /// sit behind one address, as replicas do behind a Service.
+    pub async fn start_with_certs(certs: Option<&Path>, extra_args: &[&str]) -> Self {
         testenv_dir();
         let dir = tempfile::tempdir().unwrap();
-        let cert_dir = dir.path().join("certs");
-        write_certs(&cert_dir);
+        let cert_dir = match certs {
+            Some(shared) => shared.to_owned(),
+            None => {
+                let own = dir.path().join("certs");
+                write_certs(&own);
+                own
+            }
+        };
         let (wport, aport) = (free_port(), free_port());
         let log = dir.path().join("hawser.log");
         let child = Command::new(hawser_bin())
@@ -188,6 +203,25 @@ impl Hawser {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Sends SIGTERM, as the kubelet does when a pod is deleted.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// The exit status once the process has exited, else `None`.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("wait for hawser")
+    }
+
+    /// `host:port` of the webhook listener.
+    pub fn webhook_addr(&self) -> &str {
+        self.webhook_url.trim_start_matches("https://")
+    }
 }
 
 pub fn metric_value(text: &str, series: &str) -> f64 {
@@ -233,18 +267,24 @@ pub fn webhook_options(hawser: &Hawser, id: &str) -> WebhookOptions {
 
 impl Registration {
     pub async fn create(client: &Client, hawser: &Hawser, id: &str, hooks: Hooks) -> Self {
-        let opts = webhook_options(hawser, id);
+        Self::create_with(client, &webhook_options(hawser, id), hooks).await
+    }
+
+    /// Registers configurations made from `opts` (see [`webhook_options`]).
+    pub async fn create_with(client: &Client, opts: &WebhookOptions, hooks: Hooks) -> Self {
         if hooks == Hooks::Both {
             Api::<MutatingWebhookConfiguration>::all(client.clone())
-                .create(&PostParams::default(), &manifests::mutating(&opts))
+                .create(&PostParams::default(), &manifests::mutating(opts))
                 .await
                 .expect("create MutatingWebhookConfiguration");
         }
         Api::<ValidatingWebhookConfiguration>::all(client.clone())
-            .create(&PostParams::default(), &manifests::validating(&opts))
+            .create(&PostParams::default(), &manifests::validating(opts))
             .await
             .expect("create ValidatingWebhookConfiguration");
-        Self { name: opts.name }
+        Self {
+            name: opts.name.clone(),
+        }
     }
 
     /// Deletes configurations named `name` on drop, for tests that create
