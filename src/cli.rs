@@ -147,6 +147,25 @@ pub struct ControllerArgs {
     #[arg(long, env = "HAWSER_AWS_ENDPOINT_URL")]
     pub aws_endpoint_url: Option<String>,
 
+    /// How the AWS SDK retries. adaptive: exponential backoff plus a
+    /// client-side rate limiter, one per account and region, that slows
+    /// every call down after throttling (by tens of seconds per throttled
+    /// retry when traffic is light; see BENCHMARKS.md). standard:
+    /// exponential backoff with jitter only.
+    #[arg(
+        long,
+        env = "HAWSER_AWS_RETRY_MODE",
+        value_enum,
+        default_value = "adaptive"
+    )]
+    pub aws_retry_mode: crate::aws::RetryMode,
+
+    /// Attempts per AWS call, the first included, before hawser sees the
+    /// error and backs off the object itself.
+    #[arg(long, env = "HAWSER_AWS_MAX_ATTEMPTS", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub aws_max_attempts: u32,
+
     /// VPC for Services without vpce.hawser.io/vpc-id.
     #[arg(long, env = "HAWSER_DEFAULT_VPC_ID", value_parser = parse_vpc_id_flag)]
     pub default_vpc_id: Option<String>,

@@ -13,6 +13,7 @@ async fn each_scope_gets_its_own_credentials_and_every_call_is_counted() {
     let settings = AwsSettings {
         region: Some(support::moto::REGION.into()),
         endpoint_url: Some(support::moto::endpoint_url()),
+        ..Default::default()
     };
     let aws = AwsClients::load(&settings, &metrics).await.unwrap();
     assert_eq!(aws.default_region(), "us-west-2");

@@ -42,13 +42,37 @@ pub struct Scope {
     pub role_arn: Option<String>,
 }
 
+/// `--aws-retry-mode`: the SDK's retry strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum RetryMode {
+    /// Backoff plus a client-side rate limiter that adapts to throttling.
+    #[default]
+    Adaptive,
+    /// Exponential backoff with jitter.
+    Standard,
+}
+
 /// How the AWS clients are configured; from the command line.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AwsSettings {
     /// `--region`; without it, the SDK's chain (`AWS_REGION`, profile).
     pub region: Option<String>,
     /// `--aws-endpoint-url`; without it, the SDK's `AWS_ENDPOINT_URL`.
     pub endpoint_url: Option<String>,
+    pub retry_mode: RetryMode,
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+}
+
+impl Default for AwsSettings {
+    fn default() -> Self {
+        Self {
+            region: None,
+            endpoint_url: None,
+            retry_mode: RetryMode::Adaptive,
+            max_attempts: 5,
+        }
+    }
 }
 
 /// Counts AWS calls by service, operation and outcome (`success` or an
@@ -106,10 +130,15 @@ impl AwsClients {
     /// Loads the SDK's shared configuration (credentials chain, endpoint
     /// and region from the environment), overridden by `settings`.
     pub async fn load(settings: &AwsSettings, metrics: &Metrics) -> Result<Self, NoRegion> {
+        let retry = match settings.retry_mode {
+            // The client slows itself down when throttled, on top of
+            // retrying with exponential backoff; the limiter is shared by
+            // every client of one scope (account + region).
+            RetryMode::Adaptive => RetryConfig::adaptive(),
+            RetryMode::Standard => RetryConfig::standard(),
+        };
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            // Adaptive: the client slows itself down when throttled, on
-            // top of retrying with exponential backoff.
-            .retry_config(RetryConfig::adaptive().with_max_attempts(5));
+            .retry_config(retry.with_max_attempts(settings.max_attempts));
         if let Some(region) = &settings.region {
             loader = loader.region(Region::new(region.clone()));
         }

@@ -46,6 +46,8 @@ pub async fn start(
     let settings = AwsSettings {
         region: args.region.clone(),
         endpoint_url: args.aws_endpoint_url.clone(),
+        retry_mode: args.aws_retry_mode,
+        max_attempts: args.aws_max_attempts,
     };
     let aws = AwsClients::load(&settings, &metrics).await?;
     tracing::info!(

@@ -27,6 +27,7 @@ use k8s_openapi::api::{
 use kube::{api::PostParams, core::ObjectMeta, Api, Client};
 
 pub mod balancer;
+pub mod fault_proxy;
 pub mod lease;
 pub mod moto;
 pub mod vpce;
