@@ -42,17 +42,7 @@ async fn admission_keeps_working_while_leadership_moves() {
         Hawser::start_with_certs(Some(certs.path()), &args),
         Hawser::start_with_certs(Some(certs.path()), &args)
     );
-    let a_leads = eventually("exactly one leader", Duration::from_secs(30), || {
-        let (a, b) = (&a, &b);
-        async move {
-            match (a.metric(LEADER).await, b.metric(LEADER).await) {
-                (1.0, 0.0) => Some(true),
-                (0.0, 1.0) => Some(false),
-                _ => None,
-            }
-        }
-    })
-    .await;
+    let a_leads = lease::one_leads(&a, &b).await;
     let (leader, follower) = if a_leads { (a, b) } else { (b, a) };
     // The leader first: the balancer's first connection goes to it, and the
     // apiserver keeps that connection (HTTP/2) for every request, so all of

@@ -169,17 +169,7 @@ async fn killing_the_leading_process_moves_leadership_within_the_lease_duration(
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (a, b) = tokio::join!(Hawser::start(&args), Hawser::start(&args));
     let gauge = "hawser_leader";
-    let a_leads = eventually("exactly one leader", Duration::from_secs(30), || {
-        let (a, b) = (&a, &b);
-        async move {
-            match (a.metric(gauge).await, b.metric(gauge).await) {
-                (1.0, 0.0) => Some(true),
-                (0.0, 1.0) => Some(false),
-                _ => None,
-            }
-        }
-    })
-    .await;
+    let a_leads = lease::one_leads(&a, &b).await;
     let (leader, follower) = if a_leads { (a, b) } else { (b, a) };
     // The follower serves admission: it is ready although it runs no controller.
     let ready = reqwest::get(format!("{}/readyz", follower.admin))

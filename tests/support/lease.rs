@@ -56,3 +56,23 @@ pub fn assert_takeover_after_expiry(before: &Lease, after: &Lease, duration_secs
         "taken over {late:?} after the previous term ended; expected within {duration_secs}s"
     );
 }
+
+/// Waits until exactly one of two processes reports `hawser_leader 1`;
+/// true if it is `a`.
+pub async fn one_leads(a: &super::Hawser, b: &super::Hawser) -> bool {
+    super::eventually(
+        "exactly one leader",
+        std::time::Duration::from_secs(30),
+        || async {
+            match (
+                a.metric("hawser_leader").await,
+                b.metric("hawser_leader").await,
+            ) {
+                (1.0, 0.0) => Some(true),
+                (0.0, 1.0) => Some(false),
+                _ => None,
+            }
+        },
+    )
+    .await
+}
