@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs the README's first command (hack/up.sh) in a private state directory
+# and checks that its report shows each capability, then stops it. Called by
+# .ci/run, so the quickstart cannot rot unnoticed.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+. hack/testenv/common.sh
+HAWSER_TESTENV_DIR=$(mktemp -d /tmp/hawser-quickstart.XXXXXX)
+export HAWSER_TESTENV_DIR
+cleanup() {
+  bash hack/down.sh >/dev/null 2>&1 || true
+  rm -rf "$HAWSER_TESTENV_DIR"
+}
+trap cleanup EXIT
+
+out=$(bash hack/up.sh 2>&1) || {
+  printf '%s\n' "$out"
+  die "hack/up.sh failed"
+}
+printf '%s\n' "$out"
+# One line per capability the quickstart promises to show.
+expect=(
+  'hawser-demo/legacy-agent securityContext: {"privileged":false}'
+  '"capabilities":{"drop":["ALL"]}'
+  'hawser-demo-system/node-agent securityContext: {"privileged":true}'
+  'host-names (normalised): '
+  'ROUTING_PUBLIC_API_KEY'
+  'vpce.hawser.io/state: Available'
+  'spec: ExternalName -> '
+  "'available'"
+  'annotation vpce.hawser.io/vpc-id'
+)
+for want in "${expect[@]}"; do
+  grep -qF -- "$want" <<<"$out" || die "the quickstart's report lacks: $want"
+done
+log "quickstart checked: ${#expect[@]} expectations met"
