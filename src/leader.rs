@@ -36,8 +36,18 @@ pub enum Holding {
     NotHeld,
 }
 
-/// Pure check of a Lease against our identity and clock.
-pub fn holding(lease: &Lease, identity: &str, now: jiff::Timestamp, grace: Duration) -> Holding {
+/// How early, before the Lease expires by our clock, the watchdog stops
+/// the controllers: half the renewal grace. The crate renews `grace`
+/// before expiry, so a healthy renewal lands `grace / 2` before this point;
+/// stopping at the renewal point itself made the leader drop and re-take
+/// its controllers on every renewal whenever the watchdog looked first.
+pub fn stop_margin(grace: Duration) -> Duration {
+    grace / 2
+}
+
+/// Pure check of a Lease against our identity and clock: held until
+/// `margin` before its expiry.
+pub fn holding(lease: &Lease, identity: &str, now: jiff::Timestamp, margin: Duration) -> Holding {
     let Some(spec) = lease.spec.as_ref() else {
         return Holding::NotHeld;
     };
@@ -48,10 +58,10 @@ pub fn holding(lease: &Lease, identity: &str, now: jiff::Timestamp, grace: Durat
     else {
         return Holding::NotHeld;
     };
-    // Stop `grace` before expiry by our clock, so a replica whose clock
+    // Stop `margin` before expiry by our clock, so a replica whose clock
     // runs a little slow still stops before another one may start.
     let margin = jiff::SignedDuration::from_secs(i64::from(secs))
-        - jiff::SignedDuration::try_from(grace).unwrap_or_default();
+        - jiff::SignedDuration::try_from(margin).unwrap_or_default();
     match renewed.0.checked_add(margin) {
         Ok(deadline) if now < deadline => Holding::Held,
         _ => Holding::NotHeld,
@@ -103,7 +113,12 @@ where
         let crate_says = *elected.borrow_and_update();
         let lease_says = match leases.get_opt(&cfg.lease_name).await {
             Ok(Some(lease)) => {
-                let h = holding(&lease, &cfg.identity, jiff::Timestamp::now(), cfg.grace);
+                let h = holding(
+                    &lease,
+                    &cfg.identity,
+                    jiff::Timestamp::now(),
+                    stop_margin(cfg.grace),
+                );
                 if h == Holding::Held {
                     last_confirmed = tokio::time::Instant::now();
                 }
@@ -191,6 +206,20 @@ mod tests {
                 ..Default::default()
             }),
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_watchdog_stops_after_the_renewal_point_not_at_it() {
+        for secs in [6, 15, 60] {
+            let duration = Duration::from_secs(secs);
+            let grace = duration / 3;
+            let renews_at = duration - grace;
+            let stops_at = duration - stop_margin(grace);
+            assert!(
+                renews_at < stops_at && stops_at < duration,
+                "{secs}s lease: renews at {renews_at:?}, stops at {stops_at:?}"
+            );
         }
     }
 

@@ -198,3 +198,45 @@ async fn killing_the_leading_process_moves_leadership_within_the_lease_duration(
     );
     lease::assert_takeover_after_expiry(&left, &taken, 6);
 }
+
+/// A leader keeps leading while its renewals succeed: its controllers are
+/// started once and never stopped over several lease terms. (The watchdog
+/// once stopped them at the very moment the crate renewed, so the leader
+/// dropped and re-took its controllers every few seconds.)
+#[tokio::test]
+async fn a_healthy_leader_does_not_flap_across_renewals() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, &unique("steady"), &[]).await;
+    let args = [
+        "--controllers=vpce".to_string(),
+        "--cluster-name=leader-test".to_string(),
+        format!("--watch-namespace={}", ns.name),
+        format!("--lease-name={}", unique("hawser-e2e-steady-lease")),
+        "--lease-duration=6s".to_string(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let hawser = Hawser::start(&args).await;
+    eventually("hawser to lead", Duration::from_secs(30), || async {
+        (hawser.metric("hawser_leader").await == 1.0).then_some(())
+    })
+    .await;
+    // Four terms of 6 s: at least three renewals, each a chance to flap.
+    let watch = Duration::from_secs(4 * 6);
+    let start = Instant::now();
+    while start.elapsed() < watch {
+        let log = hawser.log();
+        assert!(
+            !log.contains("no longer the lease holder"),
+            "the leader gave up its controllers while renewing:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let log = hawser.log();
+    assert_eq!(
+        log.matches("acquired the lease; starting controllers")
+            .count(),
+        1,
+        "controllers started more than once:\n{log}"
+    );
+    assert_eq!(hawser.metric("hawser_leader").await, 1.0);
+}
