@@ -76,6 +76,7 @@ fn the_chart_renders_the_webhooks_of_hawser_manifests_webhook() {
         ca_bundle: Vec::new(),
         own_namespace: "hawser-system".into(),
         match_namespace_labels: Default::default(),
+        aws_auth_guard: false,
     };
     let expected = [
         manifests::with_type_meta(&manifests::mutating(&opts)).unwrap(),

@@ -6,6 +6,9 @@
 //! serve the webhook.
 
 pub mod backoff;
+pub mod namespace;
+pub mod scope;
+pub mod timeout;
 pub mod vpce;
 
 use std::{sync::Arc, time::Duration};
@@ -15,17 +18,29 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::Readiness;
 use crate::aws::{AwsClients, AwsSettings, StsApi};
-use crate::cli::{ControllerArgs, ControllerKind};
+use crate::cli::{AwsAuthArgs, ControllerArgs, ControllerKind};
 use crate::leader::{self, LeaderConfig};
 use crate::metrics::Metrics;
+use crate::namespaces::NamespaceCache;
+
+/// What the controllers share with the webhook: its namespace cache and
+/// the settings both halves read.
+#[derive(Clone)]
+pub struct Shared {
+    pub namespaces: NamespaceCache,
+    pub aws_auth: AwsAuthArgs,
+    pub allow_system_groups: bool,
+}
 
 /// Readiness check: STS GetCallerIdentity answered.
 pub const CHECK_AWS_IDENTITY: &str = "aws-identity";
 
 /// Starts the controllers named in `args`, if any. Each waits for the AWS
 /// identity check to pass before it touches AWS; both gate `/readyz`.
+#[allow(clippy::too_many_arguments)]
 pub async fn start(
     args: &ControllerArgs,
+    shared: Shared,
     client: kube::Client,
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
@@ -70,12 +85,13 @@ pub async fn start(
         // AWS. Readiness does not wait for the controllers' caches, or a
         // follower would never be ready to serve admission.
         let lead = move |token: CancellationToken| {
-            let (client, aws, metrics, args, cluster) = (
+            let (client, aws, metrics, args, cluster, shared) = (
                 client.clone(),
                 aws.clone(),
                 metrics.clone(),
                 args.clone(),
                 cluster.clone(),
+                shared.clone(),
             );
             async move {
                 let mut running = Vec::new();
@@ -98,9 +114,36 @@ pub async fn start(
                                 aws.clone(),
                                 settings,
                                 metrics.clone(),
+                                shared.namespaces.clone(),
                             ));
                             let synced = || tracing::info!("vpce controller cache synced");
                             running.push(tokio::spawn(vpce::run(ctx, synced, token.clone())));
+                        }
+                        ControllerKind::Namespace => {
+                            // One aws-auth writer per leadership term; it
+                            // stops with the term.
+                            let writer = namespace::writer::AwsAuthWriter::start(
+                                client.clone(),
+                                namespace::writer::Target {
+                                    namespace: crate::aws_auth::NAMESPACE.into(),
+                                    name: shared.aws_auth.aws_auth_configmap.clone(),
+                                },
+                                metrics.aws_auth_writes.clone(),
+                                token.clone(),
+                            );
+                            let settings = namespace::Settings {
+                                iam_cluster_role: shared.aws_auth.iam_cluster_role.clone(),
+                                allow_system_groups: shared.allow_system_groups,
+                                selector: shared.aws_auth.namespace_selector.clone(),
+                                resync: args.resync_period,
+                            };
+                            let ctx = Arc::new(namespace::Context::new(
+                                client.clone(),
+                                settings,
+                                writer,
+                                metrics.clone(),
+                            ));
+                            running.push(tokio::spawn(namespace::run(ctx, token.clone())));
                         }
                     }
                 }

@@ -27,6 +27,7 @@ use k8s_openapi::api::{
 use kube::{api::PostParams, core::ObjectMeta, Api, Client};
 
 pub mod moto;
+pub mod namespace;
 pub mod vpce;
 
 pub const E2E_LABEL: &str = "hawser-e2e";
@@ -228,6 +229,7 @@ pub fn webhook_options(hawser: &Hawser, id: &str) -> WebhookOptions {
         ca_bundle: std::fs::read(hawser.cert_dir.join("ca.crt")).unwrap(),
         own_namespace: "hawser-system".into(),
         match_namespace_labels: [(E2E_LABEL.to_string(), id.to_string())].into(),
+        aws_auth_guard: false,
     }
 }
 

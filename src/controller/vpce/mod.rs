@@ -56,7 +56,9 @@ use crate::annotations::{
     parse_deletion_policy, parse_region, DeletionPolicy, VpceSpec,
 };
 use crate::aws::{Ec2Provider, EndpointState, Scope};
+use crate::controller::scope::{self as aws_scope, ScopeError};
 use crate::metrics::Metrics;
+use crate::namespaces::NamespaceCache;
 
 pub const CONTROLLER: &str = "vpce";
 /// Services reconciled at once; bounds the burst of AWS calls at start-up.
@@ -84,10 +86,18 @@ pub struct Context<P> {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub tracker: Tracker,
+    /// Each namespace's `aws.hawser.io/role-arn` and region.
+    pub namespaces: NamespaceCache,
 }
 
 impl<P: Ec2Provider> Context<P> {
-    pub fn new(client: Client, aws: P, settings: Settings, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        client: Client,
+        aws: P,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        namespaces: NamespaceCache,
+    ) -> Self {
         let reporter = Reporter {
             controller: "hawser".into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -99,6 +109,7 @@ impl<P: Ec2Provider> Context<P> {
             aws,
             settings,
             metrics,
+            namespaces,
         }
     }
 }
@@ -269,13 +280,19 @@ fn services(ctx: &Context<impl Ec2Provider>, obj: &ServiceMeta) -> Api<Service> 
     Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default())
 }
 
-/// The credentials and region for a Service's AWS calls.
-// TODO(issue 6): the namespace's aws.hawser.io/role-arn and region.
-fn scope(ctx: &Context<impl Ec2Provider>, region: Option<String>) -> Scope {
-    Scope {
-        region: region.unwrap_or_else(|| ctx.settings.default_region.clone()),
-        role_arn: None,
-    }
+/// The credentials and region for a Service's AWS calls: its namespace's
+/// role and region, its own region first.
+fn scope(
+    ctx: &Context<impl Ec2Provider>,
+    obj: &ServiceMeta,
+    region: Option<&str>,
+) -> Result<Scope, ScopeError> {
+    aws_scope::resolve(
+        &ctx.namespaces,
+        &obj.namespace().unwrap_or_default(),
+        region,
+        &ctx.settings.default_region,
+    )
 }
 
 async fn apply_service<P: Ec2Provider>(
@@ -314,10 +331,18 @@ async fn apply_service<P: Ec2Provider>(
         endpoint_id: current.endpoint_id.clone(),
         group_id: current.group_id.clone(),
     };
-    let ec2 = ctx.aws.ec2(&scope(ctx, spec.region.clone())).await;
+    let scope = match scope(ctx, obj, spec.region.as_deref()) {
+        Ok(s) => s,
+        Err(e) if e.is_terminal() => return fail(obj, ctx, e.into(), result).await,
+        Err(e) => return Err(e.into()),
+    };
+    let ec2 = ctx.aws.ec2(&scope).await;
     let applied = match apply::apply(&ec2, &desired, &uid, &recorded).await {
         Ok(applied) => applied,
         Err(e) if e.is_terminal() => return fail(obj, ctx, e, result).await,
+        Err(Error::Aws(e)) if e.is_assume_role() => {
+            return fail_assume_role(obj, ctx, Error::Aws(e), result).await
+        }
         Err(e) => return Err(e),
     };
     if let Some(pause) = ctx.settings.pause_after_create {
@@ -416,6 +441,38 @@ async fn fail<P: Ec2Provider>(
     Ok(Action::requeue(ctx.settings.resync))
 }
 
+/// The namespace's role could not be assumed: `state: Failed`, a Warning
+/// Event and the error metric as for a terminal failure, but retried with
+/// backoff, since the fix (a trust policy, a permission) is made in IAM,
+/// not on the Service.
+async fn fail_assume_role<P: Ec2Provider>(
+    obj: &ServiceMeta,
+    ctx: &Context<P>,
+    error: Error,
+    result: &mut &'static str,
+) -> Result<Action, Error> {
+    let uid = obj.uid().unwrap_or_default();
+    let owner = owner(obj);
+    tracing::warn!(category = error.category(), error = %error, "cannot assume the namespace's role");
+    let outputs = Current::read(obj.annotations()).with_state(State::Failed);
+    status::write(&services(ctx, obj), &owner.namespace, &owner.name, &outputs).await?;
+    publish(
+        ctx,
+        obj,
+        EventType::Warning,
+        "AssumeRoleFailed",
+        error.user_message(),
+    )
+    .await;
+    ctx.metrics
+        .reconcile_errors
+        .with_label_values(&[CONTROLLER, error.category()])
+        .inc();
+    ctx.tracker.set_state(&uid, State::Failed);
+    *result = "failed";
+    Ok(Action::requeue(ctx.tracker.failed(&uid)))
+}
+
 /// Deletion policy and region for cleanup, read leniently: cleanup must
 /// run even when the other annotations no longer parse. An unreadable
 /// policy keeps the resources, the choice that cannot lose data.
@@ -437,7 +494,7 @@ async fn run_cleanup<P: Ec2Provider>(
 ) -> Result<Cleanup, Error> {
     let owner = owner(obj);
     let (policy, region) = cleanup_inputs(obj);
-    let ec2 = ctx.aws.ec2(&scope(ctx, region)).await;
+    let ec2 = ctx.aws.ec2(&scope(ctx, obj, region.as_deref())?).await;
     let outcome = cleanup::cleanup(
         &ec2,
         &owner.ownership_tags(&ctx.settings.cluster),
