@@ -76,3 +76,51 @@ impl ProvideCredentials for Counted {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::AwsError;
+    use aws_sdk_ec2::config::{BehaviorVersion, Region};
+
+    #[derive(Debug)]
+    struct Refused;
+
+    impl ProvideCredentials for Refused {
+        fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            future::ProvideCredentials::ready(Err(CredentialsError::provider_error(
+                AssumeRoleFailed {
+                    role: "arn:aws:iam::111111111111:role/tenant".into(),
+                    reason: "AccessDenied: not authorized to perform sts:AssumeRole".into(),
+                },
+            )))
+        }
+    }
+
+    /// The real SDK, its credentials refused: the EC2 call's error names
+    /// the role and AWS's reason, and reads as an AssumeRole failure.
+    #[tokio::test]
+    async fn a_refused_assume_role_is_recognised_in_the_failed_call() {
+        let conf = aws_sdk_ec2::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-west-2"))
+            .credentials_provider(Refused)
+            // Never reached: signing fails first.
+            .endpoint_url("http://127.0.0.1:9")
+            .build();
+        let err = aws_sdk_ec2::Client::from_conf(conf)
+            .describe_vpcs()
+            .send()
+            .await
+            .unwrap_err();
+        let e = AwsError::from_sdk("DescribeVpcs", err);
+        assert!(e.is_assume_role(), "{e:?}");
+        assert!(
+            e.message.contains("tenant") && e.message.contains("not authorized"),
+            "{e}"
+        );
+    }
+}

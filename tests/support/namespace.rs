@@ -81,6 +81,11 @@ impl Bed {
         name
     }
 
+    /// Takes over a namespace created elsewhere (e.g. concurrently).
+    pub fn adopt(&mut self, ns: TestNamespace) {
+        self.namespaces.push(ns);
+    }
+
     pub fn namespaces_api(&self) -> Api<Namespace> {
         Api::all(self.client.clone())
     }
