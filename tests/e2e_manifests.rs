@@ -95,6 +95,25 @@ fn the_chart_renders_the_webhooks_of_hawser_manifests_webhook() {
 }
 
 #[test]
+fn the_charts_aws_auth_guard_is_the_one_of_hawser_manifests_webhook() {
+    let docs = helm_template("hawser-system", &["--set", "namespaceController.awsAuthGuard=true"]);
+    let opts = WebhookOptions {
+        name: "hawser".into(),
+        endpoint: Endpoint::Service {
+            name: "hawser-webhook".into(),
+            namespace: "hawser-system".into(),
+        },
+        ca_bundle: Vec::new(),
+        own_namespace: "hawser-system".into(),
+        match_namespace_labels: Default::default(),
+        aws_auth_guard: true,
+    };
+    let want = manifests::with_type_meta(&manifests::validating(&opts)).unwrap();
+    let got = find(&docs, "ValidatingWebhookConfiguration").clone();
+    assert_eq!(comparable(got), comparable(want));
+}
+
+#[test]
 fn the_deployment_is_hardened_and_configured_only_through_known_variables() {
     let docs = load(MANIFESTS);
     let deploy = find(&docs, "Deployment");
@@ -546,8 +565,20 @@ async fn chart_variants_pass_a_server_dry_run() {
         .as_str()
         .unwrap()
         .to_string();
-    let variants: [&[&str]; 3] = [
+    let variants: [&[&str]; 4] = [
         &["--set", "certs.mode=self-managed"],
+        &[
+            "--set",
+            "controllers={vpce,namespace}",
+            "--set",
+            "clusterName=e2e",
+            "--set",
+            "namespaceController.awsAuthGuard=true",
+            "--set",
+            "namespaceController.selector=team=a",
+            "--set",
+            "namespaceController.protectedRoleArnPattern=arn:aws:iam::\\d+:role/Admin",
+        ],
         &[
             "--set",
             "controllers={vpce}",
