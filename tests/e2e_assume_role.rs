@@ -158,3 +158,75 @@ async fn a_namespace_role_creates_the_endpoint_in_the_roles_account() {
     assert_eq!(hawser.metric(ec2_calls).await, 1.0);
     assert_eq!(n, 1.0, "credentials are cached across calls");
 }
+
+/// AWS refuses the AssumeRole (a trust policy that does not admit
+/// hawser): the Service says Failed, with a Warning Event naming the role
+/// and AWS's reason, and the metric counts it; once IAM is fixed, the
+/// backoff retry succeeds without touching the Service.
+#[tokio::test]
+async fn a_refused_assume_role_fails_the_service_and_recovers_when_iam_is_fixed() {
+    use support::deny_sts::DenyAssumeRole;
+    let client = client().await;
+    let proxy = DenyAssumeRole::start(&moto::endpoint_url()).await;
+    let role = format!("arn:aws:iam::{TENANT_ACCOUNT}:role/{}", unique("untrusted"));
+    let tenant = tenant_ec2(&role).await;
+    let net = Network::create(&tenant).await;
+    let ns = TestNamespace::create(&client, "refused", &[("aws.hawser.io/role-arn", &role)]).await;
+    let cluster = unique("cluster");
+    let hawser = start_hawser(
+        &ns.name,
+        &cluster,
+        &net,
+        "1h",
+        &["--aws-endpoint-url", &proxy.url],
+    )
+    .await;
+
+    let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "s3", "annotations": {
+            "vpce.hawser.io/service-name": support::vpce::SERVICE_NAME,
+            "vpce.hawser.io/subnet-ids": net.subnets[0],
+        }},
+        "spec": {"ports": [{"port": 443}]},
+    }))
+    .unwrap();
+    let services: kube::Api<k8s_openapi::api::core::v1::Service> =
+        kube::Api::namespaced(client.clone(), &ns.name);
+    services.create(&PostParams::default(), &svc).await.unwrap();
+    eventually("the Service Failed", WAIT, || async {
+        let s = services.get("s3").await.ok()?;
+        (ann(&s, STATE) == Some("Failed")).then_some(())
+    })
+    .await;
+    let events: kube::Api<k8s_openapi::api::events::v1::Event> =
+        kube::Api::namespaced(client.clone(), &ns.name);
+    let note = eventually("Event AssumeRoleFailed", WAIT, || async {
+        events
+            .list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("AssumeRoleFailed"))
+            .and_then(|e| e.note)
+    })
+    .await;
+    assert!(
+        note.contains(&role) && note.contains("not authorized"),
+        "{note}"
+    );
+    let errors = r#"hawser_reconcile_errors_total{category="aws_assume_role",controller="vpce"}"#;
+    assert!(hawser.metric(errors).await >= 1.0);
+    let refused =
+        r#"hawser_aws_api_calls_total{operation="AssumeRole",outcome="error",service="sts"}"#;
+    assert!(hawser.metric(refused).await >= 1.0);
+    assert!(net.live_endpoints(&tenant).await.is_empty());
+
+    proxy.allow();
+    eventually("the Service Available after the fix", WAIT, || async {
+        let s = services.get("s3").await.ok()?;
+        (ann(&s, STATE) == Some("Available")).then_some(())
+    })
+    .await;
+    assert_eq!(net.live_endpoints(&tenant).await.len(), 1);
+}

@@ -64,10 +64,9 @@ fn comparable(mut config: Value) -> Value {
     config
 }
 
-#[test]
-fn the_chart_renders_the_webhooks_of_hawser_manifests_webhook() {
-    let docs = load(MANIFESTS);
-    let opts = WebhookOptions {
+/// What the chart's release `hawser` in hawser-system corresponds to.
+fn chart_options(aws_auth_guard: bool) -> WebhookOptions {
+    WebhookOptions {
         name: "hawser".into(),
         endpoint: Endpoint::Service {
             name: "hawser-webhook".into(),
@@ -76,8 +75,14 @@ fn the_chart_renders_the_webhooks_of_hawser_manifests_webhook() {
         ca_bundle: Vec::new(),
         own_namespace: "hawser-system".into(),
         match_namespace_labels: Default::default(),
-        aws_auth_guard: false,
-    };
+        aws_auth_guard,
+    }
+}
+
+#[test]
+fn the_chart_renders_the_webhooks_of_hawser_manifests_webhook() {
+    let docs = load(MANIFESTS);
+    let opts = chart_options(false);
     let expected = [
         manifests::with_type_meta(&manifests::mutating(&opts)).unwrap(),
         manifests::with_type_meta(&manifests::validating(&opts)).unwrap(),
@@ -96,18 +101,11 @@ fn the_chart_renders_the_webhooks_of_hawser_manifests_webhook() {
 
 #[test]
 fn the_charts_aws_auth_guard_is_the_one_of_hawser_manifests_webhook() {
-    let docs = helm_template("hawser-system", &["--set", "namespaceController.awsAuthGuard=true"]);
-    let opts = WebhookOptions {
-        name: "hawser".into(),
-        endpoint: Endpoint::Service {
-            name: "hawser-webhook".into(),
-            namespace: "hawser-system".into(),
-        },
-        ca_bundle: Vec::new(),
-        own_namespace: "hawser-system".into(),
-        match_namespace_labels: Default::default(),
-        aws_auth_guard: true,
-    };
+    let docs = helm_template(
+        "hawser-system",
+        &["--set", "namespaceController.awsAuthGuard=true"],
+    );
+    let opts = chart_options(true);
     let want = manifests::with_type_meta(&manifests::validating(&opts)).unwrap();
     let got = find(&docs, "ValidatingWebhookConfiguration").clone();
     assert_eq!(comparable(got), comparable(want));

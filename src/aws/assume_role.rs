@@ -31,6 +31,25 @@ pub fn find<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a Assume
     None
 }
 
+/// STS's own code and message when it answered (e.g. `AccessDenied: User
+/// ... is not authorized to perform: sts:AssumeRole`), else the error's
+/// chain, briefly.
+fn sts_reason(e: &CredentialsError) -> String {
+    use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
+    use aws_sdk_sts::operation::assume_role::AssumeRoleError;
+    type StsError = SdkError<AssumeRoleError, aws_sdk_sts::config::http::HttpResponse>;
+    let mut current: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = current {
+        if let Some(sdk) = err.downcast_ref::<StsError>() {
+            if let Some(code) = sdk.code() {
+                return format!("{code}: {}", sdk.message().unwrap_or_default());
+            }
+        }
+        current = err.source();
+    }
+    aws_sdk_ec2::error::DisplayErrorContext(e).to_string()
+}
+
 pub struct Counted {
     inner: AssumeRoleProvider,
     role: String,
@@ -66,7 +85,7 @@ impl ProvideCredentials for Counted {
                 }
                 Err(e) => {
                     self.calls.record_outcome("sts", "AssumeRole", "error");
-                    let reason = aws_sdk_ec2::error::DisplayErrorContext(&e).to_string();
+                    let reason = sts_reason(&e);
                     Err(CredentialsError::provider_error(AssumeRoleFailed {
                         role: self.role.clone(),
                         reason,

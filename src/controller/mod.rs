@@ -32,6 +32,20 @@ pub struct Shared {
     pub allow_system_groups: bool,
 }
 
+/// An Event note within the API's limit (1 kB, else the Event is
+/// refused), cut at a character boundary. AWS's messages can be long.
+pub fn bounded_note(note: String) -> String {
+    const MAX: usize = 1000;
+    if note.len() <= MAX {
+        return note;
+    }
+    let mut end = MAX - 3;
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &note[..end])
+}
+
 /// Readiness check: STS GetCallerIdentity answered.
 pub const CHECK_AWS_IDENTITY: &str = "aws-identity";
 

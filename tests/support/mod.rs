@@ -26,6 +26,7 @@ use k8s_openapi::api::{
 };
 use kube::{api::PostParams, core::ObjectMeta, Api, Client};
 
+pub mod deny_sts;
 pub mod moto;
 pub mod namespace;
 pub mod vpce;

@@ -50,8 +50,7 @@ impl Publisher {
             event_time: Some(MicroTime(jiff::Timestamp::now())),
             action: Some("Reconcile".into()),
             reason: Some(reason.into()),
-            // The API caps a note at 1 kB.
-            note: Some(note.chars().take(1000).collect()),
+            note: Some(crate::controller::bounded_note(note)),
             type_: Some(match type_ {
                 Type::Normal => "Normal".into(),
                 Type::Warning => "Warning".into(),

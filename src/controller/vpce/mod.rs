@@ -418,59 +418,50 @@ async fn fail<P: Ec2Provider>(
     error: Error,
     result: &mut &'static str,
 ) -> Result<Action, Error> {
-    let uid = obj.uid().unwrap_or_default();
-    let owner = owner(obj);
-    tracing::warn!(category = error.category(), error = %error, "giving up until the annotations change");
-    let outputs = Current::read(obj.annotations()).with_state(State::Failed);
-    status::write(&services(ctx, obj), &owner.namespace, &owner.name, &outputs).await?;
-    publish(
-        ctx,
-        obj,
-        EventType::Warning,
-        "ProvisioningFailed",
-        error.user_message(),
-    )
-    .await;
-    ctx.metrics
-        .reconcile_errors
-        .with_label_values(&[CONTROLLER, error.category()])
-        .inc();
-    ctx.tracker.set_state(&uid, State::Failed);
-    ctx.tracker.settle(&uid, fingerprint(obj.annotations()));
-    *result = "failed";
+    mark_failed(obj, ctx, &error, "ProvisioningFailed", result).await?;
+    ctx.tracker.settle(
+        &obj.uid().unwrap_or_default(),
+        fingerprint(obj.annotations()),
+    );
     Ok(Action::requeue(ctx.settings.resync))
 }
 
-/// The namespace's role could not be assumed: `state: Failed`, a Warning
-/// Event and the error metric as for a terminal failure, but retried with
-/// backoff, since the fix (a trust policy, a permission) is made in IAM,
-/// not on the Service.
+/// The namespace's role could not be assumed: marked as a terminal
+/// failure is, but retried with backoff, since the fix (a trust policy, a
+/// permission) is made in IAM, not on the Service.
 async fn fail_assume_role<P: Ec2Provider>(
     obj: &ServiceMeta,
     ctx: &Context<P>,
     error: Error,
     result: &mut &'static str,
 ) -> Result<Action, Error> {
-    let uid = obj.uid().unwrap_or_default();
+    mark_failed(obj, ctx, &error, "AssumeRoleFailed", result).await?;
+    Ok(Action::requeue(
+        ctx.tracker.failed(&obj.uid().unwrap_or_default()),
+    ))
+}
+
+/// `state: Failed`, a Warning Event `reason`, the error metric.
+async fn mark_failed<P: Ec2Provider>(
+    obj: &ServiceMeta,
+    ctx: &Context<P>,
+    error: &Error,
+    reason: &str,
+    result: &mut &'static str,
+) -> Result<(), Error> {
     let owner = owner(obj);
-    tracing::warn!(category = error.category(), error = %error, "cannot assume the namespace's role");
+    tracing::warn!(category = error.category(), error = %error, reason, "marking the Service Failed");
     let outputs = Current::read(obj.annotations()).with_state(State::Failed);
     status::write(&services(ctx, obj), &owner.namespace, &owner.name, &outputs).await?;
-    publish(
-        ctx,
-        obj,
-        EventType::Warning,
-        "AssumeRoleFailed",
-        error.user_message(),
-    )
-    .await;
+    publish(ctx, obj, EventType::Warning, reason, error.user_message()).await;
     ctx.metrics
         .reconcile_errors
         .with_label_values(&[CONTROLLER, error.category()])
         .inc();
-    ctx.tracker.set_state(&uid, State::Failed);
+    ctx.tracker
+        .set_state(&obj.uid().unwrap_or_default(), State::Failed);
     *result = "failed";
-    Ok(Action::requeue(ctx.tracker.failed(&uid)))
+    Ok(())
 }
 
 /// Deletion policy and region for cleanup, read leniently: cleanup must
@@ -586,7 +577,7 @@ async fn publish<P: Ec2Provider>(
     let event = Event {
         type_,
         reason: reason.into(),
-        note: Some(note),
+        note: Some(crate::controller::bounded_note(note)),
         action: "Reconcile".into(),
         secondary: None,
     };
