@@ -131,7 +131,15 @@ pub async fn start(
                                 shared.namespaces.clone(),
                             ));
                             let synced = || tracing::info!("vpce controller cache synced");
-                            running.push(tokio::spawn(vpce::run(ctx, synced, token.clone())));
+                            // A Service's account and region come from its
+                            // namespace: never guess them from an empty cache.
+                            let (cache, token) = (shared.namespaces.clone(), token.clone());
+                            running.push(tokio::spawn(async move {
+                                tokio::select! {
+                                    _ = cache.wait_synced() => vpce::run(ctx, synced, token).await,
+                                    _ = token.cancelled() => {}
+                                }
+                            }));
                         }
                         ControllerKind::Namespace => {
                             // One aws-auth writer per leadership term; it
@@ -210,5 +218,19 @@ async fn confirm_identity(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn notes_stay_within_the_event_limit() {
+        let note = super::bounded_note("é".repeat(800));
+        assert!(
+            note.len() <= 1000 && note.ends_with("..."),
+            "{}",
+            note.len()
+        );
+        assert_eq!(super::bounded_note("short".into()), "short");
     }
 }
