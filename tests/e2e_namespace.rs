@@ -313,3 +313,36 @@ async fn an_unreadable_aws_auth_is_reported_and_never_replaced() {
     bed.gone(&ns).await;
     assert_eq!(bed.data("mapRoles").await.as_deref(), Some(NODE_ROLES));
 }
+
+#[tokio::test]
+async fn a_role_mapped_by_someone_else_is_never_taken_over() {
+    let mut bed = Bed::start("takeover", &[]).await;
+    bed.seed_aws_auth(&[("mapRoles", NODE_ROLES)]).await;
+    // A namespace asks to map the node role itself.
+    let node_role = "arn:aws:iam::111122223333:role/eksctl-e2e-nodegroup-ng-1-NodeInstanceRole";
+    let ns = bed
+        .namespace(&[
+            ("iam.hawser.io/role-arn", node_role),
+            ("iam.hawser.io/groups", "devs"),
+        ])
+        .await;
+    let note = eventually("a refusal", WAIT, || async {
+        bed.events(&ns)
+            .await
+            .into_iter()
+            .find(|(t, _, n)| t == "Warning" && n.contains("did not create"))
+            .map(|(_, _, n)| n)
+    })
+    .await;
+    assert!(note.contains(node_role), "{note}");
+    assert_eq!(bed.data("mapRoles").await.as_deref(), Some(NODE_ROLES));
+    assert!(ownership(&bed.aws_auth().await.unwrap()).is_empty());
+    // Letting go removes nothing that was never hawser's.
+    bed.annotate(&ns, "iam.hawser.io/groups", None).await;
+    bed.annotate(&ns, "iam.hawser.io/role-arn", None).await;
+    eventually("the finalizer released", WAIT, || async {
+        bed.finalizers(&ns).await.is_empty().then_some(())
+    })
+    .await;
+    assert_eq!(bed.data("mapRoles").await.as_deref(), Some(NODE_ROLES));
+}
