@@ -14,6 +14,7 @@
 mod support;
 
 use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
+use k8s_openapi::api::core::v1::Service;
 use kube::api::PostParams;
 use support::moto::{self, Network};
 use support::vpce::{ann, start_hawser, ENDPOINT_ID, STATE, WAIT};
@@ -86,6 +87,21 @@ async fn tenant_ec2(role_arn: &str) -> aws_sdk_ec2::Client {
     aws_sdk_ec2::Client::new(&conf)
 }
 
+/// Service `s3` asking for an endpoint in `subnet`; its namespace's Api.
+async fn create_service(client: &kube::Client, ns: &str, subnet: &str) -> kube::Api<Service> {
+    let svc: Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "s3", "annotations": {
+            "vpce.hawser.io/service-name": support::vpce::SERVICE_NAME,
+            "vpce.hawser.io/subnet-ids": subnet,
+        }},
+        "spec": {"ports": [{"port": 443}]},
+    }))
+    .unwrap();
+    let services: kube::Api<Service> = kube::Api::namespaced(client.clone(), ns);
+    services.create(&PostParams::default(), &svc).await.unwrap();
+    services
+}
+
 #[tokio::test]
 async fn a_namespace_role_creates_the_endpoint_in_the_roles_account() {
     let client = client().await;
@@ -96,17 +112,7 @@ async fn a_namespace_role_creates_the_endpoint_in_the_roles_account() {
     let cluster = unique("cluster");
     let hawser = start_hawser(&ns.name, &cluster, &net, "1h", &[]).await;
 
-    let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "s3", "annotations": {
-            "vpce.hawser.io/service-name": support::vpce::SERVICE_NAME,
-            "vpce.hawser.io/subnet-ids": net.subnets[0],
-        }},
-        "spec": {"ports": [{"port": 443}]},
-    }))
-    .unwrap();
-    let services: kube::Api<k8s_openapi::api::core::v1::Service> =
-        kube::Api::namespaced(client.clone(), &ns.name);
-    services.create(&PostParams::default(), &svc).await.unwrap();
+    let services = create_service(&client, &ns.name, &net.subnets[0]).await;
     let svc = eventually("the Service Available", WAIT, || async {
         let s = services.get("s3").await.ok()?;
         (ann(&s, STATE) == Some("Available")).then_some(s)
@@ -182,17 +188,7 @@ async fn a_refused_assume_role_fails_the_service_and_recovers_when_iam_is_fixed(
     )
     .await;
 
-    let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "s3", "annotations": {
-            "vpce.hawser.io/service-name": support::vpce::SERVICE_NAME,
-            "vpce.hawser.io/subnet-ids": net.subnets[0],
-        }},
-        "spec": {"ports": [{"port": 443}]},
-    }))
-    .unwrap();
-    let services: kube::Api<k8s_openapi::api::core::v1::Service> =
-        kube::Api::namespaced(client.clone(), &ns.name);
-    services.create(&PostParams::default(), &svc).await.unwrap();
+    let services = create_service(&client, &ns.name, &net.subnets[0]).await;
     eventually("the Service Failed", WAIT, || async {
         let s = services.get("s3").await.ok()?;
         (ann(&s, STATE) == Some("Failed")).then_some(())
