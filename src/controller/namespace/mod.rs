@@ -21,6 +21,8 @@ pub mod iam;
 pub mod routing;
 mod tracker;
 pub mod writer;
+#[cfg(test)]
+mod writer_tests;
 
 use std::{sync::Arc, time::Duration};
 
