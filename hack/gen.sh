@@ -54,6 +54,7 @@ if $check; then
   for variant in "--set certs.mode=self-managed" "--set certs.mode=cert-manager" \
     "--set certs.mode=cert-manager --set certs.certManager.issuerRef.kind=ClusterIssuer --set certs.certManager.issuerRef.name=ca" \
     "--set controllers={vpce} --set clusterName=ci --set watchNamespace=team-a" \
+    "--set controllers={vpce,namespace} --set clusterName=ci --set namespaceController.awsAuthGuard=true" \
     "--kube-version 1.20.2"; do
     # shellcheck disable=SC2086
     "$helm" template hawser charts/hawser --namespace hawser-system $variant >/dev/null ||

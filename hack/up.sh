@@ -32,15 +32,16 @@ ADMIN_PORT=${ADMIN_PORT:-$(free_port)}
 log "starting hawser: webhook https://127.0.0.1:$WEBHOOK_PORT, admin http://127.0.0.1:$ADMIN_PORT"
 # The VPC endpoint controller talks to moto (AWS_ENDPOINT_URL from the env
 # file); its Lease lives in `default`, the test bed having no hawser-system.
+# The namespace controller edits kube-system/aws-auth.
 "$HAWSER" run --webhook-addr "127.0.0.1:$WEBHOOK_PORT" --admin-addr "127.0.0.1:$ADMIN_PORT" \
   --tls-cert-dir "$STATE/webhook-certs" --controller-username testenv-admin \
-  --controllers vpce --cluster-name quickstart --namespace default --resync-period 1m \
+  --controllers vpce,namespace --cluster-name quickstart --namespace default --resync-period 1m \
   >"$STATE/logs/hawser.log" 2>&1 &
 echo $! >"$STATE/pids/hawser.pid"
 wait_until 60 "hawser /readyz" curl -sf "http://127.0.0.1:$ADMIN_PORT/readyz"
 
 "$HAWSER" manifests webhook --ca-bundle-file "$STATE/webhook-certs/ca.crt" \
-  --url "https://127.0.0.1:$WEBHOOK_PORT" >"$STATE/webhook-configurations.yaml"
+  --url "https://127.0.0.1:$WEBHOOK_PORT" --aws-auth-guard >"$STATE/webhook-configurations.yaml"
 kubectl apply -f "$STATE/webhook-configurations.yaml"
 cat >>"$STATE/env" <<ENV
 export HAWSER_ADMIN=http://127.0.0.1:$ADMIN_PORT
@@ -72,12 +73,42 @@ show hawser-demo api
 show hawser-demo-system node-agent
 
 echo
+echo "== An aws-auth with a node role, as EKS has it (hawser adds to it, never removes it)"
+kubectl apply -f - <<'YAML' 2>&1 | sed 's/^/   /'
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: aws-auth, namespace: kube-system}
+data:
+  mapRoles: |
+    - rolearn: arn:aws:iam::123456789012:role/quickstart-nodes
+      username: system:node:{{EC2PrivateDNSName}}
+      groups: [system:bootstrappers, system:nodes]
+YAML
+
+echo
 echo "== kubectl apply -f examples/environment/ -f examples/routing/"
 kubectl apply -f examples/environment/ 2>&1 | sed 's/^/   /'
 kubectl apply -f examples/routing/ 2>&1 | sed 's/^/   /'
 printf '   hawser-demo-env host-names (normalised): '
 kubectl get namespace hawser-demo-env -o jsonpath='{.metadata.annotations.env\.hawser\.io/host-names}'
 echo
+mapped() { kubectl -n kube-system get configmap aws-auth -o jsonpath='{.data.mapRoles}' | grep -q shop-developers; }
+wait_until 60 "the aws-auth entry" mapped
+wait_until 60 "Secret routing" kubectl -n hawser-demo-env get secret routing
+printf '   Secret routing keys (base64 of 32 random bytes): '
+kubectl -n hawser-demo-env get secret routing -o jsonpath='{.data}' | python3 -c \
+  'import sys,json,base64; print({k: len(base64.b64decode(base64.b64decode(v))) for k,v in json.load(sys.stdin).items()})'
+echo '   kube-system/aws-auth mapRoles (the node role kept, hawser'"'"'s entry appended):'
+kubectl -n kube-system get configmap aws-auth -o jsonpath='{.data.mapRoles}' | sed 's/^/     /'
+printf '   ownership record iam.hawser.io/mapped-roles: '
+kubectl -n kube-system get configmap aws-auth -o jsonpath='{.metadata.annotations.iam\.hawser\.io/mapped-roles}'
+echo
+wait_until 60 "RoleBinding hawser-iam" kubectl -n hawser-demo-env get rolebinding hawser-iam
+printf '   RoleBinding hawser-iam: '
+kubectl -n hawser-demo-env get rolebinding hawser-iam -o jsonpath='{.roleRef.name} <- {.subjects[*].name}'
+echo
+echo '   The lockout guard refuses to drop the node role:'
+kubectl -n kube-system patch configmap aws-auth --type merge -p '{"data":{"mapRoles":""}}' 2>&1 | sed 's/^/     /' || true
 printf '   hawser-demo-env/storefront pod template annotations: '
 kubectl -n hawser-demo-env get deployment storefront -o jsonpath='{.spec.template.metadata.annotations}'
 echo

@@ -93,6 +93,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let controllers = crate::controller::start(
         &args.controllers,
+        crate::controller::Shared {
+            namespaces: namespaces.clone(),
+            aws_auth: args.aws_auth.clone(),
+            allow_system_groups: args.allow_system_groups,
+        },
         client.clone(),
         metrics.clone(),
         readiness.clone(),
@@ -109,6 +114,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             controller_usernames: args.controller_usernames.clone(),
             excluded_namespaces: args.excluded_namespaces.clone(),
             namespace_wait: args.namespace_wait,
+            aws_auth_guard: webhook::aws_auth_guard::GuardConfig {
+                protection: crate::aws_auth::Protection::from_pattern(
+                    args.aws_auth.protected_role_arn_pattern.as_deref(),
+                )
+                .context("--protected-role-arn-pattern")?,
+                aws_auth_name: args.aws_auth.aws_auth_configmap.clone(),
+            },
         },
         namespaces,
         metrics: metrics.clone(),

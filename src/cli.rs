@@ -100,6 +100,9 @@ pub struct RunArgs {
     pub shutdown_grace: Duration,
 
     #[command(flatten)]
+    pub aws_auth: AwsAuthArgs,
+
+    #[command(flatten)]
     pub certs: CertSourceArgs,
 
     #[command(flatten)]
@@ -197,6 +200,46 @@ pub struct ControllerArgs {
 pub enum ControllerKind {
     // Interface VPC endpoints for Services annotated vpce.hawser.io/service-name.
     Vpce,
+    // Namespaces as environments: Secret routing, aws-auth mappings, RoleBindings.
+    Namespace,
+}
+
+/// `kube-system/aws-auth`: the namespace controller edits it, the lockout
+/// guard (`/validate-aws-auth`) protects it.
+#[derive(Debug, Clone, Args)]
+pub struct AwsAuthArgs {
+    /// Regex (matched against the whole role ARN) of further aws-auth
+    /// mapRoles entries the lockout guard protects, e.g. administrator
+    /// roles. Node roles (entries with group system:nodes) are always
+    /// protected.
+    #[arg(long, env = "HAWSER_PROTECTED_ROLE_ARN_PATTERN", value_parser = parse_pattern)]
+    pub protected_role_arn_pattern: Option<String>,
+
+    /// ClusterRole bound to iam.hawser.io/groups by RoleBinding hawser-iam
+    /// in each namespace that maps a role (namespace controller).
+    #[arg(long, env = "HAWSER_IAM_CLUSTER_ROLE", default_value = "edit")]
+    pub iam_cluster_role: String,
+
+    /// Label selector of the Namespaces the namespace controller handles
+    /// (e.g. team=a). Default: all.
+    #[arg(long, env = "HAWSER_NAMESPACE_SELECTOR")]
+    pub namespace_selector: Option<String>,
+
+    /// Test hook: the name of the aws-auth ConfigMap in kube-system, so
+    /// tests sharing one apiserver do not share it.
+    #[arg(
+        long,
+        env = "HAWSER_AWS_AUTH_CONFIGMAP",
+        default_value = "aws-auth",
+        hide = true
+    )]
+    pub aws_auth_configmap: String,
+}
+
+fn parse_pattern(s: &str) -> Result<String, String> {
+    crate::aws_auth::Protection::from_pattern(Some(s))
+        .map(|_| s.to_owned())
+        .map_err(|e| format!("not a regular expression: {e}"))
 }
 
 fn parse_cluster_name(s: &str) -> Result<String, String> {
@@ -359,6 +402,12 @@ pub struct WebhookManifestArgs {
     /// repeatable): an opt-in mode for a gradual roll-out.
     #[arg(long = "match-namespace-label", env = "HAWSER_MATCH_NAMESPACE_LABELS", value_delimiter = ',', value_parser = parse_label)]
     pub match_namespace_labels: Vec<(String, String)>,
+
+    /// Add the aws-auth lockout guard: validating entries (failurePolicy
+    /// Ignore) for UPDATE and DELETE of ConfigMaps in kube-system, served
+    /// on /validate-aws-auth.
+    #[arg(long, env = "HAWSER_AWS_AUTH_GUARD")]
+    pub aws_auth_guard: bool,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {

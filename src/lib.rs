@@ -9,6 +9,7 @@ pub mod admin;
 pub mod annotations;
 pub mod app;
 pub mod aws;
+pub mod aws_auth;
 pub mod certs;
 pub mod cli;
 pub mod controller;

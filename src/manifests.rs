@@ -10,6 +10,21 @@
 //!   and keep kube-system excluded so the cluster can always heal itself.
 //! - validate (Fail): same reasoning; it is the backstop when the mutation
 //!   did not run or another webhook undid it.
+//! - the aws-auth guard (Ignore), with `--aws-auth-guard`: UPDATE and
+//!   DELETE of ConfigMaps in kube-system, judged on `/validate-aws-auth`.
+//!   A hawser outage must never stop someone repairing aws-auth, the very
+//!   object whose breakage locks people out. The cost: while hawser is
+//!   down, the guard is off.
+//!
+//! Selecting kube-system on every version: 1.21+ labels each namespace
+//! `kubernetes.io/metadata.name`, so one entry selects kube-system by name
+//! and sees nothing else. Kubernetes 1.20 has no such label, so a second
+//! entry selects namespaces *without* it that carry the opt-out label
+//! `hawser.io/admission=disabled` (which kube-system needs on those
+//! versions anyway, to be excluded from the other webhooks). The two
+//! never both match a namespace: on 1.21+ the second matches nothing. On
+//! 1.20 it also sees the ConfigMaps of other opted-out namespaces; the
+//! handler allows everything but kube-system/aws-auth at once.
 
 use std::collections::BTreeMap;
 
@@ -52,6 +67,63 @@ pub struct WebhookOptions {
     pub own_namespace: String,
     /// Extra labels a namespace must carry to be admitted (opt-in mode).
     pub match_namespace_labels: BTreeMap<String, String>,
+    /// Add the aws-auth lockout guard's entries to the validating
+    /// configuration.
+    pub aws_auth_guard: bool,
+}
+
+/// Names of the guard's two entries (see the module docs).
+pub const GUARD_WEBHOOK: &str = "aws-auth-guard.hawser.io";
+pub const GUARD_WEBHOOK_LEGACY: &str = "aws-auth-guard-legacy.hawser.io";
+
+fn requirement(key: &str, operator: &str, values: &[&str]) -> LabelSelectorRequirement {
+    LabelSelectorRequirement {
+        key: key.into(),
+        operator: operator.into(),
+        values: (!values.is_empty()).then(|| values.iter().map(|v| v.to_string()).collect()),
+    }
+}
+
+/// The guard's entries: kube-system by name (1.21+), and by the opt-out
+/// label where the name label does not exist (1.20).
+fn guard_webhooks(opts: &WebhookOptions) -> Vec<ValidatingWebhook> {
+    let selectors = [
+        (
+            GUARD_WEBHOOK,
+            vec![requirement(NAMESPACE_NAME_LABEL, "In", &["kube-system"])],
+        ),
+        (
+            GUARD_WEBHOOK_LEGACY,
+            vec![
+                requirement(NAMESPACE_NAME_LABEL, "DoesNotExist", &[]),
+                requirement(ADMISSION_OPT_OUT_LABEL, "In", &[ADMISSION_OPT_OUT_VALUE]),
+            ],
+        ),
+    ];
+    selectors
+        .into_iter()
+        .map(|(name, expressions)| ValidatingWebhook {
+            name: name.into(),
+            admission_review_versions: vec!["v1".into()],
+            client_config: client_config(opts, "/validate-aws-auth"),
+            failure_policy: Some("Ignore".into()),
+            match_policy: Some("Equivalent".into()),
+            namespace_selector: Some(LabelSelector {
+                match_expressions: Some(expressions),
+                match_labels: None,
+            }),
+            rules: Some(vec![RuleWithOperations {
+                api_groups: Some(vec!["".into()]),
+                api_versions: Some(vec!["v1".into()]),
+                resources: Some(vec!["configmaps".into()]),
+                operations: Some(vec!["UPDATE".into(), "DELETE".into()]),
+                scope: Some("Namespaced".into()),
+            }]),
+            side_effects: "None".into(),
+            timeout_seconds: Some(TIMEOUT_SECONDS),
+            ..Default::default()
+        })
+        .collect()
 }
 
 fn rule(group: &str, version: &str, resource: &str, scope: &str) -> RuleWithOperations {
@@ -146,23 +218,27 @@ pub fn mutating(opts: &WebhookOptions) -> MutatingWebhookConfiguration {
 }
 
 pub fn validating(opts: &WebhookOptions) -> ValidatingWebhookConfiguration {
+    let mut webhooks = vec![ValidatingWebhook {
+        name: "validate.hawser.io".into(),
+        admission_review_versions: vec!["v1".into()],
+        client_config: client_config(opts, "/validate"),
+        failure_policy: Some("Fail".into()),
+        match_policy: Some("Equivalent".into()),
+        namespace_selector: Some(namespace_selector(opts)),
+        rules: Some(rules()),
+        side_effects: "None".into(),
+        timeout_seconds: Some(TIMEOUT_SECONDS),
+        ..Default::default()
+    }];
+    if opts.aws_auth_guard {
+        webhooks.extend(guard_webhooks(opts));
+    }
     ValidatingWebhookConfiguration {
         metadata: ObjectMeta {
             name: Some(opts.name.clone()),
             ..Default::default()
         },
-        webhooks: Some(vec![ValidatingWebhook {
-            name: "validate.hawser.io".into(),
-            admission_review_versions: vec!["v1".into()],
-            client_config: client_config(opts, "/validate"),
-            failure_policy: Some("Fail".into()),
-            match_policy: Some("Equivalent".into()),
-            namespace_selector: Some(namespace_selector(opts)),
-            rules: Some(rules()),
-            side_effects: "None".into(),
-            timeout_seconds: Some(TIMEOUT_SECONDS),
-            ..Default::default()
-        }]),
+        webhooks: Some(webhooks),
     }
 }
 
@@ -187,6 +263,7 @@ impl TryFrom<&WebhookManifestArgs> for WebhookOptions {
             ca_bundle,
             own_namespace: args.namespace.clone(),
             match_namespace_labels: args.match_namespace_labels.iter().cloned().collect(),
+            aws_auth_guard: args.aws_auth_guard,
         })
     }
 }
@@ -234,6 +311,7 @@ mod tests {
             ca_bundle: b"PEM".to_vec(),
             own_namespace: "hawser-system".into(),
             match_namespace_labels: BTreeMap::new(),
+            aws_auth_guard: false,
         }
     }
 
@@ -269,6 +347,52 @@ mod tests {
         assert_eq!(
             hook.namespace_selector.as_ref().unwrap().match_labels,
             Some([("team".to_string(), "a".to_string())].into())
+        );
+        assert_eq!(
+            v.webhooks.as_ref().unwrap().len(),
+            1,
+            "no guard unless asked"
+        );
+    }
+
+    #[test]
+    fn the_guard_sees_kube_system_configmaps_on_every_version_and_fails_open() {
+        let v = validating(&WebhookOptions {
+            aws_auth_guard: true,
+            match_namespace_labels: [("team".to_string(), "a".to_string())].into(),
+            ..opts()
+        });
+        let hooks = v.webhooks.unwrap();
+        assert_eq!(hooks.len(), 3);
+        let selectors: Vec<serde_json::Value> = hooks[1..]
+            .iter()
+            .map(|h| {
+                assert_eq!(h.failure_policy.as_deref(), Some("Ignore"));
+                assert_eq!(
+                    h.client_config.service.as_ref().unwrap().path.as_deref(),
+                    Some("/validate-aws-auth")
+                );
+                let rule = &h.rules.as_ref().unwrap()[0];
+                assert_eq!(rule.resources, Some(vec!["configmaps".to_string()]));
+                assert_eq!(
+                    rule.operations,
+                    Some(vec!["UPDATE".to_string(), "DELETE".to_string()])
+                );
+                serde_json::to_value(h.namespace_selector.as_ref().unwrap()).unwrap()
+            })
+            .collect();
+        assert_eq!(
+            selectors,
+            vec![
+                serde_json::json!({"matchExpressions": [
+                    {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["kube-system"]},
+                ]}),
+                serde_json::json!({"matchExpressions": [
+                    {"key": "kubernetes.io/metadata.name", "operator": "DoesNotExist"},
+                    {"key": "hawser.io/admission", "operator": "In", "values": ["disabled"]},
+                ]}),
+            ],
+            "no opt-in labels: kube-system never carries them"
         );
     }
 }

@@ -20,6 +20,7 @@ pub struct Metrics {
     pub reconcile_duration: HistogramVec,
     pub aws_api_calls: IntCounterVec,
     pub managed_objects: IntGaugeVec,
+    pub aws_auth_writes: IntCounterVec,
 }
 
 impl Metrics {
@@ -91,9 +92,16 @@ impl Metrics {
             ),
             &["controller", "state"],
         )?;
+        let aws_auth_writes = IntCounterVec::new(
+            Opts::new(
+                "hawser_aws_auth_writes_total",
+                "Batches of namespace changes to kube-system/aws-auth, by result (written, unchanged, conflict, or an error category).",
+            ),
+            &["result"],
+        )?;
         // Present from the start, so dashboards and alerts see zeroes
         // rather than absent series.
-        for webhook in ["mutate", "validate"] {
+        for webhook in ["mutate", "validate", "validate-aws-auth"] {
             admission_duration.with_label_values(&[webhook]);
         }
         let leader = prometheus::IntGauge::new(
@@ -110,6 +118,7 @@ impl Metrics {
         registry.register(Box::new(reconcile_duration.clone()))?;
         registry.register(Box::new(aws_api_calls.clone()))?;
         registry.register(Box::new(managed_objects.clone()))?;
+        registry.register(Box::new(aws_auth_writes.clone()))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -126,6 +135,7 @@ impl Metrics {
             reconcile_duration,
             aws_api_calls,
             managed_objects,
+            aws_auth_writes,
         })
     }
 

@@ -63,6 +63,18 @@ impl NamespaceCache {
         self.store.wait_until_ready().await.is_ok()
     }
 
+    /// Like [`synced`](Self::synced), for a second waiter: kube-runtime's
+    /// store wakes only the last task waiting on it, so this polls.
+    pub async fn wait_synced(&self) {
+        loop {
+            let wait =
+                tokio::time::timeout(Duration::from_millis(250), self.store.wait_until_ready());
+            if wait.await.is_ok() {
+                return;
+            }
+        }
+    }
+
     pub fn get(&self, name: &str) -> Option<NamespaceInfo> {
         self.store.get(&ObjectRef::new(name)).map(|ns| info(&ns))
     }

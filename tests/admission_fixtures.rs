@@ -23,6 +23,7 @@ fn router(namespaces: NamespaceCache) -> (Router, Arc<Metrics>) {
             controller_usernames: vec!["system:serviceaccount:hawser-system:hawser".into()],
             excluded_namespaces: vec!["kube-system".into()],
             namespace_wait: std::time::Duration::from_millis(50),
+            aws_auth_guard: Default::default(),
         },
         namespaces,
         metrics: metrics.clone(),

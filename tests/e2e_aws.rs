@@ -26,6 +26,7 @@ async fn each_scope_gets_its_own_credentials_and_every_call_is_counted() {
     let role = Scope {
         region: "eu-west-1".into(),
         role_arn: Some("arn:aws:iam::111111111111:role/tenant".into()),
+        session_name: None,
     };
     let tenant = aws.sts(&role).await.caller_identity().await.unwrap();
     assert_eq!(tenant.account, "111111111111");

@@ -64,10 +64,9 @@ fn comparable(mut config: Value) -> Value {
     config
 }
 
-#[test]
-fn the_chart_renders_the_webhooks_of_hawser_manifests_webhook() {
-    let docs = load(MANIFESTS);
-    let opts = WebhookOptions {
+/// What the chart's release `hawser` in hawser-system corresponds to.
+fn chart_options(aws_auth_guard: bool) -> WebhookOptions {
+    WebhookOptions {
         name: "hawser".into(),
         endpoint: Endpoint::Service {
             name: "hawser-webhook".into(),
@@ -76,7 +75,14 @@ fn the_chart_renders_the_webhooks_of_hawser_manifests_webhook() {
         ca_bundle: Vec::new(),
         own_namespace: "hawser-system".into(),
         match_namespace_labels: Default::default(),
-    };
+        aws_auth_guard,
+    }
+}
+
+#[test]
+fn the_chart_renders_the_webhooks_of_hawser_manifests_webhook() {
+    let docs = load(MANIFESTS);
+    let opts = chart_options(false);
     let expected = [
         manifests::with_type_meta(&manifests::mutating(&opts)).unwrap(),
         manifests::with_type_meta(&manifests::validating(&opts)).unwrap(),
@@ -91,6 +97,18 @@ fn the_chart_renders_the_webhooks_of_hawser_manifests_webhook() {
              then run hack/gen.sh"
         );
     }
+}
+
+#[test]
+fn the_charts_aws_auth_guard_is_the_one_of_hawser_manifests_webhook() {
+    let docs = helm_template(
+        "hawser-system",
+        &["--set", "namespaceController.awsAuthGuard=true"],
+    );
+    let opts = chart_options(true);
+    let want = manifests::with_type_meta(&manifests::validating(&opts)).unwrap();
+    let got = find(&docs, "ValidatingWebhookConfiguration").clone();
+    assert_eq!(comparable(got), comparable(want));
 }
 
 #[test]
@@ -545,8 +563,20 @@ async fn chart_variants_pass_a_server_dry_run() {
         .as_str()
         .unwrap()
         .to_string();
-    let variants: [&[&str]; 3] = [
+    let variants: [&[&str]; 4] = [
         &["--set", "certs.mode=self-managed"],
+        &[
+            "--set",
+            "controllers={vpce,namespace}",
+            "--set",
+            "clusterName=e2e",
+            "--set",
+            "namespaceController.awsAuthGuard=true",
+            "--set",
+            "namespaceController.selector=team=a",
+            "--set",
+            "namespaceController.protectedRoleArnPattern=arn:aws:iam::\\d+:role/Admin",
+        ],
         &[
             "--set",
             "controllers={vpce}",

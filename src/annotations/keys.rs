@@ -45,6 +45,9 @@ pub const ENV_ROTATED_KEYS: &str = "env.hawser.io/rotated-keys";
 pub const IAM_ROLE_ARN: &str = "iam.hawser.io/role-arn";
 pub const IAM_USERNAME: &str = "iam.hawser.io/username";
 pub const IAM_GROUPS: &str = "iam.hawser.io/groups";
+/// Finalizer the controller adds to a Namespace whose role it maps, so
+/// the `aws-auth` entry goes when the namespace does.
+pub const IAM_FINALIZER: &str = "iam.hawser.io/cleanup";
 
 // Namespace (and Service) -> AWS account and region.
 pub const AWS_ROLE_ARN: &str = "aws.hawser.io/role-arn";

@@ -68,6 +68,14 @@ impl AwsError {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
+        if let Some(failed) = super::assume_role::find(&err) {
+            return Self {
+                operation,
+                kind: AwsErrorKind::AccessDenied,
+                code: Some(ASSUME_ROLE_FAILED.to_owned()),
+                message: failed.to_string(),
+            };
+        }
         let code = err.code().map(str::to_owned);
         let message = err
             .message()
@@ -90,6 +98,12 @@ impl AwsError {
         }
     }
 
+    /// Whether the call failed because hawser could not assume the
+    /// namespace's role (`aws.hawser.io/role-arn`).
+    pub fn is_assume_role(&self) -> bool {
+        self.code.as_deref() == Some(ASSUME_ROLE_FAILED)
+    }
+
     /// Whether a write that names user input (CreateVpcEndpoint,
     /// ModifyVpcEndpoint) failed for good: a bad parameter, or a subnet,
     /// VPC or security group that does not exist. A missing endpoint is
@@ -105,6 +119,10 @@ impl AwsError {
         }
     }
 }
+
+/// The code hawser gives a call that failed for want of assumed-role
+/// credentials (AWS itself answered the AssumeRole, not this call).
+pub const ASSUME_ROLE_FAILED: &str = "AssumeRoleFailed";
 
 pub type HttpResponse = aws_sdk_ec2::config::http::HttpResponse;
 

@@ -6,6 +6,7 @@
 //! throttled account or region does not slow the others down. Every call
 //! is counted in `hawser_aws_api_calls_total{service,operation,outcome}`.
 
+mod assume_role;
 mod ec2;
 mod error;
 #[cfg(test)]
@@ -19,6 +20,7 @@ use aws_config::{retry::RetryConfig, sts::AssumeRoleProvider, BehaviorVersion, R
 use prometheus::IntCounterVec;
 use tokio::sync::Mutex;
 
+pub use assume_role::AssumeRoleFailed;
 pub use ec2::{
     CidrRule, CreateEndpoint, CreateSecurityGroup, Ec2Api, Endpoint, EndpointState, ModifyEndpoint,
     SecurityGroup, Tags,
@@ -29,8 +31,9 @@ pub use sts::{CallerIdentity, SdkSts, StsApi};
 
 use crate::metrics::Metrics;
 
-/// Session name hawser uses when it assumes a role; shows in CloudTrail.
-const SESSION_NAME: &str = "hawser";
+/// Session name hawser uses when it assumes a role for no namespace in
+/// particular; shows in CloudTrail.
+pub const SESSION_NAME: &str = "hawser";
 
 /// Which credentials and region a call runs with. The role comes from a
 /// namespace's `aws.hawser.io/role-arn`, the region from
@@ -40,6 +43,21 @@ pub struct Scope {
     pub region: String,
     /// `None`: hawser's own identity.
     pub role_arn: Option<String>,
+    /// The AssumeRole session name (`hawser-<namespace>`); `None`:
+    /// [`SESSION_NAME`]. Part of the cache key, so each namespace's calls
+    /// show in CloudTrail under its own session.
+    pub session_name: Option<String>,
+}
+
+impl Scope {
+    /// hawser's own identity in `region`.
+    pub fn own(region: impl Into<String>) -> Self {
+        Self {
+            region: region.into(),
+            role_arn: None,
+            session_name: None,
+        }
+    }
 }
 
 /// `--aws-retry-mode`: the SDK's retry strategy.
@@ -93,6 +111,10 @@ impl CallCounter {
             Ok(_) => "success",
             Err(e) => e.kind.as_str(),
         };
+        self.record_outcome(service, operation, outcome);
+    }
+
+    pub fn record_outcome(&self, service: &str, operation: &str, outcome: &str) {
         self.calls
             .with_label_values(&[service, operation, outcome])
             .inc();
@@ -161,10 +183,7 @@ impl AwsClients {
 
     /// hawser's own identity in the default region.
     pub fn default_scope(&self) -> Scope {
-        Scope {
-            region: self.default_region.clone(),
-            role_arn: None,
-        }
+        Scope::own(self.default_region.clone())
     }
 
     pub fn endpoint_url(&self) -> Option<&str> {
@@ -179,16 +198,18 @@ impl AwsClients {
         let region = Region::new(scope.region.clone());
         let mut conf = self.base.to_builder().region(region.clone());
         if let Some(role) = &scope.role_arn {
-            // Credentials are fetched (and refreshed) on first use, not here.
+            // Credentials are fetched on first use, not here, and cached by
+            // the client's identity cache, which refreshes them before
+            // they expire.
             let provider = AssumeRoleProvider::builder(role)
-                .session_name(SESSION_NAME)
+                .session_name(scope.session_name.as_deref().unwrap_or(SESSION_NAME))
                 .region(region)
                 .configure(&self.base)
                 .build()
                 .await;
-            conf = conf.credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(
-                provider,
-            ));
+            let counted = assume_role::Counted::new(provider, role, self.calls.clone());
+            conf = conf
+                .credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(counted));
         }
         let conf = conf.build();
         let clients = ScopedClients {

@@ -6,6 +6,9 @@
 //! serves the webhook.
 
 pub mod backoff;
+pub mod namespace;
+pub mod scope;
+pub mod timeout;
 pub mod vpce;
 
 use std::{sync::Arc, time::Duration};
@@ -15,9 +18,33 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::Readiness;
 use crate::aws::{AwsClients, AwsSettings, StsApi};
-use crate::cli::{ControllerArgs, ControllerKind};
+use crate::cli::{AwsAuthArgs, ControllerArgs, ControllerKind};
 use crate::leader::{self, LeaderConfig};
 use crate::metrics::Metrics;
+use crate::namespaces::NamespaceCache;
+
+/// What the controllers share with the webhook: its namespace cache and
+/// the settings both halves read.
+#[derive(Clone)]
+pub struct Shared {
+    pub namespaces: NamespaceCache,
+    pub aws_auth: AwsAuthArgs,
+    pub allow_system_groups: bool,
+}
+
+/// An Event note within the API's limit (1 kB, else the Event is
+/// refused), cut at a character boundary. AWS's messages can be long.
+pub fn bounded_note(note: String) -> String {
+    const MAX: usize = 1000;
+    if note.len() <= MAX {
+        return note;
+    }
+    let mut end = MAX - 3;
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &note[..end])
+}
 
 /// Readiness check: STS GetCallerIdentity answered.
 pub const CHECK_AWS_IDENTITY: &str = "aws-identity";
@@ -27,8 +54,10 @@ pub const CHECK_AWS_IDENTITY: &str = "aws-identity";
 ///
 /// Returns the task that holds the Lease: it ends after `shutdown` fires,
 /// once the controllers have stopped and the Lease is released.
+#[allow(clippy::too_many_arguments)]
 pub async fn start(
     args: &ControllerArgs,
+    shared: Shared,
     client: kube::Client,
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
@@ -75,12 +104,13 @@ pub async fn start(
         // AWS. Readiness does not wait for the controllers' caches, or a
         // follower would never be ready to serve admission.
         let lead = move |token: CancellationToken| {
-            let (client, aws, metrics, args, cluster) = (
+            let (client, aws, metrics, args, cluster, shared) = (
                 client.clone(),
                 aws.clone(),
                 metrics.clone(),
                 args.clone(),
                 cluster.clone(),
+                shared.clone(),
             );
             async move {
                 let mut running = Vec::new();
@@ -103,9 +133,44 @@ pub async fn start(
                                 aws.clone(),
                                 settings,
                                 metrics.clone(),
+                                shared.namespaces.clone(),
                             ));
                             let synced = || tracing::info!("vpce controller cache synced");
-                            running.push(tokio::spawn(vpce::run(ctx, synced, token.clone())));
+                            // A Service's account and region come from its
+                            // namespace: never guess them from an empty cache.
+                            let (cache, token) = (shared.namespaces.clone(), token.clone());
+                            running.push(tokio::spawn(async move {
+                                tokio::select! {
+                                    _ = cache.wait_synced() => vpce::run(ctx, synced, token).await,
+                                    _ = token.cancelled() => {}
+                                }
+                            }));
+                        }
+                        ControllerKind::Namespace => {
+                            // One aws-auth writer per leadership term; it
+                            // stops with the term.
+                            let writer = namespace::writer::AwsAuthWriter::start(
+                                client.clone(),
+                                namespace::writer::Target {
+                                    namespace: crate::aws_auth::NAMESPACE.into(),
+                                    name: shared.aws_auth.aws_auth_configmap.clone(),
+                                },
+                                metrics.aws_auth_writes.clone(),
+                                token.clone(),
+                            );
+                            let settings = namespace::Settings {
+                                iam_cluster_role: shared.aws_auth.iam_cluster_role.clone(),
+                                allow_system_groups: shared.allow_system_groups,
+                                selector: shared.aws_auth.namespace_selector.clone(),
+                                resync: args.resync_period,
+                            };
+                            let ctx = Arc::new(namespace::Context::new(
+                                client.clone(),
+                                settings,
+                                writer,
+                                metrics.clone(),
+                            ));
+                            running.push(tokio::spawn(namespace::run(ctx, token.clone())));
                         }
                     }
                 }
@@ -158,5 +223,19 @@ async fn confirm_identity(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn notes_stay_within_the_event_limit() {
+        let note = super::bounded_note("é".repeat(800));
+        assert!(
+            note.len() <= 1000 && note.ends_with("..."),
+            "{}",
+            note.len()
+        );
+        assert_eq!(super::bounded_note("short".into()), "short");
     }
 }

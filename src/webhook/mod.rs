@@ -5,6 +5,7 @@
 //! decision function and encodes the answer. Metrics and a span record
 //! every request.
 
+pub mod aws_auth_guard;
 pub mod contract;
 pub mod deployment;
 pub mod hardening;
@@ -44,6 +45,8 @@ pub struct Config {
     pub controller_usernames: Vec<String>,
     pub excluded_namespaces: Vec<String>,
     pub namespace_wait: Duration,
+    /// The aws-auth lockout guard (`/validate-aws-auth`).
+    pub aws_auth_guard: aws_auth_guard::GuardConfig,
 }
 
 pub struct Context {
@@ -67,20 +70,41 @@ impl Webhook {
     }
 }
 
+/// The paths served, each with its metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    Hook(Webhook),
+    AwsAuthGuard,
+}
+
+impl Path {
+    fn as_str(self) -> &'static str {
+        match self {
+            Path::Hook(w) => w.as_str(),
+            Path::AwsAuthGuard => "validate-aws-auth",
+        }
+    }
+}
+
 pub fn router(ctx: Arc<Context>) -> Router {
     Router::new()
         .route("/mutate", post(mutate))
         .route("/validate", post(validate))
+        .route("/validate-aws-auth", post(validate_aws_auth))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(ctx)
 }
 
 async fn mutate(State(ctx): State<Arc<Context>>, body: Bytes) -> Response {
-    handle(ctx, Webhook::Mutate, body).await
+    handle(ctx, Path::Hook(Webhook::Mutate), body).await
 }
 
 async fn validate(State(ctx): State<Arc<Context>>, body: Bytes) -> Response {
-    handle(ctx, Webhook::Validate, body).await
+    handle(ctx, Path::Hook(Webhook::Validate), body).await
+}
+
+async fn validate_aws_auth(State(ctx): State<Arc<Context>>, body: Bytes) -> Response {
+    handle(ctx, Path::AwsAuthGuard, body).await
 }
 
 fn operation_label(op: &Operation) -> &'static str {
@@ -92,7 +116,7 @@ fn operation_label(op: &Operation) -> &'static str {
     }
 }
 
-async fn handle(ctx: Arc<Context>, webhook: Webhook, body: Bytes) -> Response {
+async fn handle(ctx: Arc<Context>, webhook: Path, body: Bytes) -> Response {
     let timer = ctx
         .metrics
         .admission_duration
@@ -143,9 +167,16 @@ async fn handle(ctx: Arc<Context>, webhook: Webhook, body: Bytes) -> Response {
         allowed = Empty,
         patched = Empty,
     );
-    let response = review_request(&ctx, webhook, &req)
-        .instrument(span.clone())
-        .await;
+    let response = match webhook {
+        Path::Hook(hook) => {
+            review_request(&ctx, hook, &req)
+                .instrument(span.clone())
+                .await
+        }
+        Path::AwsAuthGuard => {
+            span.in_scope(|| aws_auth_guard::review(&ctx.config.aws_auth_guard, &req))
+        }
+    };
     let patched = response.patch.is_some();
     span.record("allowed", response.allowed);
     span.record("patched", patched);

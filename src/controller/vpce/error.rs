@@ -21,6 +21,9 @@ pub enum Error {
     Aws(#[from] AwsError),
     #[error("Kubernetes API call failed: {0}")]
     Kube(#[from] kube::Error),
+    /// The namespace's account or region cannot be determined.
+    #[error(transparent)]
+    Scope(#[from] crate::controller::scope::ScopeError),
     #[error("{0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
@@ -40,6 +43,7 @@ impl Error {
     pub fn is_terminal(&self) -> bool {
         match self {
             Error::InvalidAnnotations(_) | Error::Desired(_) | Error::Rejected(_) => true,
+            Error::Scope(e) => e.is_terminal(),
             Error::Finalizer(inner) => match inner.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)
                 | kube::runtime::finalizer::Error::CleanupFailed(e) => e.is_terminal(),
@@ -55,6 +59,8 @@ impl Error {
             Error::InvalidAnnotations(_) => "invalid_annotations",
             Error::Desired(_) => "incomplete_spec",
             Error::Rejected(_) => "aws_rejected",
+            Error::Scope(e) => e.category(),
+            Error::Aws(e) if e.is_assume_role() => "aws_assume_role",
             Error::Aws(e) => match e.kind {
                 AwsErrorKind::Throttled => "aws_throttled",
                 AwsErrorKind::NotFound => "aws_not_found",

@@ -56,7 +56,9 @@ use crate::annotations::{
     parse_deletion_policy, parse_region, DeletionPolicy, VpceSpec,
 };
 use crate::aws::{Ec2Provider, EndpointState, Scope};
+use crate::controller::scope::{self as aws_scope, ScopeError};
 use crate::metrics::Metrics;
+use crate::namespaces::NamespaceCache;
 
 pub const CONTROLLER: &str = "vpce";
 /// Services reconciled at once; bounds the burst of AWS calls at start-up.
@@ -84,10 +86,18 @@ pub struct Context<P> {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub tracker: Tracker,
+    /// Each namespace's `aws.hawser.io/role-arn` and region.
+    pub namespaces: NamespaceCache,
 }
 
 impl<P: Ec2Provider> Context<P> {
-    pub fn new(client: Client, aws: P, settings: Settings, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        client: Client,
+        aws: P,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        namespaces: NamespaceCache,
+    ) -> Self {
         let reporter = Reporter {
             controller: "hawser".into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -99,6 +109,7 @@ impl<P: Ec2Provider> Context<P> {
             aws,
             settings,
             metrics,
+            namespaces,
         }
     }
 }
@@ -269,13 +280,19 @@ fn services(ctx: &Context<impl Ec2Provider>, obj: &ServiceMeta) -> Api<Service> 
     Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default())
 }
 
-/// The credentials and region for a Service's AWS calls.
-// TODO(issue 6): the namespace's aws.hawser.io/role-arn and region.
-fn scope(ctx: &Context<impl Ec2Provider>, region: Option<String>) -> Scope {
-    Scope {
-        region: region.unwrap_or_else(|| ctx.settings.default_region.clone()),
-        role_arn: None,
-    }
+/// The credentials and region for a Service's AWS calls: its namespace's
+/// role and region, its own region first.
+fn scope(
+    ctx: &Context<impl Ec2Provider>,
+    obj: &ServiceMeta,
+    region: Option<&str>,
+) -> Result<Scope, ScopeError> {
+    aws_scope::resolve(
+        &ctx.namespaces,
+        &obj.namespace().unwrap_or_default(),
+        region,
+        &ctx.settings.default_region,
+    )
 }
 
 async fn apply_service<P: Ec2Provider>(
@@ -314,10 +331,18 @@ async fn apply_service<P: Ec2Provider>(
         endpoint_id: current.endpoint_id.clone(),
         group_id: current.group_id.clone(),
     };
-    let ec2 = ctx.aws.ec2(&scope(ctx, spec.region.clone())).await;
+    let scope = match scope(ctx, obj, spec.region.as_deref()) {
+        Ok(s) => s,
+        Err(e) if e.is_terminal() => return fail(obj, ctx, e.into(), result).await,
+        Err(e) => return Err(e.into()),
+    };
+    let ec2 = ctx.aws.ec2(&scope).await;
     let applied = match apply::apply(&ec2, &desired, &uid, &recorded).await {
         Ok(applied) => applied,
         Err(e) if e.is_terminal() => return fail(obj, ctx, e, result).await,
+        Err(Error::Aws(e)) if e.is_assume_role() => {
+            return fail_assume_role(obj, ctx, Error::Aws(e), result).await
+        }
         Err(e) => return Err(e),
     };
     if let Some(pause) = ctx.settings.pause_after_create {
@@ -393,27 +418,50 @@ async fn fail<P: Ec2Provider>(
     error: Error,
     result: &mut &'static str,
 ) -> Result<Action, Error> {
-    let uid = obj.uid().unwrap_or_default();
+    mark_failed(obj, ctx, &error, "ProvisioningFailed", result).await?;
+    ctx.tracker.settle(
+        &obj.uid().unwrap_or_default(),
+        fingerprint(obj.annotations()),
+    );
+    Ok(Action::requeue(ctx.settings.resync))
+}
+
+/// The namespace's role could not be assumed: marked as a terminal
+/// failure is, but retried with backoff, since the fix (a trust policy, a
+/// permission) is made in IAM, not on the Service.
+async fn fail_assume_role<P: Ec2Provider>(
+    obj: &ServiceMeta,
+    ctx: &Context<P>,
+    error: Error,
+    result: &mut &'static str,
+) -> Result<Action, Error> {
+    mark_failed(obj, ctx, &error, "AssumeRoleFailed", result).await?;
+    Ok(Action::requeue(
+        ctx.tracker.failed(&obj.uid().unwrap_or_default()),
+    ))
+}
+
+/// `state: Failed`, a Warning Event `reason`, the error metric.
+async fn mark_failed<P: Ec2Provider>(
+    obj: &ServiceMeta,
+    ctx: &Context<P>,
+    error: &Error,
+    reason: &str,
+    result: &mut &'static str,
+) -> Result<(), Error> {
     let owner = owner(obj);
-    tracing::warn!(category = error.category(), error = %error, "giving up until the annotations change");
+    tracing::warn!(category = error.category(), error = %error, reason, "marking the Service Failed");
     let outputs = Current::read(obj.annotations()).with_state(State::Failed);
     status::write(&services(ctx, obj), &owner.namespace, &owner.name, &outputs).await?;
-    publish(
-        ctx,
-        obj,
-        EventType::Warning,
-        "ProvisioningFailed",
-        error.user_message(),
-    )
-    .await;
+    publish(ctx, obj, EventType::Warning, reason, error.user_message()).await;
     ctx.metrics
         .reconcile_errors
         .with_label_values(&[CONTROLLER, error.category()])
         .inc();
-    ctx.tracker.set_state(&uid, State::Failed);
-    ctx.tracker.settle(&uid, fingerprint(obj.annotations()));
+    ctx.tracker
+        .set_state(&obj.uid().unwrap_or_default(), State::Failed);
     *result = "failed";
-    Ok(Action::requeue(ctx.settings.resync))
+    Ok(())
 }
 
 /// Deletion policy and region for cleanup, read leniently: cleanup must
@@ -437,7 +485,7 @@ async fn run_cleanup<P: Ec2Provider>(
 ) -> Result<Cleanup, Error> {
     let owner = owner(obj);
     let (policy, region) = cleanup_inputs(obj);
-    let ec2 = ctx.aws.ec2(&scope(ctx, region)).await;
+    let ec2 = ctx.aws.ec2(&scope(ctx, obj, region.as_deref())?).await;
     let outcome = cleanup::cleanup(
         &ec2,
         &owner.ownership_tags(&ctx.settings.cluster),
@@ -529,7 +577,7 @@ async fn publish<P: Ec2Provider>(
     let event = Event {
         type_,
         reason: reason.into(),
-        note: Some(note),
+        note: Some(crate::controller::bounded_note(note)),
         action: "Reconcile".into(),
         secondary: None,
     };

@@ -1,0 +1,228 @@
+//! Per-namespace account: a namespace's `aws.hawser.io/role-arn` makes the
+//! VPC endpoint controller call EC2 with credentials from STS AssumeRole
+//! (session `hawser-<namespace>`), so the endpoint is made in the role's
+//! account.
+//!
+//! What moto proves and what it does not: moto's AssumeRole answers any
+//! caller for any role (it checks neither that the role exists nor its
+//! trust policy), and credentials it issued act in the role's account.
+//! So an endpoint that exists in the role's account, and not in hawser's,
+//! was created with the assumed credentials; and moto's record of the
+//! AssumeRole (`/moto-api/data.json`) shows the session name and role.
+//! Whether the role's trust policy admits hawser is not tested here.
+
+mod support;
+
+use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
+use k8s_openapi::api::core::v1::Service;
+use kube::api::PostParams;
+use support::moto::{self, Network};
+use support::vpce::{ann, start_hawser, ENDPOINT_ID, STATE, WAIT};
+use support::*;
+
+const TENANT_ACCOUNT: &str = "222222222222";
+
+/// Creates the role in moto's IAM in the tenant account (moto does not
+/// require it, a real account does), with a trust policy naming hawser's
+/// account. IAM's query API, sent like the SDK would; moto does not check
+/// signatures, and routes by the credential scope's service.
+async fn create_role(name: &str) -> String {
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+            "Principal": {"AWS": "arn:aws:iam::123456789012:root"}}],
+    });
+    let body = format!(
+        "Action=CreateRole&Version=2010-05-08&RoleName={name}&AssumeRolePolicyDocument={}",
+        urlencode(&policy.to_string())
+    );
+    let resp = reqwest::Client::new()
+        .post(moto::endpoint_url())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-moto-account-id", TENANT_ACCOUNT)
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let text = resp.text().await.unwrap();
+    let arn = format!("arn:aws:iam::{TENANT_ACCOUNT}:role/{name}");
+    assert!(text.contains(&arn), "CreateRole: {text}");
+    arn
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// An EC2 client acting in the tenant account (assumed like hawser does).
+async fn tenant_ec2(role_arn: &str) -> aws_sdk_ec2::Client {
+    let base = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(moto::REGION))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .endpoint_url(moto::endpoint_url())
+        .load()
+        .await;
+    let provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+        .session_name("e2e-reader")
+        .configure(&base)
+        .build()
+        .await;
+    let conf = base
+        .to_builder()
+        .credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(
+            provider,
+        ))
+        .build();
+    aws_sdk_ec2::Client::new(&conf)
+}
+
+/// Service `s3` asking for an endpoint in `subnet`; its namespace's Api.
+async fn create_service(client: &kube::Client, ns: &str, subnet: &str) -> kube::Api<Service> {
+    let svc: Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "s3", "annotations": {
+            "vpce.hawser.io/service-name": support::vpce::SERVICE_NAME,
+            "vpce.hawser.io/subnet-ids": subnet,
+        }},
+        "spec": {"ports": [{"port": 443}]},
+    }))
+    .unwrap();
+    let services: kube::Api<Service> = kube::Api::namespaced(client.clone(), ns);
+    services.create(&PostParams::default(), &svc).await.unwrap();
+    services
+}
+
+#[tokio::test]
+async fn a_namespace_role_creates_the_endpoint_in_the_roles_account() {
+    let client = client().await;
+    let role = create_role(&unique("tenant")).await;
+    let tenant = tenant_ec2(&role).await;
+    let net = Network::create(&tenant).await;
+    let ns = TestNamespace::create(&client, "assume", &[("aws.hawser.io/role-arn", &role)]).await;
+    let cluster = unique("cluster");
+    let hawser = start_hawser(&ns.name, &cluster, &net, "1h", &[]).await;
+
+    let services = create_service(&client, &ns.name, &net.subnets[0]).await;
+    let svc = eventually("the Service Available", WAIT, || async {
+        let s = services.get("s3").await.ok()?;
+        (ann(&s, STATE) == Some("Available")).then_some(s)
+    })
+    .await;
+
+    // The endpoint is in the tenant account's VPC ...
+    let live = net.live_endpoints(&tenant).await;
+    assert_eq!(live.len(), 1);
+    assert_eq!(ann(&svc, ENDPOINT_ID), live[0].vpc_endpoint_id());
+    assert_eq!(live[0].owner_id(), Some(TENANT_ACCOUNT));
+    // ... and hawser's own account has no such VPC at all.
+    let own = moto::ec2()
+        .describe_vpcs()
+        .vpc_ids(&net.vpc_id)
+        .send()
+        .await;
+    assert!(
+        own.is_err(),
+        "the VPC exists only in the tenant account: {own:?}"
+    );
+
+    // moto's record: hawser assumed exactly this role, session hawser-<ns>.
+    let data: serde_json::Value =
+        reqwest::get(format!("{}/moto-api/data.json", moto::endpoint_url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let session = format!("hawser-{}", ns.name);
+    let assumed: Vec<&serde_json::Value> = data["sts"]["AssumedRole"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["session_name"] == session.as_str())
+        .collect();
+    assert!(!assumed.is_empty(), "no AssumeRole with session {session}");
+    assert!(assumed
+        .iter()
+        .all(|r| r["role_arn"] == role.as_str() && r["account_id"] == TENANT_ACCOUNT));
+
+    let calls =
+        r#"hawser_aws_api_calls_total{operation="AssumeRole",outcome="success",service="sts"}"#;
+    let n = hawser.metric(calls).await;
+    assert!(n >= 1.0, "{}", hawser.metrics().await);
+    // Cached: one AssumeRole serves every call of the pass, not one each.
+    let ec2_calls = r#"hawser_aws_api_calls_total{operation="CreateVpcEndpoint",outcome="success",service="ec2"}"#;
+    assert_eq!(hawser.metric(ec2_calls).await, 1.0);
+    assert_eq!(n, 1.0, "credentials are cached across calls");
+}
+
+/// AWS refuses the AssumeRole (a trust policy that does not admit
+/// hawser): the Service says Failed, with a Warning Event naming the role
+/// and AWS's reason, and the metric counts it; once IAM is fixed, the
+/// backoff retry succeeds without touching the Service.
+#[tokio::test]
+async fn a_refused_assume_role_fails_the_service_and_recovers_when_iam_is_fixed() {
+    use support::deny_sts::DenyAssumeRole;
+    let client = client().await;
+    let proxy = DenyAssumeRole::start(&moto::endpoint_url()).await;
+    let role = format!("arn:aws:iam::{TENANT_ACCOUNT}:role/{}", unique("untrusted"));
+    let tenant = tenant_ec2(&role).await;
+    let net = Network::create(&tenant).await;
+    let ns = TestNamespace::create(&client, "refused", &[("aws.hawser.io/role-arn", &role)]).await;
+    let cluster = unique("cluster");
+    let hawser = start_hawser(
+        &ns.name,
+        &cluster,
+        &net,
+        "1h",
+        &["--aws-endpoint-url", &proxy.url],
+    )
+    .await;
+
+    let services = create_service(&client, &ns.name, &net.subnets[0]).await;
+    eventually("the Service Failed", WAIT, || async {
+        let s = services.get("s3").await.ok()?;
+        (ann(&s, STATE) == Some("Failed")).then_some(())
+    })
+    .await;
+    let events: kube::Api<k8s_openapi::api::events::v1::Event> =
+        kube::Api::namespaced(client.clone(), &ns.name);
+    let note = eventually("Event AssumeRoleFailed", WAIT, || async {
+        events
+            .list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("AssumeRoleFailed"))
+            .and_then(|e| e.note)
+    })
+    .await;
+    assert!(
+        note.contains(&role) && note.contains("not authorized"),
+        "{note}"
+    );
+    let errors = r#"hawser_reconcile_errors_total{category="aws_assume_role",controller="vpce"}"#;
+    assert!(hawser.metric(errors).await >= 1.0);
+    let refused =
+        r#"hawser_aws_api_calls_total{operation="AssumeRole",outcome="error",service="sts"}"#;
+    assert!(hawser.metric(refused).await >= 1.0);
+    assert!(net.live_endpoints(&tenant).await.is_empty());
+
+    proxy.allow();
+    eventually("the Service Available after the fix", WAIT, || async {
+        let s = services.get("s3").await.ok()?;
+        (ann(&s, STATE) == Some("Available")).then_some(())
+    })
+    .await;
+    assert_eq!(net.live_endpoints(&tenant).await.len(), 1);
+}
