@@ -178,6 +178,9 @@ pub struct ControllerArgs {
 pub enum ControllerKind {
     // Interface VPC endpoints for Services annotated vpce.hawser.io/service-name.
     Vpce,
+    // CloudFormation stacks for Namespaces and Deployments annotated
+    // cfn.hawser.io/template or cfn.hawser.io/template-configmap.
+    Stack,
 }
 
 fn parse_cluster_name(s: &str) -> Result<String, String> {

@@ -133,19 +133,25 @@ pub fn classify(code: &str, status: Option<u16>) -> AwsErrorKind {
         }
         _ => {}
     }
-    if code.ends_with("NotFound") {
+    // CloudFormation spells these as `…NotFound` (the wire code) or
+    // `…NotFoundException`, and `AlreadyExistsException`.
+    if code.ends_with("NotFound") || code.ends_with("NotFoundException") {
         return AwsErrorKind::NotFound;
     }
-    if code.ends_with(".Duplicate") {
+    if code.ends_with(".Duplicate") || code.ends_with("AlreadyExistsException") {
         return AwsErrorKind::Duplicate;
     }
     if code.starts_with("Invalid")
         || code.starts_with("Missing")
         || code.starts_with("Unknown")
         || code.ends_with("LimitExceeded")
+        || code.ends_with("LimitExceededException")
         || matches!(
             code,
-            "ValidationError" | "IdempotentParameterMismatch" | "OperationNotPermitted"
+            "ValidationError"
+                | "IdempotentParameterMismatch"
+                | "OperationNotPermitted"
+                | "InsufficientCapabilitiesException"
         )
     {
         return AwsErrorKind::Invalid;
@@ -180,6 +186,12 @@ mod tests {
             ("IdempotentParameterMismatch", Invalid),
             ("UnauthorizedOperation", AccessDenied),
             ("InternalError", Unavailable),
+            ("ChangeSetNotFound", NotFound),
+            ("StackNotFoundException", NotFound),
+            ("AlreadyExistsException", Duplicate),
+            ("TokenAlreadyExistsException", Duplicate),
+            ("InsufficientCapabilitiesException", Invalid),
+            ("LimitExceededException", Invalid),
             ("SomethingNew", Other),
         ] {
             assert_eq!(classify(code, Some(400)), kind, "{code}");

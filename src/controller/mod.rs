@@ -6,6 +6,9 @@
 //! serve the webhook.
 
 pub mod backoff;
+pub mod release;
+pub mod stack;
+pub mod tracker;
 pub mod vpce;
 
 use std::{sync::Arc, time::Duration};
@@ -101,6 +104,21 @@ pub async fn start(
                             ));
                             let synced = || tracing::info!("vpce controller cache synced");
                             running.push(tokio::spawn(vpce::run(ctx, synced, token.clone())));
+                        }
+                        ControllerKind::Stack => {
+                            let settings = stack::Settings {
+                                cluster: cluster.clone(),
+                                default_region: aws.default_region().to_owned(),
+                                resync: args.resync_period,
+                                namespace: args.watch_namespace.clone(),
+                            };
+                            let ctx = Arc::new(stack::Context::new(
+                                client.clone(),
+                                aws.clone(),
+                                settings,
+                                metrics.clone(),
+                            ));
+                            running.push(tokio::spawn(stack::run(ctx, token.clone())));
                         }
                     }
                 }
