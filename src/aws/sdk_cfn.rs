@@ -166,7 +166,9 @@ impl CloudFormationApi for SdkCfn {
                 execution_status: out.execution_status().map(|s| s.as_str().to_owned()),
                 changes: out.changes().len(),
             })),
-            Err(e) if e.kind == AwsErrorKind::NotFound => Ok(None),
+            // CloudFormation: ChangeSetNotFound; moto: ValidationError
+            // "Stack with id <change set> does not exist".
+            Err(e) if is_missing_stack(&e) => Ok(None),
             Err(e) => Err(e),
         }
     }

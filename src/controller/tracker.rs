@@ -120,6 +120,11 @@ impl<S: GaugeState> Tracker<S> {
         })
     }
 
+    /// The state last set for this object in this process.
+    pub fn state(&self, uid: &str) -> Option<S> {
+        self.with(uid, |e| e.state)
+    }
+
     pub fn set_state(&self, uid: &str, state: S) {
         self.with(uid, |e| e.state = Some(state));
         self.refresh_gauge();

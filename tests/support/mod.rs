@@ -27,6 +27,7 @@ use k8s_openapi::api::{
 use kube::{api::PostParams, core::ObjectMeta, Api, Client};
 
 pub mod moto;
+pub mod stack;
 pub mod vpce;
 
 pub const E2E_LABEL: &str = "hawser-e2e";

@@ -110,8 +110,9 @@ pub struct Desired {
     pub spec_hash: String,
     /// Find-by tags: cluster, owner, uid.
     pub ownership: Tags,
-    /// The change set an update goes through: named after the spec, so a
-    /// pass interrupted between create and execute finds it again.
+    /// The change set an update goes through: named after the object and
+    /// the spec, so a pass interrupted between create and execute finds it
+    /// again.
     pub change_set_name: String,
     /// ClientToken of that change set.
     pub change_set_token: String,
@@ -139,7 +140,12 @@ pub fn desired(spec: &StackSpec, template_body: &str, owner: &Owner, cluster: &s
             // a new spec (re-create after a failed create) gets a new one.
             token: format!("hawser-{}-{}", owner.uid, &hash[..12]),
         },
-        change_set_name: format!("hawser-{hash}"),
+        // Per object as well as per spec: moto looks change sets up by
+        // name across all stacks.
+        change_set_name: format!(
+            "hawser-{}",
+            &hex(&Sha256::digest(format!("{}/{hash}", owner.uid).as_bytes()))[..32]
+        ),
         change_set_token: format!("hawser-{}-cs-{}", owner.uid, &hash[..12]),
         spec_hash: hash,
         ownership,

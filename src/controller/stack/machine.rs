@@ -222,8 +222,10 @@ pub fn next_change_set(cs: Option<&ChangeSet>) -> ChangeSetStep {
         } else {
             reason
         }),
+        // CloudFormation FAILs an empty change set, so a complete one has
+        // changes to execute; its Changes list is not consulted (moto
+        // lists none for a parameter-only change).
         ChangeSetStatus::CreateComplete => match cs.execution_status.as_deref() {
-            Some("AVAILABLE") | None if cs.changes == 0 => ChangeSetStep::NoChanges,
             Some("AVAILABLE") | None => ChangeSetStep::Execute,
             Some("EXECUTE_IN_PROGRESS") | Some("EXECUTE_COMPLETE") => ChangeSetStep::Executing,
             Some("EXECUTE_FAILED") => ChangeSetStep::Failed(if reason.is_empty() {

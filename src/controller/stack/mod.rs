@@ -21,6 +21,7 @@ pub mod cleanup;
 pub mod desired;
 pub mod effects;
 pub mod error;
+pub mod inputs;
 pub mod kind;
 pub mod machine;
 pub mod status;
@@ -54,16 +55,16 @@ use self::{
     desired::Owner,
     effects::Effect,
     error::{Error, Failure},
+    inputs::{scope_of, template},
     kind::StackObject,
     machine::Memo,
     status::{Outputs, OutputsWrite, State, STATUS_FAILED},
 };
 use crate::annotations::{
-    keys::{AWS_REGION, AWS_ROLE_ARN, CFN_TEMPLATE, CFN_TEMPLATE_CONFIGMAP, DELETION_POLICY},
-    parse_deletion_policy, parse_inline_template, parse_region, parse_role_arn,
-    parse_template_configmap, DeletionPolicy, TemplateSource,
+    keys::{CFN_TEMPLATE, CFN_TEMPLATE_CONFIGMAP, DELETION_POLICY},
+    parse_deletion_policy, parse_template_configmap, DeletionPolicy,
 };
-use crate::aws::{CfnProvider, Scope};
+use crate::aws::CfnProvider;
 use crate::controller::tracker::{fingerprint, Tracker};
 use crate::metrics::Metrics;
 
@@ -299,81 +300,6 @@ fn owner<K: StackObject>(obj: &PartialObjectMeta<K>) -> Owner {
     }
 }
 
-/// The credentials and region of an object's stack: its namespace's
-/// `aws.hawser.io/region` and `aws.hawser.io/role-arn`, else hawser's own
-/// identity in the default region. Unreadable values fall back too (the
-/// webhook refuses them first).
-// merged with controller::scope at integration
-fn stack_scope(namespace_annotations: &BTreeMap<String, String>, default_region: &str) -> Scope {
-    let ann = namespace_annotations;
-    Scope {
-        region: ann
-            .get(AWS_REGION)
-            .and_then(|v| parse_region(AWS_REGION, v).ok())
-            .unwrap_or_else(|| default_region.to_owned()),
-        role_arn: ann
-            .get(AWS_ROLE_ARN)
-            .and_then(|v| parse_role_arn(AWS_ROLE_ARN, v).ok())
-            .map(|arn| arn.to_string()),
-    }
-}
-
-async fn scope_of<K: StackObject, P: CfnProvider>(
-    obj: &PartialObjectMeta<K>,
-    ctx: &Context<P>,
-) -> Result<Scope, Error> {
-    let ns_annotations = if K::KIND == crate::annotations::ObjectKind::Namespace {
-        obj.annotations().clone()
-    } else {
-        let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
-        namespaces
-            .get_metadata(&K::home(obj))
-            .await?
-            .metadata
-            .annotations
-            .unwrap_or_default()
-    };
-    Ok(stack_scope(&ns_annotations, &ctx.settings.default_region))
-}
-
-/// The template text, from the annotation or the ConfigMap it names; a
-/// missing ConfigMap or key, or content that is not a template, is a
-/// failure to report.
-async fn template<P: CfnProvider>(
-    ctx: &Context<P>,
-    namespace: &str,
-    source: &TemplateSource,
-) -> Result<Result<String, Failure>, Error> {
-    let reference = match source {
-        TemplateSource::Inline(body) => return Ok(Ok(body.clone())),
-        TemplateSource::ConfigMap(r) => r,
-    };
-    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
-    let Some(cm) = api.get_opt(&reference.name).await? else {
-        return Ok(Err(Failure::Template(format!(
-            "{CFN_TEMPLATE_CONFIGMAP}: ConfigMap {namespace}/{} does not exist; create it with \
-             the template under key {:?}",
-            reference.name, reference.key
-        ))));
-    };
-    let Some(body) = cm.data.as_ref().and_then(|d| d.get(&reference.key)) else {
-        return Ok(Err(Failure::Template(format!(
-            "{CFN_TEMPLATE_CONFIGMAP}: ConfigMap {namespace}/{} has no key {:?} (it has: {})",
-            reference.name,
-            reference.key,
-            cm.data
-                .as_ref()
-                .map(|d| d.keys().cloned().collect::<Vec<_>>().join(", "))
-                .unwrap_or_default()
-        ))));
-    };
-    let key = format!(
-        "{CFN_TEMPLATE_CONFIGMAP} ({}/{})",
-        reference.name, reference.key
-    );
-    Ok(parse_inline_template(&key, body).map_err(|e| Failure::Template(e.to_string())))
-}
-
 async fn apply_object<K: StackObject, P: CfnProvider>(
     obj: &PartialObjectMeta<K>,
     ctx: &Context<P>,
@@ -446,7 +372,13 @@ async fn apply_object<K: StackObject, P: CfnProvider>(
             }
             let before = Outputs::read(obj.annotations());
             status::write(&ctx.client, obj, &out).await?;
-            if before.stack_status != out.stack_status || before.last_error.is_some() {
+            // Announced once per arrival: from a pass that waited (the
+            // status may already read COMPLETE: moto creates at once), or
+            // when the annotations did not say so yet.
+            let arrived = ctx.tracker.state(&uid) == Some(State::Pending)
+                || before.stack_status != out.stack_status
+                || before.last_error.is_some();
+            if arrived {
                 let note = format!(
                     "stack {} is {}; {} output(s) in ConfigMap {}/{cm_name}",
                     stack.name,
@@ -647,7 +579,14 @@ async fn publish<K: StackObject, P: CfnProvider>(
         action: "Reconcile".into(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+    let mut reference = obj.object_ref(&());
+    if K::KIND == crate::annotations::ObjectKind::Namespace {
+        // A Namespace's Events go into the namespace itself: the apiserver
+        // (1.20's events.k8s.io/v1) wants the Event's namespace to match
+        // `regarding`'s, which a cluster-scoped object cannot give.
+        reference.namespace = Some(obj.name_any());
+    }
+    if let Err(e) = ctx.recorder.publish(&event, &reference).await {
         tracing::warn!(error = %e, reason, "could not record an Event");
     }
 }

@@ -236,7 +236,7 @@ fn change_set_steps() {
         ),
         (
             Some(cs(C::CreateComplete, Some("AVAILABLE"), None, 0)),
-            NoChanges,
+            Execute,
         ),
         (
             Some(cs(C::CreateComplete, Some("EXECUTE_IN_PROGRESS"), None, 2)),
