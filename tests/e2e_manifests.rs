@@ -549,7 +549,7 @@ async fn chart_variants_pass_a_server_dry_run() {
         &["--set", "certs.mode=self-managed"],
         &[
             "--set",
-            "controllers={vpce}",
+            "controllers={vpce,stack}",
             "--set",
             "clusterName=e2e",
             "--set",
@@ -559,7 +559,7 @@ async fn chart_variants_pass_a_server_dry_run() {
         ],
         &[
             "--set",
-            "controllers={vpce}",
+            "controllers={vpce,stack}",
             "--set",
             "clusterName=e2e",
             "--set",

@@ -90,3 +90,24 @@ pub async fn template<P: CfnProvider>(
     );
     Ok(parse_inline_template(&key, body).map_err(|e| Failure::Template(e.to_string())))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stack_runs_in_its_namespaces_region_and_role() {
+        let role = "arn:aws:iam::111122223333:role/team-a";
+        let ann = BTreeMap::from([
+            (AWS_REGION.to_owned(), "eu-west-1".to_owned()),
+            (AWS_ROLE_ARN.to_owned(), role.to_owned()),
+        ]);
+        let scope = stack_scope(&ann, "us-west-2");
+        assert_eq!(scope.region, "eu-west-1");
+        assert_eq!(scope.role_arn.as_deref(), Some(role));
+        let none = stack_scope(&BTreeMap::new(), "us-west-2");
+        assert_eq!((none.region.as_str(), none.role_arn), ("us-west-2", None));
+        let bad = BTreeMap::from([(AWS_REGION.to_owned(), "Mars".to_owned())]);
+        assert_eq!(stack_scope(&bad, "us-west-2").region, "us-west-2");
+    }
+}
