@@ -86,15 +86,7 @@ async fn a_namespace_with_an_inline_template_gets_its_stack_and_outputs_configma
         .delete(&bed.ns, &DeleteParams::default())
         .await
         .unwrap();
-    eventually("the namespace gone", WAIT, || async {
-        bed.namespaces()
-            .get_opt(&bed.ns)
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    bed.namespace_gone().await;
     assert!(bed.stack(&name).await.is_none(), "stack deleted");
     assert_eq!(bed.aws_calls("DeleteStack", "success").await, 1.0);
 }
@@ -181,15 +173,7 @@ async fn a_deployment_with_a_configmap_template_gets_its_stack_and_env_from_its_
         .delete("worker", &DeleteParams::default())
         .await
         .unwrap();
-    eventually("the Deployment gone", WAIT, || async {
-        bed.deployments()
-            .get_opt("worker")
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    bed.deployment_gone("worker").await;
     let note = bed
         .wait_event("Deployment", "worker", "StackRetained")
         .await;
@@ -379,15 +363,7 @@ async fn deleting_a_deployment_deletes_its_stack() {
         .delete("api", &DeleteParams::default())
         .await
         .unwrap();
-    eventually("the Deployment gone", WAIT, || async {
-        bed.deployments()
-            .get_opt("api")
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    bed.deployment_gone("api").await;
     assert!(bed.stack(&name).await.is_none(), "stack deleted");
     let reasons: Vec<String> = bed
         .events("Deployment", "api")
@@ -438,16 +414,49 @@ async fn a_stack_with_hawsers_name_but_foreign_tags_is_never_touched() {
         .unwrap();
     // (Its ForeignStackLeft Event cannot be recorded: a terminating
     // namespace takes no new Events.)
-    eventually("the namespace gone", WAIT, || async {
-        bed.namespaces()
-            .get_opt(&bed.ns)
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    bed.namespace_gone().await;
     let stack = bed.stack(&name).await.expect("still there");
     assert_eq!(tag(&stack, "hawser.io/cluster"), Some("someone-else"));
     assert!(bed.mutating_calls().await.is_empty());
+}
+
+#[tokio::test]
+async fn removing_the_template_deletes_the_stack_and_lets_go_of_the_deployment() {
+    let bed = Bed::start("10m").await;
+    bed.create_namespace(&[]).await;
+    let params = format!(r#"{{"QueueName":"{}"}}"#, unique("q"));
+    bed.create_deployment(
+        "api",
+        &[
+            ("cfn.hawser.io/template", QUEUE_TEMPLATE),
+            ("cfn.hawser.io/parameters", &params),
+        ],
+    )
+    .await;
+    bed.deployment_where("api", "CREATE_COMPLETE", |a| {
+        ann(a, STACK_STATUS) == Some("CREATE_COMPLETE")
+    })
+    .await;
+    bed.configmap("api-stack-outputs").await;
+    let patch = serde_json::json!({"metadata": {"annotations": {
+        "cfn.hawser.io/template": null, "cfn.hawser.io/parameters": null}}});
+    bed.deployments()
+        .patch("api", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let d = bed
+        .deployment_where("api", "outputs and finalizer removed", |a| {
+            ann(a, STACK_STATUS).is_none() && ann(a, STACK_ID).is_none()
+        })
+        .await;
+    assert!(!d.finalizers().iter().any(|f| f == FINALIZER), "{d:?}");
+    assert!(bed.stack(&bed.stack_name(Some("api"))).await.is_none());
+    assert!(
+        bed.configmaps()
+            .get_opt("api-stack-outputs")
+            .await
+            .unwrap()
+            .is_none(),
+        "outputs ConfigMap deleted"
+    );
 }

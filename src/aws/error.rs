@@ -40,6 +40,21 @@ impl AwsErrorKind {
             AwsErrorKind::Other => "other",
         }
     }
+
+    /// The `category` label of `hawser_reconcile_errors_total` for a
+    /// failed AWS call.
+    pub fn category(self) -> &'static str {
+        match self {
+            AwsErrorKind::Throttled => "aws_throttled",
+            AwsErrorKind::NotFound => "aws_not_found",
+            AwsErrorKind::DependencyViolation => "aws_dependency_violation",
+            AwsErrorKind::Duplicate => "aws_duplicate",
+            AwsErrorKind::Invalid => "aws_invalid",
+            AwsErrorKind::AccessDenied => "aws_access_denied",
+            AwsErrorKind::Unavailable => "aws_unavailable",
+            AwsErrorKind::Other => "aws_other",
+        }
+    }
 }
 
 /// A failed AWS call: which operation, what kind of failure, and AWS's

@@ -6,6 +6,7 @@
 //! serve the webhook.
 
 pub mod backoff;
+pub mod pass;
 pub mod release;
 pub mod stack;
 pub mod tracker;

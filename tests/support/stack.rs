@@ -223,6 +223,24 @@ impl Bed {
         .await
     }
 
+    pub async fn namespace_gone(&self) {
+        let api = self.namespaces();
+        eventually("the namespace gone", WAIT, || {
+            let api = api.clone();
+            async move { api.get_opt(&self.ns).await.ok()?.is_none().then_some(()) }
+        })
+        .await;
+    }
+
+    pub async fn deployment_gone(&self, name: &str) {
+        let api = self.deployments();
+        eventually(&format!("Deployment {name} gone"), WAIT, || {
+            let api = api.clone();
+            async move { api.get_opt(name).await.ok()?.is_none().then_some(()) }
+        })
+        .await;
+    }
+
     pub async fn configmap(&self, name: &str) -> ConfigMap {
         let api = self.configmaps();
         eventually(&format!("ConfigMap {name}"), WAIT, || {

@@ -4,7 +4,7 @@
 //! they are reported on the object as `Failed` and settle until the inputs
 //! change. What remains is retried with backoff.
 
-use crate::aws::{AwsError, AwsErrorKind};
+use crate::aws::AwsError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -20,7 +20,7 @@ impl Error {
     /// A stable label for `hawser_reconcile_errors_total{category}`.
     pub fn category(&self) -> &'static str {
         match self {
-            Error::Aws(e) => aws_category(e.kind),
+            Error::Aws(e) => e.kind.category(),
             Error::Kube(_) => "kube",
             Error::Finalizer(inner) => match inner.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)
@@ -40,19 +40,6 @@ impl Error {
             },
             other => other.to_string(),
         }
-    }
-}
-
-pub fn aws_category(kind: AwsErrorKind) -> &'static str {
-    match kind {
-        AwsErrorKind::Throttled => "aws_throttled",
-        AwsErrorKind::NotFound => "aws_not_found",
-        AwsErrorKind::DependencyViolation => "aws_dependency_violation",
-        AwsErrorKind::Duplicate => "aws_duplicate",
-        AwsErrorKind::Invalid => "aws_invalid",
-        AwsErrorKind::AccessDenied => "aws_access_denied",
-        AwsErrorKind::Unavailable => "aws_unavailable",
-        AwsErrorKind::Other => "aws_other",
     }
 }
 

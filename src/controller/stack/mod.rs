@@ -39,7 +39,7 @@ use kube::{
     core::PartialObjectMeta,
     runtime::{
         controller::{Action, Config as ControllerConfig, Controller},
-        events::{Event, EventType, Recorder, Reporter},
+        events::{EventType, Recorder, Reporter},
         finalizer::{finalizer, Event as FinalizerEvent},
         reflector::{ObjectRef, Store},
         watcher,
@@ -47,7 +47,6 @@ use kube::{
     Api, Client, Resource, ResourceExt,
 };
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 use self::{
     apply::Verdict,
@@ -217,22 +216,14 @@ async fn reconcile<K: StackObject, P: CfnProvider>(
         uid = obj.uid().unwrap_or_default(),
         result = tracing::field::Empty,
     );
-    let timer = ctx
-        .metrics
-        .reconcile_duration
-        .with_label_values(&[CONTROLLER])
-        .start_timer();
-    let mut result = "finalizer";
-    let outcome = dispatch(&obj, &ctx, &mut result)
-        .instrument(span.clone())
+    let outcome =
+        crate::controller::pass::measured(&ctx.metrics, CONTROLLER, span, Error::category, async {
+            let mut result = "finalizer";
+            let outcome = dispatch(&obj, &ctx, &mut result).await;
+            (outcome, result)
+        })
         .await;
-    timer.observe_duration();
     if let Err(e) = &outcome {
-        result = "error";
-        ctx.metrics
-            .reconcile_errors
-            .with_label_values(&[CONTROLLER, e.category()])
-            .inc();
         publish(
             &ctx,
             &*obj,
@@ -242,11 +233,6 @@ async fn reconcile<K: StackObject, P: CfnProvider>(
         )
         .await;
     }
-    span.record("result", result);
-    ctx.metrics
-        .reconcile_total
-        .with_label_values(&[CONTROLLER, result])
-        .inc();
     outcome
 }
 
@@ -279,16 +265,7 @@ async fn dispatch<K: StackObject, P: CfnProvider>(
         }
     })
     .await
-    .or_else(|e| match e {
-        // Already gone: a pass queued before the finalizer was removed.
-        kube::runtime::finalizer::Error::AddFinalizer(kube::Error::Api(ref s))
-        | kube::runtime::finalizer::Error::RemoveFinalizer(kube::Error::Api(ref s))
-            if s.code == 404 =>
-        {
-            Ok(Action::await_change())
-        }
-        e => Err(Error::Finalizer(Box::new(e))),
-    })
+    .or_else(|e| crate::controller::pass::unless_gone(e).map_err(|e| Error::Finalizer(Box::new(e))))
 }
 
 fn owner<K: StackObject>(obj: &PartialObjectMeta<K>) -> Owner {
@@ -572,13 +549,6 @@ async fn publish<K: StackObject, P: CfnProvider>(
     reason: &str,
     note: String,
 ) {
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
     let mut reference = obj.object_ref(&());
     if K::KIND == crate::annotations::ObjectKind::Namespace {
         // A Namespace's Events go into the namespace itself: the apiserver
@@ -586,7 +556,5 @@ async fn publish<K: StackObject, P: CfnProvider>(
         // `regarding`'s, which a cluster-scoped object cannot give.
         reference.namespace = Some(obj.name_any());
     }
-    if let Err(e) = ctx.recorder.publish(&event, &reference).await {
-        tracing::warn!(error = %e, reason, "could not record an Event");
-    }
+    crate::controller::pass::publish(&ctx.recorder, &reference, type_, reason, note).await;
 }
