@@ -26,6 +26,14 @@ expect=(
   'hawser-demo-system/node-agent securityContext: {"privileged":true}'
   'host-names (normalised): '
   'ROUTING_PUBLIC_API_KEY'
+  "Secret routing keys (base64 of 32 random bytes): {'private-api-key': 32, 'public-api-key': 32}"
+  'rolearn: arn:aws:iam::123456789012:role/shop-developers'
+  'iam.hawser.io/mapped-roles: {"arn:aws:iam::123456789012:role/shop-developers":"hawser-demo-env"}'
+  'RoleBinding hawser-iam: edit <- '
+  'aws-auth-guard-legacy.hawser.io" denied the request: hawser lockout guard'
+  'stack-status CREATE_COMPLETE'
+  'ConfigMap shared-stack-outputs: {"'
+  'worker envFrom: [{"configMapRef":{"name":"worker-stack-outputs"'
   'vpce.hawser.io/state: Available'
   'spec: ExternalName -> '
   "'available'"

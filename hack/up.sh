@@ -30,12 +30,12 @@ WEBHOOK_PORT=${WEBHOOK_PORT:-$(free_port)}
 ADMIN_PORT=${ADMIN_PORT:-$(free_port)}
 "$HAWSER" certs --ip 127.0.0.1 --out "$STATE/webhook-certs" >/dev/null
 log "starting hawser: webhook https://127.0.0.1:$WEBHOOK_PORT, admin http://127.0.0.1:$ADMIN_PORT"
-# The VPC endpoint controller talks to moto (AWS_ENDPOINT_URL from the env
-# file); its Lease lives in `default`, the test bed having no hawser-system.
-# The namespace controller edits kube-system/aws-auth.
+# The VPC endpoint and stack controllers talk to moto (AWS_ENDPOINT_URL from
+# the env file); their Lease lives in `default`, the test bed having no
+# hawser-system. The namespace controller edits kube-system/aws-auth.
 "$HAWSER" run --webhook-addr "127.0.0.1:$WEBHOOK_PORT" --admin-addr "127.0.0.1:$ADMIN_PORT" \
   --tls-cert-dir "$STATE/webhook-certs" --controller-username testenv-admin \
-  --controllers vpce,namespace --cluster-name quickstart --namespace default --resync-period 1m \
+  --controllers vpce,namespace,stack --cluster-name quickstart --namespace default --resync-period 1m \
   >"$STATE/logs/hawser.log" 2>&1 &
 echo $! >"$STATE/pids/hawser.pid"
 wait_until 60 "hawser /readyz" curl -sf "http://127.0.0.1:$ADMIN_PORT/readyz"
@@ -131,6 +131,30 @@ printf '   spec: '
 kubectl -n hawser-demo get service s3 -o 'jsonpath={.spec.type} -> {.spec.externalName}'
 echo
 echo "   in moto: $("$MOTO_VENV/bin/python" -c 'import boto3,os; e=boto3.client("ec2",endpoint_url=os.environ["AWS_ENDPOINT_URL"],region_name=os.environ["AWS_REGION"]); print([ (v["VpcEndpointId"], v["State"]) for v in e.describe_vpc_endpoints(Filters=[{"Name":"tag:hawser.io/cluster","Values":["quickstart"]}])["VpcEndpoints"]])')"
+
+echo
+echo "== CloudFormation stacks: kubectl apply -f examples/stack/namespace-stack.yaml -f examples/stack/deployment-stack.yaml"
+kubectl apply -f examples/stack/namespace-stack.yaml 2>&1 | sed 's/^/   /'
+kubectl apply -f examples/stack/deployment-stack.yaml 2>&1 | sed 's/^/   /'
+stacks_ready() {
+  [ "$(kubectl get namespace hawser-demo-stack -o 'jsonpath={.metadata.annotations.cfn\.hawser\.io/stack-status}')" = CREATE_COMPLETE ] &&
+    [ "$(kubectl -n hawser-demo-stack get deployment worker -o 'jsonpath={.metadata.annotations.cfn\.hawser\.io/stack-status}')" = CREATE_COMPLETE ]
+}
+wait_until 60 "both stacks to be created" stacks_ready
+for obj in "namespace hawser-demo-stack" "-n hawser-demo-stack deployment worker"; do
+  # shellcheck disable=SC2086
+  printf '   %s: stack-status %s, stack-id %s\n' "${obj##* }" \
+    "$(kubectl get $obj -o 'jsonpath={.metadata.annotations.cfn\.hawser\.io/stack-status}')" \
+    "$(kubectl get $obj -o 'jsonpath={.metadata.annotations.cfn\.hawser\.io/stack-id}')"
+done
+for cm in shared-stack-outputs worker-stack-outputs; do
+  printf '   ConfigMap %s: ' "$cm"
+  kubectl -n hawser-demo-stack get configmap "$cm" -o 'jsonpath={.data}'
+  echo
+done
+printf '   worker envFrom: '
+kubectl -n hawser-demo-stack get deployment worker -o 'jsonpath={.spec.template.spec.containers[0].envFrom}'
+echo
 
 echo
 echo "== A refused annotation (server-side dry run would only warn; this is a real apply):"

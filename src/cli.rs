@@ -202,6 +202,9 @@ pub enum ControllerKind {
     Vpce,
     // Namespaces as environments: Secret routing, aws-auth mappings, RoleBindings.
     Namespace,
+    // CloudFormation stacks for Namespaces and Deployments annotated
+    // cfn.hawser.io/template or cfn.hawser.io/template-configmap.
+    Stack,
 }
 
 /// `kube-system/aws-auth`: the namespace controller edits it, the lockout

@@ -567,7 +567,7 @@ async fn chart_variants_pass_a_server_dry_run() {
         &["--set", "certs.mode=self-managed"],
         &[
             "--set",
-            "controllers={vpce,namespace}",
+            "controllers={vpce,namespace,stack}",
             "--set",
             "clusterName=e2e",
             "--set",
@@ -579,7 +579,7 @@ async fn chart_variants_pass_a_server_dry_run() {
         ],
         &[
             "--set",
-            "controllers={vpce}",
+            "controllers={vpce,stack}",
             "--set",
             "clusterName=e2e",
             "--set",
@@ -589,7 +589,7 @@ async fn chart_variants_pass_a_server_dry_run() {
         ],
         &[
             "--set",
-            "controllers={vpce}",
+            "controllers={vpce,stack}",
             "--set",
             "clusterName=e2e",
             "--set",

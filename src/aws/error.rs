@@ -40,6 +40,21 @@ impl AwsErrorKind {
             AwsErrorKind::Other => "other",
         }
     }
+
+    /// The `category` label of `hawser_reconcile_errors_total` for a
+    /// failed AWS call.
+    pub fn category(self) -> &'static str {
+        match self {
+            AwsErrorKind::Throttled => "aws_throttled",
+            AwsErrorKind::NotFound => "aws_not_found",
+            AwsErrorKind::DependencyViolation => "aws_dependency_violation",
+            AwsErrorKind::Duplicate => "aws_duplicate",
+            AwsErrorKind::Invalid => "aws_invalid",
+            AwsErrorKind::AccessDenied => "aws_access_denied",
+            AwsErrorKind::Unavailable => "aws_unavailable",
+            AwsErrorKind::Other => "aws_other",
+        }
+    }
 }
 
 /// A failed AWS call: which operation, what kind of failure, and AWS's
@@ -151,19 +166,25 @@ pub fn classify(code: &str, status: Option<u16>) -> AwsErrorKind {
         }
         _ => {}
     }
-    if code.ends_with("NotFound") {
+    // CloudFormation spells these as `…NotFound` (the wire code) or
+    // `…NotFoundException`, and `AlreadyExistsException`.
+    if code.ends_with("NotFound") || code.ends_with("NotFoundException") {
         return AwsErrorKind::NotFound;
     }
-    if code.ends_with(".Duplicate") {
+    if code.ends_with(".Duplicate") || code.ends_with("AlreadyExistsException") {
         return AwsErrorKind::Duplicate;
     }
     if code.starts_with("Invalid")
         || code.starts_with("Missing")
         || code.starts_with("Unknown")
         || code.ends_with("LimitExceeded")
+        || code.ends_with("LimitExceededException")
         || matches!(
             code,
-            "ValidationError" | "IdempotentParameterMismatch" | "OperationNotPermitted"
+            "ValidationError"
+                | "IdempotentParameterMismatch"
+                | "OperationNotPermitted"
+                | "InsufficientCapabilitiesException"
         )
     {
         return AwsErrorKind::Invalid;
@@ -198,6 +219,12 @@ mod tests {
             ("IdempotentParameterMismatch", Invalid),
             ("UnauthorizedOperation", AccessDenied),
             ("InternalError", Unavailable),
+            ("ChangeSetNotFound", NotFound),
+            ("StackNotFoundException", NotFound),
+            ("AlreadyExistsException", Duplicate),
+            ("TokenAlreadyExistsException", Duplicate),
+            ("InsufficientCapabilitiesException", Invalid),
+            ("LimitExceededException", Invalid),
             ("SomethingNew", Other),
         ] {
             assert_eq!(classify(code, Some(400)), kind, "{code}");

@@ -1,5 +1,6 @@
 //! Thin clients over the AWS SDK: one trait per AWS surface ([`Ec2Api`],
-//! [`StsApi`]), implemented over aws-sdk-* and, in tests, in memory.
+//! [`CloudFormationApi`], [`StsApi`]), implemented over aws-sdk-* and, in
+//! tests, in memory.
 //!
 //! Clients are built lazily, one set per [`Scope`] (region + assumed
 //! role), and cached: each has its own adaptive retry budget, so one
@@ -7,29 +8,39 @@
 //! is counted in `hawser_aws_api_calls_total{service,operation,outcome}`.
 
 mod assume_role;
+mod cfn;
 mod ec2;
 mod error;
 #[cfg(test)]
 pub mod fake;
+#[cfg(test)]
+pub mod fake_cfn;
+mod sdk_cfn;
 mod sdk_ec2;
 mod sts;
 
 use std::{collections::HashMap, future::Future, sync::Arc};
 
 use aws_config::{retry::RetryConfig, sts::AssumeRoleProvider, BehaviorVersion, Region};
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use prometheus::IntCounterVec;
 use tokio::sync::Mutex;
 
 pub use assume_role::AssumeRoleFailed;
+pub use cfn::{
+    ChangeSet, ChangeSetStatus, CloudFormationApi, Stack, StackEvent, StackRequest, StackStatus,
+};
 pub use ec2::{
     CidrRule, CreateEndpoint, CreateSecurityGroup, Ec2Api, Endpoint, EndpointState, ModifyEndpoint,
     SecurityGroup, Tags,
 };
 pub use error::{classify, AwsError, AwsErrorKind};
+pub use sdk_cfn::SdkCfn;
 pub use sdk_ec2::SdkEc2;
 pub use sts::{CallerIdentity, SdkSts, StsApi};
 
 use crate::metrics::Metrics;
+use error::HttpResponse;
 
 /// Session name hawser uses when it assumes a role for no namespace in
 /// particular; shows in CloudTrail.
@@ -119,6 +130,21 @@ impl CallCounter {
             .with_label_values(&[service, operation, outcome])
             .inc();
     }
+
+    /// Awaits one SDK call, converting its error and counting its outcome.
+    pub async fn call<T, E>(
+        &self,
+        service: &str,
+        operation: &'static str,
+        request: impl Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    ) -> Result<T, AwsError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let result = request.await.map_err(|e| AwsError::from_sdk(operation, e));
+        self.record(service, operation, &result);
+        result
+    }
 }
 
 /// Hands out the EC2 client for a scope. The controllers are generic over
@@ -128,9 +154,17 @@ pub trait Ec2Provider: Send + Sync + 'static {
     fn ec2(&self, scope: &Scope) -> impl Future<Output = Self::Ec2> + Send;
 }
 
+/// Hands out the CloudFormation client for a scope; the stack controller
+/// is generic over it so its tests run against [`fake_cfn::FakeCfn`].
+pub trait CfnProvider: Send + Sync + 'static {
+    type Cfn: CloudFormationApi + 'static;
+    fn cfn(&self, scope: &Scope) -> impl Future<Output = Self::Cfn> + Send;
+}
+
 #[derive(Clone)]
 struct ScopedClients {
     ec2: SdkEc2,
+    cfn: SdkCfn,
     sts: SdkSts,
 }
 
@@ -214,6 +248,10 @@ impl AwsClients {
         let conf = conf.build();
         let clients = ScopedClients {
             ec2: SdkEc2::new(aws_sdk_ec2::Client::new(&conf), self.calls.clone()),
+            cfn: SdkCfn::new(
+                aws_sdk_cloudformation::Client::new(&conf),
+                self.calls.clone(),
+            ),
             sts: SdkSts::new(aws_sdk_sts::Client::new(&conf), self.calls.clone()),
         };
         cache.insert(scope.clone(), clients.clone());
@@ -236,5 +274,19 @@ impl<T: Ec2Provider> Ec2Provider for Arc<T> {
     type Ec2 = T::Ec2;
     fn ec2(&self, scope: &Scope) -> impl Future<Output = Self::Ec2> + Send {
         T::ec2(self, scope)
+    }
+}
+
+impl CfnProvider for AwsClients {
+    type Cfn = SdkCfn;
+    async fn cfn(&self, scope: &Scope) -> SdkCfn {
+        self.scoped(scope).await.cfn
+    }
+}
+
+impl<T: CfnProvider> CfnProvider for Arc<T> {
+    type Cfn = T::Cfn;
+    fn cfn(&self, scope: &Scope) -> impl Future<Output = Self::Cfn> + Send {
+        T::cfn(self, scope)
     }
 }

@@ -35,9 +35,7 @@ impl SdkEc2 {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let result = request.await.map_err(|e| AwsError::from_sdk(operation, e));
-        self.calls.record("ec2", operation, &result);
-        result
+        self.calls.call("ec2", operation, request).await
     }
 }
 

@@ -7,8 +7,12 @@
 
 pub mod backoff;
 pub mod namespace;
+pub mod pass;
+pub mod release;
 pub mod scope;
+pub mod stack;
 pub mod timeout;
+pub mod tracker;
 pub mod vpce;
 
 use std::{sync::Arc, time::Duration};
@@ -171,6 +175,21 @@ pub async fn start(
                                 metrics.clone(),
                             ));
                             running.push(tokio::spawn(namespace::run(ctx, token.clone())));
+                        }
+                        ControllerKind::Stack => {
+                            let settings = stack::Settings {
+                                cluster: cluster.clone(),
+                                default_region: aws.default_region().to_owned(),
+                                resync: args.resync_period,
+                                namespace: args.watch_namespace.clone(),
+                            };
+                            let ctx = Arc::new(stack::Context::new(
+                                client.clone(),
+                                aws.clone(),
+                                settings,
+                                metrics.clone(),
+                            ));
+                            running.push(tokio::spawn(stack::run(ctx, token.clone())));
                         }
                     }
                 }

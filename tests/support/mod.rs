@@ -32,6 +32,7 @@ pub mod fault_proxy;
 pub mod lease;
 pub mod moto;
 pub mod namespace;
+pub mod stack;
 pub mod vpce;
 
 pub const E2E_LABEL: &str = "hawser-e2e";

@@ -55,8 +55,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- fail "controllers must be a list, e.g. --set 'controllers={vpce,namespace}'" }}
 {{- end }}
 {{- range .Values.controllers }}
-{{- if not (has . (list "vpce" "namespace")) }}
-{{- fail (printf "controllers: unknown controller %q (known: vpce, namespace)" .) }}
+{{- if not (has . (list "vpce" "stack" "namespace")) }}
+{{- fail (printf "controllers: unknown controller %q (known: vpce, stack, namespace)" .) }}
 {{- end }}
 {{- end }}
 {{- if and .Values.controllers (not .Values.clusterName) }}

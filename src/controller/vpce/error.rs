@@ -1,7 +1,7 @@
 //! The VPC endpoint controller's error, with a bounded `category()` for
 //! metrics and a verdict: retry with backoff, or stop and tell the user.
 
-use crate::aws::{AwsError, AwsErrorKind};
+use crate::aws::AwsError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -61,16 +61,7 @@ impl Error {
             Error::Rejected(_) => "aws_rejected",
             Error::Scope(e) => e.category(),
             Error::Aws(e) if e.is_assume_role() => "aws_assume_role",
-            Error::Aws(e) => match e.kind {
-                AwsErrorKind::Throttled => "aws_throttled",
-                AwsErrorKind::NotFound => "aws_not_found",
-                AwsErrorKind::DependencyViolation => "aws_dependency_violation",
-                AwsErrorKind::Duplicate => "aws_duplicate",
-                AwsErrorKind::Invalid => "aws_invalid",
-                AwsErrorKind::AccessDenied => "aws_access_denied",
-                AwsErrorKind::Unavailable => "aws_unavailable",
-                AwsErrorKind::Other => "aws_other",
-            },
+            Error::Aws(e) => e.kind.category(),
             Error::Kube(_) => "kube",
             Error::Finalizer(inner) => match inner.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)

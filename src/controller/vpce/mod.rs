@@ -33,14 +33,13 @@ use kube::{
     core::PartialObjectMeta,
     runtime::{
         controller::{Action, Config as ControllerConfig, Controller},
-        events::{Event, EventType, Recorder, Reporter},
+        events::{EventType, Recorder, Reporter},
         finalizer::{finalizer, Event as FinalizerEvent},
         watcher,
     },
     Api, Client, Resource, ResourceExt,
 };
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 use self::{
     apply::Recorded,
@@ -193,22 +192,14 @@ async fn reconcile<P: Ec2Provider>(
         uid = obj.uid().unwrap_or_default(),
         result = tracing::field::Empty,
     );
-    let timer = ctx
-        .metrics
-        .reconcile_duration
-        .with_label_values(&[CONTROLLER])
-        .start_timer();
-    let mut result = "finalizer";
-    let outcome = dispatch(&obj, &ctx, &mut result)
-        .instrument(span.clone())
+    let outcome =
+        crate::controller::pass::measured(&ctx.metrics, CONTROLLER, span, Error::category, async {
+            let mut result = "finalizer";
+            let outcome = dispatch(&obj, &ctx, &mut result).await;
+            (outcome, result)
+        })
         .await;
-    timer.observe_duration();
     if let Err(e) = &outcome {
-        result = "error";
-        ctx.metrics
-            .reconcile_errors
-            .with_label_values(&[CONTROLLER, e.category()])
-            .inc();
         publish(
             &ctx,
             &obj,
@@ -218,11 +209,6 @@ async fn reconcile<P: Ec2Provider>(
         )
         .await;
     }
-    span.record("result", result);
-    ctx.metrics
-        .reconcile_total
-        .with_label_values(&[CONTROLLER, result])
-        .inc();
     outcome
 }
 
@@ -255,17 +241,7 @@ async fn dispatch<P: Ec2Provider>(
         }
     })
     .await
-    .or_else(|e| match e {
-        // The Service is already gone: a pass queued before the finalizer
-        // was removed found nothing left to do.
-        kube::runtime::finalizer::Error::AddFinalizer(kube::Error::Api(ref s))
-        | kube::runtime::finalizer::Error::RemoveFinalizer(kube::Error::Api(ref s))
-            if s.code == 404 =>
-        {
-            Ok(Action::await_change())
-        }
-        e => Err(Error::Finalizer(Box::new(e))),
-    })
+    .or_else(|e| crate::controller::pass::unless_gone(e).map_err(|e| Error::Finalizer(Box::new(e))))
 }
 
 fn owner(obj: &ServiceMeta) -> Owner {
@@ -574,14 +550,6 @@ async fn publish<P: Ec2Provider>(
     reason: &str,
     note: String,
 ) {
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(crate::controller::bounded_note(note)),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
-        tracing::warn!(error = %e, reason, "could not record an Event");
-    }
+    crate::controller::pass::publish(&ctx.recorder, &obj.object_ref(&()), type_, reason, note)
+        .await;
 }

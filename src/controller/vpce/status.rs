@@ -4,9 +4,7 @@
 //! removed, a JSON patch that drops the outputs and the finalizer.
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 
-use json_patch::{jsonptr::PointerBuf, PatchOperation, RemoveOperation, TestOperation};
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Patch, PatchParams};
 use kube::Api;
@@ -131,37 +129,19 @@ pub async fn write(
 }
 
 /// The JSON patch that lets go of a Service whose trigger annotation was
-/// removed: its output annotations and hawser's finalizer, each guarded by
-/// a test so that a concurrent change fails the patch instead of removing
-/// the wrong entry.
+/// removed: its output annotations and hawser's finalizer.
 pub fn release_patch(ann: &BTreeMap<String, String>, finalizers: &[String]) -> json_patch::Patch {
-    let pointer = |parts: &[&str]| PointerBuf::from_tokens(parts.iter().copied());
-    let mut ops = Vec::new();
-    for key in [
-        VPCE_STATE,
-        VPCE_ENDPOINT_ID,
-        VPCE_DNS_NAME,
-        VPCE_SECURITY_GROUP_ID,
-    ] {
-        if let Some(value) = ann.get(key) {
-            let path = pointer(&["metadata", "annotations", key]);
-            ops.push(PatchOperation::Test(TestOperation {
-                path: path.clone(),
-                value: value.clone().into(),
-            }));
-            ops.push(PatchOperation::Remove(RemoveOperation { path }));
-        }
-    }
-    if let Some(i) = finalizers.iter().position(|f| f == VPCE_FINALIZER) {
-        let path = PointerBuf::from_str(&format!("/metadata/finalizers/{i}"))
-            .expect("a finalizer index is a valid pointer");
-        ops.push(PatchOperation::Test(TestOperation {
-            path: path.clone(),
-            value: VPCE_FINALIZER.into(),
-        }));
-        ops.push(PatchOperation::Remove(RemoveOperation { path }));
-    }
-    json_patch::Patch(ops)
+    crate::controller::release::release_patch(
+        ann,
+        &[
+            VPCE_STATE,
+            VPCE_ENDPOINT_ID,
+            VPCE_DNS_NAME,
+            VPCE_SECURITY_GROUP_ID,
+        ],
+        finalizers,
+        VPCE_FINALIZER,
+    )
 }
 
 #[cfg(test)]

@@ -1,0 +1,344 @@
+//! An in-memory [`CloudFormationApi`] for unit tests, asynchronous like
+//! real CloudFormation where moto is not: a create or update is
+//! `…_IN_PROGRESS` on the first describe and reaches its end on a later
+//! one, and the end can be scripted (ROLLBACK_COMPLETE,
+//! UPDATE_ROLLBACK_COMPLETE, DELETE_FAILED …) together with the resource
+//! events that explain it. An empty change set FAILs as CloudFormation's
+//! does. Failures are injected per operation; every call is logged.
+
+use std::{
+    collections::{BTreeMap, VecDeque},
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use super::cfn::{
+    ChangeSet, ChangeSetStatus, CloudFormationApi, Stack, StackEvent, StackRequest, StackStatus,
+};
+use super::{AwsError, CfnProvider, Scope};
+
+/// Operations that change something in AWS.
+pub const MUTATING: &[&str] = &[
+    "CreateStack",
+    "UpdateStack",
+    "DeleteStack",
+    "CreateChangeSet",
+    "ExecuteChangeSet",
+    "DeleteChangeSet",
+];
+
+pub const NO_CHANGES: &str = "The submitted information didn't contain changes. Submit different \
+     information to create a change set.";
+
+pub struct FakeStack {
+    pub stack: Stack,
+    pub template: String,
+    /// Statuses the next describes show, in order; the last one stays.
+    pub script: VecDeque<StackStatus>,
+    pub events: Vec<StackEvent>,
+}
+
+#[derive(Default)]
+pub struct State {
+    pub stacks: BTreeMap<String, FakeStack>,
+    /// `(stack, change set name)` → change set and its request.
+    pub change_sets: BTreeMap<(String, String), (ChangeSet, StackRequest)>,
+    pub calls: Vec<&'static str>,
+    pub failures: BTreeMap<&'static str, VecDeque<AwsError>>,
+    /// How the next create ends (default CREATE_COMPLETE), with events.
+    pub next_create: Option<(StackStatus, Vec<StackEvent>)>,
+    /// How the next executed update ends (default UPDATE_COMPLETE).
+    pub next_update: Option<(StackStatus, Vec<StackEvent>)>,
+    /// How the next delete ends (default: gone).
+    pub next_delete: Option<(StackStatus, Vec<StackEvent>)>,
+    next_id: u32,
+}
+
+#[derive(Clone, Default)]
+pub struct FakeCfn {
+    pub state: Arc<Mutex<State>>,
+}
+
+impl CfnProvider for FakeCfn {
+    type Cfn = FakeCfn;
+    async fn cfn(&self, _scope: &Scope) -> FakeCfn {
+        self.clone()
+    }
+}
+
+/// A resource event as CloudFormation reports a failure.
+pub fn failed_event(
+    logical_id: &str,
+    resource_type: &str,
+    status: &str,
+    reason: &str,
+) -> StackEvent {
+    StackEvent {
+        logical_id: logical_id.to_owned(),
+        resource_type: resource_type.to_owned(),
+        status: status.to_owned(),
+        reason: Some(reason.to_owned()),
+    }
+}
+
+impl FakeCfn {
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap()
+    }
+
+    pub fn fail_next(&self, operation: &'static str, code: &str, message: &str) {
+        self.lock()
+            .failures
+            .entry(operation)
+            .or_default()
+            .push_back(AwsError::new(operation, code, message));
+    }
+
+    pub fn calls(&self) -> Vec<&'static str> {
+        self.lock().calls.clone()
+    }
+
+    pub fn mutating_calls(&self) -> Vec<&'static str> {
+        self.calls()
+            .into_iter()
+            .filter(|c| MUTATING.contains(c))
+            .collect()
+    }
+
+    pub fn clear_calls(&self) {
+        self.lock().calls.clear();
+    }
+
+    /// The stack as the next describe would show it, without a call.
+    pub fn peek(&self, name: &str) -> Option<Stack> {
+        self.lock().stacks.get(name).map(|s| s.stack.clone())
+    }
+
+    /// Puts a stack in place as if made outside this test's hawser.
+    pub fn insert(&self, stack: Stack) {
+        self.lock().stacks.insert(
+            stack.name.clone(),
+            FakeStack {
+                stack,
+                template: String::new(),
+                script: VecDeque::new(),
+                events: vec![],
+            },
+        );
+    }
+
+    /// Changes a live stack's status (e.g. someone else deleting it).
+    pub fn set_status(&self, name: &str, status: StackStatus) {
+        if let Some(s) = self.lock().stacks.get_mut(name) {
+            s.stack.status = status;
+            s.script.clear();
+        }
+    }
+
+    fn call(&self, operation: &'static str) -> Result<MutexGuard<'_, State>, AwsError> {
+        let mut s = self.lock();
+        s.calls.push(operation);
+        match s.failures.get_mut(operation).and_then(VecDeque::pop_front) {
+            Some(e) => Err(e),
+            None => Ok(s),
+        }
+    }
+}
+
+fn missing(operation: &'static str, name: &str) -> AwsError {
+    AwsError::new(
+        operation,
+        "ValidationError",
+        format!("Stack with id {name} does not exist"),
+    )
+}
+
+impl CloudFormationApi for FakeCfn {
+    async fn describe_stack(&self, name: &str) -> Result<Option<Stack>, AwsError> {
+        let mut s = self.call("DescribeStacks")?;
+        let Some(fs) = s.stacks.get_mut(name) else {
+            return Ok(None);
+        };
+        let shown = fs.stack.clone();
+        // Advance: the next describe shows the next scripted status.
+        if let Some(next) = fs.script.pop_front() {
+            fs.stack.status = next;
+        }
+        if shown.status == StackStatus::DeleteComplete {
+            s.stacks.remove(name);
+            return Ok(None);
+        }
+        Ok(Some(shown))
+    }
+
+    async fn create_stack(&self, req: &StackRequest) -> Result<String, AwsError> {
+        let mut s = self.call("CreateStack")?;
+        if s.stacks.contains_key(&req.stack_name) {
+            return Err(AwsError::new(
+                "CreateStack",
+                "AlreadyExistsException",
+                format!("Stack [{}] already exists", req.stack_name),
+            ));
+        }
+        s.next_id += 1;
+        let id = format!(
+            "arn:aws:cloudformation:us-west-2:123456789012:stack/{}/{}",
+            req.stack_name, s.next_id
+        );
+        let (end, events) = s
+            .next_create
+            .take()
+            .unwrap_or((StackStatus::CreateComplete, vec![]));
+        let mut script = VecDeque::new();
+        if matches!(
+            end,
+            StackStatus::RollbackComplete | StackStatus::RollbackFailed
+        ) {
+            script.push_back(StackStatus::RollbackInProgress);
+        }
+        script.push_back(end.clone());
+        let outputs = if end == StackStatus::CreateComplete {
+            BTreeMap::from([("QueueUrl".to_owned(), format!("https://sqs/{}", s.next_id))])
+        } else {
+            BTreeMap::new()
+        };
+        s.stacks.insert(
+            req.stack_name.clone(),
+            FakeStack {
+                stack: Stack {
+                    id: id.clone(),
+                    name: req.stack_name.clone(),
+                    status: StackStatus::CreateInProgress,
+                    status_reason: None,
+                    outputs,
+                    parameters: req.parameters.clone(),
+                    tags: req.tags.clone(),
+                },
+                template: req.template_body.clone(),
+                script,
+                events,
+            },
+        );
+        Ok(id)
+    }
+
+    async fn create_change_set(&self, name: &str, req: &StackRequest) -> Result<String, AwsError> {
+        let mut s = self.call("CreateChangeSet")?;
+        let key = (req.stack_name.clone(), name.to_owned());
+        if s.change_sets.contains_key(&key) {
+            return Err(AwsError::new(
+                "CreateChangeSet",
+                "AlreadyExistsException",
+                format!("ChangeSet {name} already exists"),
+            ));
+        }
+        let Some(fs) = s.stacks.get(&req.stack_name) else {
+            return Err(missing("CreateChangeSet", &req.stack_name));
+        };
+        let same = fs.template == req.template_body && fs.stack.parameters == req.parameters;
+        let id = format!("{}/changeSet/{name}", fs.stack.id);
+        let cs = ChangeSet {
+            id: id.clone(),
+            status: if same {
+                ChangeSetStatus::Failed
+            } else {
+                ChangeSetStatus::CreateComplete
+            },
+            status_reason: same.then(|| NO_CHANGES.to_owned()),
+            execution_status: Some(if same { "UNAVAILABLE" } else { "AVAILABLE" }.to_owned()),
+            changes: usize::from(!same),
+        };
+        s.change_sets.insert(key, (cs, req.clone()));
+        Ok(id)
+    }
+
+    async fn describe_change_set(
+        &self,
+        stack_name: &str,
+        change_set_name: &str,
+    ) -> Result<Option<ChangeSet>, AwsError> {
+        let s = self.call("DescribeChangeSet")?;
+        let key = (stack_name.to_owned(), change_set_name.to_owned());
+        Ok(s.change_sets.get(&key).map(|(cs, _)| cs.clone()))
+    }
+
+    async fn execute_change_set(
+        &self,
+        stack_name: &str,
+        change_set_name: &str,
+    ) -> Result<(), AwsError> {
+        let mut s = self.call("ExecuteChangeSet")?;
+        let key = (stack_name.to_owned(), change_set_name.to_owned());
+        let Some((_, req)) = s.change_sets.get(&key).cloned() else {
+            return Err(AwsError::new(
+                "ExecuteChangeSet",
+                "ChangeSetNotFound",
+                format!("ChangeSet [{change_set_name}] does not exist"),
+            ));
+        };
+        // Executing a change set removes every change set of the stack.
+        s.change_sets.retain(|(stack, _), _| stack != stack_name);
+        let (end, events) = s
+            .next_update
+            .take()
+            .unwrap_or((StackStatus::UpdateComplete, vec![]));
+        let fs = s.stacks.get_mut(stack_name).expect("change set's stack");
+        fs.stack.status = StackStatus::UpdateInProgress;
+        fs.events = events;
+        if end == StackStatus::UpdateComplete {
+            fs.template = req.template_body.clone();
+            fs.stack.parameters = req.parameters.clone();
+            fs.stack.tags = req.tags.clone();
+            fs.stack.outputs.insert("Updated".into(), "true".into());
+            fs.script = VecDeque::from([StackStatus::UpdateCompleteCleanupInProgress, end]);
+        } else {
+            // Rolled back: template, parameters and tags as before.
+            fs.script = VecDeque::from([StackStatus::UpdateRollbackInProgress, end]);
+        }
+        Ok(())
+    }
+
+    async fn delete_change_set(
+        &self,
+        stack_name: &str,
+        change_set_name: &str,
+    ) -> Result<(), AwsError> {
+        let mut s = self.call("DeleteChangeSet")?;
+        s.change_sets
+            .remove(&(stack_name.to_owned(), change_set_name.to_owned()));
+        Ok(())
+    }
+
+    async fn delete_stack(&self, stack: &str) -> Result<(), AwsError> {
+        let mut s = self.call("DeleteStack")?;
+        let (end, events) = s
+            .next_delete
+            .take()
+            .unwrap_or((StackStatus::DeleteComplete, vec![]));
+        let Some(fs) = s
+            .stacks
+            .values_mut()
+            .find(|fs| fs.stack.name == stack || fs.stack.id == stack)
+        else {
+            return Ok(());
+        };
+        if fs.stack.status == StackStatus::DeleteInProgress {
+            return Ok(());
+        }
+        fs.stack.status = StackStatus::DeleteInProgress;
+        fs.events = events;
+        fs.script = VecDeque::from([end]);
+        Ok(())
+    }
+
+    async fn stack_events(&self, stack: &str) -> Result<Vec<StackEvent>, AwsError> {
+        let s = self.call("DescribeStackEvents")?;
+        let fs = s
+            .stacks
+            .values()
+            .find(|fs| fs.stack.name == stack || fs.stack.id == stack)
+            .ok_or_else(|| missing("DescribeStackEvents", stack))?;
+        let mut events = fs.events.clone();
+        events.reverse();
+        Ok(events)
+    }
+}

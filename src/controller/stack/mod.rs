@@ -1,0 +1,560 @@
+//! Namespace or Deployment → CloudFormation stack. What happens to an
+//! object annotated `cfn.hawser.io/template` (or `template-configmap`):
+//!
+//! 1. [`finalizer()`] adds `cfn.hawser.io/cleanup`; every pass is then an
+//!    Apply until the object is deleted.
+//! 2. Apply: annotations (+ the template ConfigMap) → [`desired::desired`]
+//!    (pure) → [`apply::apply`]: one DescribeStacks, then the one step
+//!    [`machine::next_apply`] decides (create, wait, update through a
+//!    change set, delete a dead stack to re-create it, report) → outputs
+//!    ConfigMap and output annotations by server-side apply, an Event per
+//!    side effect and per failure.
+//! 3. Cleanup (deletion, or the template annotation removed):
+//!    [`cleanup::cleanup`] deletes the stack and waits for it to be gone
+//!    — or, with `retain`, leaves it — then the finalizer goes.
+//!
+//! Watches are metadata-only: Namespaces, Deployments, and ConfigMaps (an
+//! edit of a template ConfigMap reconciles the objects naming it).
+
+pub mod apply;
+pub mod cleanup;
+pub mod desired;
+pub mod effects;
+pub mod error;
+pub mod inputs;
+pub mod kind;
+pub mod machine;
+pub mod status;
+#[cfg(test)]
+mod tests;
+
+use std::{collections::BTreeMap, collections::HashMap, sync::Arc, sync::Mutex, time::Duration};
+
+use futures::StreamExt;
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{ConfigMap, Namespace},
+};
+use kube::{
+    core::PartialObjectMeta,
+    runtime::{
+        controller::{Action, Config as ControllerConfig, Controller},
+        events::{EventType, Recorder, Reporter},
+        finalizer::{finalizer, Event as FinalizerEvent},
+        reflector::{ObjectRef, Store},
+        watcher,
+    },
+    Api, Client, Resource, ResourceExt,
+};
+use tokio_util::sync::CancellationToken;
+
+use self::{
+    apply::Verdict,
+    cleanup::Cleanup,
+    desired::Owner,
+    effects::Effect,
+    error::{Error, Failure},
+    inputs::{scope_of, template},
+    kind::StackObject,
+    machine::Memo,
+    status::{Outputs, OutputsWrite, State, STATUS_FAILED},
+};
+use crate::annotations::{
+    keys::{CFN_TEMPLATE, CFN_TEMPLATE_CONFIGMAP, DELETION_POLICY},
+    parse_deletion_policy, parse_template_configmap, DeletionPolicy,
+};
+use crate::aws::CfnProvider;
+use crate::controller::tracker::{fingerprint, Tracker};
+use crate::metrics::Metrics;
+
+pub const CONTROLLER: &str = "stack";
+/// Finalizer on every object with a stack.
+pub const FINALIZER: &str = "cfn.hawser.io/cleanup";
+/// Objects reconciled at once, per kind.
+const CONCURRENCY: u16 = 8;
+/// Fingerprint entry standing for the template's text (a ConfigMap's
+/// content is an input too).
+const TEMPLATE_INPUT: &str = "(template sha-256)";
+
+/// Controller-wide settings, from the command line.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub cluster: String,
+    pub default_region: String,
+    pub resync: Duration,
+    pub namespace: Option<String>,
+}
+
+pub struct Context<P> {
+    pub client: Client,
+    pub aws: P,
+    pub settings: Settings,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub tracker: Tracker<State>,
+    memos: Mutex<HashMap<String, Memo>>,
+}
+
+impl<P: CfnProvider> Context<P> {
+    pub fn new(client: Client, aws: P, settings: Settings, metrics: Arc<Metrics>) -> Self {
+        let reporter = Reporter {
+            controller: "hawser".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            tracker: Tracker::new(CONTROLLER, metrics.managed_objects.clone()),
+            client,
+            aws,
+            settings,
+            metrics,
+            memos: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn memo(&self, uid: &str) -> Memo {
+        let memos = self.memos.lock().unwrap_or_else(|p| p.into_inner());
+        memos.get(uid).cloned().unwrap_or_default()
+    }
+
+    fn set_memo(&self, uid: &str, memo: Memo) {
+        let mut memos = self.memos.lock().unwrap_or_else(|p| p.into_inner());
+        memos.insert(uid.to_owned(), memo);
+    }
+
+    fn forget(&self, uid: &str) {
+        self.tracker.forget(uid);
+        let mut memos = self.memos.lock().unwrap_or_else(|p| p.into_inner());
+        memos.remove(uid);
+    }
+}
+
+/// Runs the Namespace and the Deployment controllers until `shutdown`.
+pub async fn run<P: CfnProvider>(ctx: Arc<Context<P>>, shutdown: CancellationToken) {
+    tokio::join!(
+        run_kind::<Namespace, P>(ctx.clone(), shutdown.clone()),
+        run_kind::<Deployment, P>(ctx, shutdown),
+    );
+}
+
+async fn run_kind<K: StackObject, P: CfnProvider>(
+    ctx: Arc<Context<P>>,
+    shutdown: CancellationToken,
+) {
+    let (api, config) = K::watch(ctx.client.clone(), ctx.settings.namespace.as_deref());
+    let configmaps: Api<PartialObjectMeta<ConfigMap>> = match &ctx.settings.namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
+    let controller = Controller::new(api, config)
+        .with_config(ControllerConfig::default().concurrency(CONCURRENCY))
+        .graceful_shutdown_on(async move { shutdown.cancelled().await });
+    let store = controller.store();
+    tracing::info!(controller = CONTROLLER, kind = K::KIND.as_str(), "starting");
+    controller
+        .watches(configmaps, watcher::Config::default(), move |cm| {
+            users_of(&store, &cm)
+        })
+        .run(reconcile::<K, P>, error_policy::<K, P>, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "stack controller");
+            }
+        })
+        .await;
+}
+
+/// The objects whose template is ConfigMap `cm`: an edit of it
+/// reconciles them.
+fn users_of<K: StackObject>(
+    store: &Store<PartialObjectMeta<K>>,
+    cm: &PartialObjectMeta<ConfigMap>,
+) -> Vec<ObjectRef<PartialObjectMeta<K>>> {
+    let (namespace, name) = (cm.namespace().unwrap_or_default(), cm.name_any());
+    store
+        .state()
+        .iter()
+        .filter(|obj| K::home(obj) == namespace)
+        .filter(|obj| {
+            obj.annotations()
+                .get(CFN_TEMPLATE_CONFIGMAP)
+                .and_then(|v| parse_template_configmap(CFN_TEMPLATE_CONFIGMAP, v).ok())
+                .is_some_and(|r| r.name == name)
+        })
+        .map(|obj| ObjectRef::from_obj(obj.as_ref()))
+        .collect()
+}
+
+fn error_policy<K: StackObject, P: CfnProvider>(
+    obj: Arc<PartialObjectMeta<K>>,
+    err: &Error,
+    ctx: Arc<Context<P>>,
+) -> Action {
+    let delay = ctx.tracker.failed(&obj.uid().unwrap_or_default());
+    tracing::warn!(
+        kind = K::KIND.as_str(),
+        namespace = obj.namespace().unwrap_or_default(),
+        name = obj.name_any(),
+        category = err.category(),
+        error = %err,
+        retry_in = ?delay,
+        "reconcile failed"
+    );
+    Action::requeue(delay)
+}
+
+async fn reconcile<K: StackObject, P: CfnProvider>(
+    obj: Arc<PartialObjectMeta<K>>,
+    ctx: Arc<Context<P>>,
+) -> Result<Action, Error> {
+    let span = tracing::info_span!(
+        "reconcile",
+        controller = CONTROLLER,
+        kind = K::KIND.as_str(),
+        namespace = obj.namespace().unwrap_or_default(),
+        name = obj.name_any(),
+        uid = obj.uid().unwrap_or_default(),
+        result = tracing::field::Empty,
+    );
+    let outcome =
+        crate::controller::pass::measured(&ctx.metrics, CONTROLLER, span, Error::category, async {
+            let mut result = "finalizer";
+            let outcome = dispatch(&obj, &ctx, &mut result).await;
+            (outcome, result)
+        })
+        .await;
+    if let Err(e) = &outcome {
+        publish(
+            &ctx,
+            &*obj,
+            EventType::Warning,
+            "ReconcileError",
+            e.user_message(),
+        )
+        .await;
+    }
+    outcome
+}
+
+fn has_trigger(ann: &BTreeMap<String, String>) -> bool {
+    ann.contains_key(CFN_TEMPLATE) || ann.contains_key(CFN_TEMPLATE_CONFIGMAP)
+}
+
+async fn dispatch<K: StackObject, P: CfnProvider>(
+    obj: &Arc<PartialObjectMeta<K>>,
+    ctx: &Context<P>,
+    result: &mut &'static str,
+) -> Result<Action, Error> {
+    let uid = obj.uid().unwrap_or_default();
+    let triggered = has_trigger(obj.annotations());
+    let has_finalizer = obj.finalizers().iter().any(|f| f == FINALIZER);
+    let deleting = obj.meta().deletion_timestamp.is_some();
+    if !triggered && !has_finalizer {
+        ctx.forget(&uid);
+        *result = "skipped";
+        return Ok(Action::await_change());
+    }
+    if !triggered && !deleting {
+        return release(obj, ctx, result).await;
+    }
+    let api = K::meta_api(ctx.client.clone(), &K::home(obj));
+    finalizer(&api, FINALIZER, obj.clone(), |event| async {
+        match event {
+            FinalizerEvent::Apply(o) => apply_object(&o, ctx, result).await,
+            FinalizerEvent::Cleanup(o) => cleanup_object(&o, ctx, result).await,
+        }
+    })
+    .await
+    .or_else(|e| crate::controller::pass::unless_gone(e).map_err(|e| Error::Finalizer(Box::new(e))))
+}
+
+fn owner<K: StackObject>(obj: &PartialObjectMeta<K>) -> Owner {
+    Owner {
+        kind: K::KIND,
+        namespace: K::home(obj),
+        name: obj.name_any(),
+        uid: obj.uid().unwrap_or_default(),
+    }
+}
+
+async fn apply_object<K: StackObject, P: CfnProvider>(
+    obj: &PartialObjectMeta<K>,
+    ctx: &Context<P>,
+    result: &mut &'static str,
+) -> Result<Action, Error> {
+    let uid = obj.uid().unwrap_or_default();
+    let owner = owner(obj);
+    let spec = match K::stack_spec(obj.annotations()) {
+        Ok(Some(spec)) => spec,
+        Ok(None) => return Ok(Action::await_change()),
+        Err(msg) => {
+            let inputs = fingerprint(obj.annotations());
+            return fail(
+                obj,
+                ctx,
+                inputs,
+                None,
+                Failure::InvalidAnnotations(msg),
+                result,
+            )
+            .await;
+        }
+    };
+    let body = template(ctx, &owner.namespace, &spec.template).await?;
+    let mut inputs = fingerprint(obj.annotations());
+    let body_hash = match &body {
+        Ok(text) => desired::spec_hash(text, &BTreeMap::new(), &[]),
+        Err(_) => "(none)".to_owned(),
+    };
+    inputs.insert(TEMPLATE_INPUT.to_owned(), body_hash);
+    if let Some(left) = ctx.tracker.settled_for(&uid, &inputs, ctx.settings.resync) {
+        // Our own write echoing back, or a failure whose inputs have not
+        // changed: nothing to ask AWS until the resync.
+        *result = "unchanged";
+        return Ok(Action::requeue(left));
+    }
+    let body = match body {
+        Ok(body) => body,
+        Err(failure) => return fail(obj, ctx, inputs, None, failure, result).await,
+    };
+    let want = desired::desired(&spec, &body, &owner, &ctx.settings.cluster);
+    let cfn = ctx.aws.cfn(&scope_of(obj, ctx).await?).await;
+    let mut memo = ctx.memo(&uid);
+    let applied = apply::apply(&cfn, &want, &mut memo).await;
+    ctx.set_memo(&uid, memo);
+    let applied = applied?;
+    publish_effects(ctx, obj, &applied.effects).await;
+    let stack = applied.stack.as_ref();
+    let mut out = Outputs {
+        stack_id: stack.map(|s| s.id.clone()),
+        stack_status: stack.map(|s| s.status.as_str().to_owned()),
+        last_error: None,
+    };
+    match applied.verdict {
+        Verdict::Pending => {
+            status::write(&ctx.client, obj, &out).await?;
+            ctx.tracker.set_state(&uid, State::Pending);
+            *result = "pending";
+            Ok(Action::requeue(ctx.tracker.poll(&uid)))
+        }
+        Verdict::Ready => {
+            let stack = stack.expect("Ready has a stack");
+            let cm_name = spec.outputs_configmap_name(&owner.name);
+            let written =
+                status::write_outputs(&ctx.client, obj, &owner.namespace, &cm_name, &stack.outputs)
+                    .await?;
+            if let OutputsWrite::Conflict(msg) = written {
+                let failure = Failure::OutputsConflict(msg);
+                return fail(obj, ctx, inputs, Some(out), failure, result).await;
+            }
+            let before = Outputs::read(obj.annotations());
+            status::write(&ctx.client, obj, &out).await?;
+            // Announced once per arrival: from a pass that waited (the
+            // status may already read COMPLETE: moto creates at once), or
+            // when the annotations did not say so yet.
+            let arrived = ctx.tracker.state(&uid) == Some(State::Pending)
+                || before.stack_status != out.stack_status
+                || before.last_error.is_some();
+            if arrived {
+                let note = format!(
+                    "stack {} is {}; {} output(s) in ConfigMap {}/{cm_name}",
+                    stack.name,
+                    stack.status.as_str(),
+                    stack.outputs.len(),
+                    owner.namespace
+                );
+                publish(ctx, obj, EventType::Normal, "StackReady", note).await;
+            }
+            ctx.tracker.set_state(&uid, State::Ready);
+            ctx.tracker.settle(&uid, inputs);
+            *result = "applied";
+            Ok(Action::requeue(ctx.settings.resync))
+        }
+        // The outputs ConfigMap is left as it is: after a failed update
+        // (`keep_outputs`) the stack still serves the previous outputs;
+        // after a failed create there are none.
+        Verdict::Failed { failure, .. } => {
+            if stack.is_none() {
+                out = Outputs::default();
+            }
+            fail(obj, ctx, inputs, Some(out), failure, result).await
+        }
+    }
+}
+
+/// A failure to report: `last-error` and a Warning Event (once per
+/// distinct message), `stack-status` the stack's status or `Failed`, and
+/// no retry until the inputs change or a resync passes.
+async fn fail<K: StackObject, P: CfnProvider>(
+    obj: &PartialObjectMeta<K>,
+    ctx: &Context<P>,
+    inputs: crate::controller::tracker::Fingerprint,
+    out: Option<Outputs>,
+    failure: Failure,
+    result: &mut &'static str,
+) -> Result<Action, Error> {
+    let uid = obj.uid().unwrap_or_default();
+    let message = failure.message();
+    tracing::warn!(category = failure.category(), error = %message, "stack failed; waiting for the inputs to change");
+    let before = Outputs::read(obj.annotations());
+    let mut out = out.unwrap_or_default();
+    if out.stack_status.is_none() {
+        out.stack_status = Some(STATUS_FAILED.to_owned());
+    }
+    out.last_error = Some(message.clone());
+    status::write(&ctx.client, obj, &out).await?;
+    if before.last_error.as_deref() != Some(message.as_str()) {
+        publish(ctx, obj, EventType::Warning, "StackFailed", message).await;
+    }
+    ctx.metrics
+        .reconcile_errors
+        .with_label_values(&[CONTROLLER, failure.category()])
+        .inc();
+    ctx.tracker.set_state(&uid, State::Failed);
+    ctx.tracker.settle(&uid, inputs);
+    *result = "failed";
+    Ok(Action::requeue(ctx.settings.resync))
+}
+
+/// Deletion policy, read leniently: cleanup must run even when the other
+/// annotations no longer parse. An unreadable policy keeps the stack, the
+/// choice that cannot lose data.
+fn deletion_policy(ann: &BTreeMap<String, String>) -> DeletionPolicy {
+    match ann.get(DELETION_POLICY) {
+        None => DeletionPolicy::Delete,
+        Some(v) => parse_deletion_policy(DELETION_POLICY, v).unwrap_or(DeletionPolicy::Retain),
+    }
+}
+
+async fn run_cleanup<K: StackObject, P: CfnProvider>(
+    obj: &PartialObjectMeta<K>,
+    ctx: &Context<P>,
+) -> Result<Cleanup, Error> {
+    let owner = owner(obj);
+    let cfn = ctx.aws.cfn(&scope_of(obj, ctx).await?).await;
+    let outcome = cleanup::cleanup(
+        &cfn,
+        &owner.stack_name(&ctx.settings.cluster),
+        &owner.ownership_tags(&ctx.settings.cluster),
+        deletion_policy(obj.annotations()),
+    )
+    .await?;
+    let effects = match &outcome {
+        Cleanup::Done(e) | Cleanup::Waiting { effects: e, .. } => e,
+        Cleanup::DeleteFailed { effects: e, .. } => e,
+    };
+    publish_effects(ctx, obj, effects).await;
+    Ok(outcome)
+}
+
+/// One cleanup pass; `Some(action)` while there is more to wait for.
+async fn cleanup_pass<K: StackObject, P: CfnProvider>(
+    obj: &PartialObjectMeta<K>,
+    ctx: &Context<P>,
+    result: &mut &'static str,
+) -> Result<Option<Action>, Error> {
+    let uid = obj.uid().unwrap_or_default();
+    ctx.tracker.set_state(&uid, State::Deleting);
+    match run_cleanup(obj, ctx).await? {
+        Cleanup::Done(effects) => {
+            let announced = !effects.is_empty();
+            if !announced && Outputs::read(obj.annotations()).stack_id.is_some() {
+                let note = format!(
+                    "deleted CloudFormation stack {}",
+                    owner(obj).stack_name(&ctx.settings.cluster)
+                );
+                publish(ctx, obj, EventType::Normal, "StackDeleted", note).await;
+            }
+            Ok(None)
+        }
+        Cleanup::Waiting { stack, .. } => {
+            let out = Outputs {
+                stack_id: Some(stack.id.clone()),
+                stack_status: Some(stack.status.as_str().to_owned()),
+                last_error: None,
+            };
+            status::write(&ctx.client, obj, &out).await?;
+            ctx.tracker.succeeded(&uid);
+            *result = "waiting";
+            Ok(Some(Action::requeue(ctx.tracker.poll(&uid))))
+        }
+        Cleanup::DeleteFailed { stack, why, .. } => {
+            let out = Outputs {
+                stack_id: Some(stack.id.clone()),
+                stack_status: Some(stack.status.as_str().to_owned()),
+                last_error: Some(why.clone()),
+            };
+            status::write(&ctx.client, obj, &out).await?;
+            publish(ctx, obj, EventType::Warning, "StackDeleteFailed", why).await;
+            ctx.metrics
+                .reconcile_errors
+                .with_label_values(&[CONTROLLER, "stack_delete_failed"])
+                .inc();
+            *result = "delete_failed";
+            Ok(Some(Action::requeue(ctx.tracker.failed(&uid))))
+        }
+    }
+}
+
+async fn cleanup_object<K: StackObject, P: CfnProvider>(
+    obj: &PartialObjectMeta<K>,
+    ctx: &Context<P>,
+    result: &mut &'static str,
+) -> Result<Action, Error> {
+    if let Some(action) = cleanup_pass(obj, ctx, result).await? {
+        return Ok(action);
+    }
+    ctx.forget(&obj.uid().unwrap_or_default());
+    *result = "cleaned_up";
+    Ok(Action::await_change())
+}
+
+/// The template annotation was removed from an object that still carries
+/// the finalizer: clean up as for a deletion, delete the outputs
+/// ConfigMap, then drop the output annotations and the finalizer.
+async fn release<K: StackObject, P: CfnProvider>(
+    obj: &PartialObjectMeta<K>,
+    ctx: &Context<P>,
+    result: &mut &'static str,
+) -> Result<Action, Error> {
+    if let Some(action) = cleanup_pass(obj, ctx, result).await? {
+        return Ok(action);
+    }
+    let uid = obj.uid().unwrap_or_default();
+    status::delete_outputs(&ctx.client, &K::home(obj), &uid).await?;
+    status::release(&ctx.client, obj, FINALIZER).await?;
+    ctx.forget(&uid);
+    *result = "released";
+    Ok(Action::await_change())
+}
+
+async fn publish_effects<K: StackObject, P: CfnProvider>(
+    ctx: &Context<P>,
+    obj: &PartialObjectMeta<K>,
+    effects: &[Effect],
+) {
+    for effect in effects {
+        let (type_, reason, note) = effect.event();
+        tracing::info!(reason, %note, "side effect");
+        publish(ctx, obj, type_, reason, note).await;
+    }
+}
+
+/// Publishes an Event on the object. A failure to record an Event is
+/// logged, never a reason to fail the pass.
+async fn publish<K: StackObject, P: CfnProvider>(
+    ctx: &Context<P>,
+    obj: &PartialObjectMeta<K>,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let mut reference = obj.object_ref(&());
+    if K::KIND == crate::annotations::ObjectKind::Namespace {
+        // A Namespace's Events go into the namespace itself: the apiserver
+        // (1.20's events.k8s.io/v1) wants the Event's namespace to match
+        // `regarding`'s, which a cluster-scoped object cannot give.
+        reference.namespace = Some(obj.name_any());
+    }
+    crate::controller::pass::publish(&ctx.recorder, &reference, type_, reason, note).await;
+}

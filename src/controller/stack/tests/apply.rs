@@ -1,0 +1,413 @@
+//! apply() against the in-memory CloudFormation: one step per pass, as
+//! the controller drives it.
+
+use super::*;
+use crate::aws::fake_cfn::{failed_event, FakeCfn};
+use crate::aws::AwsErrorKind;
+use crate::controller::stack::apply::{apply, first_failure, Applied, Verdict};
+use crate::controller::stack::effects::Effect;
+use crate::controller::stack::error::Failure;
+use crate::controller::stack::machine::Memo;
+
+/// Passes until the verdict is not Pending (at most 10).
+async fn settle(cfn: &FakeCfn, w: &Desired, memo: &mut Memo) -> (Applied, Vec<Effect>) {
+    let mut effects = Vec::new();
+    for _ in 0..10 {
+        let a = apply(cfn, w, memo).await.unwrap();
+        effects.extend(a.effects.clone());
+        if a.verdict != Verdict::Pending {
+            return (a, effects);
+        }
+    }
+    panic!("still pending after 10 passes");
+}
+
+async fn ready(cfn: &FakeCfn, w: &Desired, memo: &mut Memo) -> Applied {
+    let (a, _) = settle(cfn, w, memo).await;
+    assert_eq!(a.verdict, Verdict::Ready, "{a:?}");
+    a
+}
+
+fn stack_failure(a: &Applied) -> (String, bool) {
+    match &a.verdict {
+        Verdict::Failed {
+            failure: Failure::Stack(m),
+            keep_outputs,
+        } => (m.clone(), *keep_outputs),
+        other => panic!("not a stack failure: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn create_polls_until_complete_then_costs_one_describe_per_pass() {
+    let cfn = FakeCfn::default();
+    let w = want(r#"{"QueueName":"a"}"#);
+    let mut memo = Memo::default();
+    let first = apply(&cfn, &w, &mut memo).await.unwrap();
+    assert_eq!(first.verdict, Verdict::Pending);
+    assert!(matches!(&first.effects[..], [Effect::StackCreated { .. }]));
+    assert_eq!(
+        first.stack.as_ref().unwrap().status,
+        StackStatus::CreateInProgress
+    );
+    let a = ready(&cfn, &w, &mut memo).await;
+    assert_eq!(a.stack.as_ref().unwrap().outputs.len(), 1);
+    let stack = cfn.peek(&w.request.stack_name).unwrap();
+    assert_eq!(
+        stack.tags, w.request.tags,
+        "ownership tags and the spec hash"
+    );
+    assert_eq!(cfn.mutating_calls(), ["CreateStack"]);
+
+    cfn.clear_calls();
+    for _ in 0..3 {
+        assert_eq!(
+            apply(&cfn, &w, &mut memo).await.unwrap().verdict,
+            Verdict::Ready
+        );
+    }
+    assert_eq!(
+        cfn.calls(),
+        ["DescribeStacks"; 3],
+        "steady state: one read per pass"
+    );
+}
+
+#[tokio::test]
+async fn a_parameter_edit_goes_through_a_change_set_and_then_settles() {
+    let cfn = FakeCfn::default();
+    let mut memo = Memo::default();
+    ready(&cfn, &want(r#"{"QueueName":"a"}"#), &mut memo).await;
+    cfn.clear_calls();
+
+    let edited = want(r#"{"QueueName":"b"}"#);
+    let (a, effects) = settle(&cfn, &edited, &mut memo).await;
+    assert_eq!(a.verdict, Verdict::Ready);
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::StackUpdating { .. })),
+        "{effects:?}"
+    );
+    assert_eq!(
+        cfn.mutating_calls(),
+        ["CreateChangeSet", "ExecuteChangeSet"],
+        "no UpdateStack"
+    );
+    let stack = cfn.peek(&edited.request.stack_name).unwrap();
+    assert_eq!(stack.parameters["QueueName"], "b");
+
+    cfn.clear_calls();
+    for _ in 0..3 {
+        apply(&cfn, &edited, &mut memo).await.unwrap();
+    }
+    assert!(cfn.mutating_calls().is_empty(), "{:?}", cfn.calls());
+}
+
+#[tokio::test]
+async fn an_empty_change_set_is_success_and_deleted_and_not_made_again() {
+    let cfn = FakeCfn::default();
+    let mut memo = Memo::default();
+    ready(&cfn, &want("{}"), &mut memo).await;
+    cfn.clear_calls();
+    // A new spec hash (a capability) with the same template and parameters.
+    let mut same = want("{}");
+    same.spec_hash = "f".repeat(32);
+    same.change_set_name = format!("hawser-{}", same.spec_hash);
+    let a = apply(&cfn, &same, &mut memo).await.unwrap();
+    assert_eq!(a.verdict, Verdict::Ready);
+    assert!(matches!(&a.effects[..], [Effect::StackUnchanged { .. }]));
+    assert_eq!(cfn.mutating_calls(), ["CreateChangeSet", "DeleteChangeSet"]);
+    assert!(cfn.lock().change_sets.is_empty(), "deleted");
+    cfn.clear_calls();
+    apply(&cfn, &same, &mut memo).await.unwrap();
+    assert!(cfn.mutating_calls().is_empty(), "{:?}", cfn.calls());
+}
+
+#[tokio::test]
+async fn motos_no_updates_error_at_create_is_success_too() {
+    let cfn = FakeCfn::default();
+    let mut memo = Memo::default();
+    ready(&cfn, &want("{}"), &mut memo).await;
+    cfn.fail_next(
+        "CreateChangeSet",
+        "ValidationError",
+        "No updates are to be performed.",
+    );
+    let mut same = want("{}");
+    same.spec_hash = "e".repeat(32);
+    cfn.clear_calls();
+    let a = apply(&cfn, &same, &mut memo).await.unwrap();
+    assert_eq!(a.verdict, Verdict::Ready);
+    assert_eq!(
+        cfn.mutating_calls(),
+        ["CreateChangeSet"],
+        "nothing to delete"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_create_is_reported_with_the_resources_reason_then_recreated_on_a_new_spec() {
+    let cfn = FakeCfn::default();
+    cfn.lock().next_create = Some((
+        StackStatus::RollbackComplete,
+        vec![
+            failed_event(
+                "Queue",
+                "AWS::SQS::Queue",
+                "CREATE_FAILED",
+                "Queue name must end in .fifo",
+            ),
+            failed_event(
+                "Bucket",
+                "AWS::S3::Bucket",
+                "CREATE_FAILED",
+                "Resource creation cancelled",
+            ),
+        ],
+    ));
+    let bad = want(r#"{"QueueName":"a"}"#);
+    let mut memo = Memo::default();
+    let (a, _) = settle(&cfn, &bad, &mut memo).await;
+    let (why, keep) = stack_failure(&a);
+    assert!(!keep, "a failed create serves nothing");
+    assert!(
+        why.contains("ROLLBACK_COMPLETE")
+            && why.contains("Queue (AWS::SQS::Queue) CREATE_FAILED: Queue name must end in .fifo"),
+        "{why}"
+    );
+
+    cfn.clear_calls();
+    apply(&cfn, &bad, &mut memo).await.unwrap();
+    assert!(
+        cfn.mutating_calls().is_empty(),
+        "the same spec is not retried"
+    );
+
+    let fixed = want(r#"{"QueueName":"b"}"#);
+    let (a, effects) = settle(&cfn, &fixed, &mut memo).await;
+    assert_eq!(a.verdict, Verdict::Ready);
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::StackRecreating { .. })),
+        "{effects:?}"
+    );
+    assert_eq!(cfn.mutating_calls(), ["DeleteStack", "CreateStack"]);
+}
+
+#[tokio::test]
+async fn a_rolled_back_update_keeps_the_previous_stack_and_is_not_retried() {
+    let cfn = FakeCfn::default();
+    let mut memo = Memo::default();
+    ready(&cfn, &want(r#"{"QueueName":"a"}"#), &mut memo).await;
+    cfn.lock().next_update = Some((
+        StackStatus::UpdateRollbackComplete,
+        vec![failed_event(
+            "Queue",
+            "AWS::SQS::Queue",
+            "UPDATE_FAILED",
+            "Access denied",
+        )],
+    ));
+    let edited = want(r#"{"QueueName":"b"}"#);
+    let (a, _) = settle(&cfn, &edited, &mut memo).await;
+    let (why, keep) = stack_failure(&a);
+    assert!(keep, "the stack still serves the previous outputs");
+    assert!(
+        why.contains("UPDATE_ROLLBACK_COMPLETE") && why.contains("Access denied"),
+        "{why}"
+    );
+    assert_eq!(
+        cfn.peek(&edited.request.stack_name).unwrap().parameters["QueueName"],
+        "a"
+    );
+
+    cfn.clear_calls();
+    for _ in 0..3 {
+        let a = apply(&cfn, &edited, &mut memo).await.unwrap();
+        assert!(matches!(a.verdict, Verdict::Failed { .. }));
+    }
+    assert!(cfn.mutating_calls().is_empty(), "{:?}", cfn.calls());
+
+    let again = want(r#"{"QueueName":"c"}"#);
+    ready(&cfn, &again, &mut memo).await;
+    assert_eq!(
+        cfn.mutating_calls(),
+        ["CreateChangeSet", "ExecuteChangeSet"]
+    );
+}
+
+#[tokio::test]
+async fn in_progress_is_waited_on_with_reads_only() {
+    let cfn = FakeCfn::default();
+    let w = want("{}");
+    for status in [
+        StackStatus::CreateInProgress,
+        StackStatus::UpdateRollbackInProgress,
+        StackStatus::DeleteInProgress,
+        StackStatus::ImportInProgress,
+    ] {
+        cfn.insert(stack_for(&w, status.clone()));
+        cfn.clear_calls();
+        let a = apply(&cfn, &w, &mut Memo::default()).await.unwrap();
+        assert_eq!(a.verdict, Verdict::Pending, "{}", status.as_str());
+        assert_eq!(cfn.calls(), ["DescribeStacks"], "{}", status.as_str());
+    }
+}
+
+#[tokio::test]
+async fn a_foreign_stack_is_reported_and_never_touched() {
+    let cfn = FakeCfn::default();
+    let w = want("{}");
+    let mut s = stack_for(&w, StackStatus::CreateComplete);
+    s.tags
+        .insert(keys::TAG_OWNER.into(), "Namespace//other".into());
+    cfn.insert(s);
+    let a = apply(&cfn, &w, &mut Memo::default()).await.unwrap();
+    let Verdict::Failed {
+        failure: Failure::Foreign(msg),
+        ..
+    } = &a.verdict
+    else {
+        panic!("{a:?}")
+    };
+    assert!(
+        msg.contains("Namespace//other") && msg.contains("Namespace//team-a"),
+        "{msg}"
+    );
+    assert_eq!(a.stack, None, "not recorded as ours");
+    assert!(cfn.mutating_calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_create_or_change_set_fails_in_cloudformations_words() {
+    let cfn = FakeCfn::default();
+    cfn.fail_next(
+        "CreateStack",
+        "InsufficientCapabilitiesException",
+        "Requires capabilities : [CAPABILITY_IAM]",
+    );
+    let w = want("{}");
+    let mut memo = Memo::default();
+    let a = apply(&cfn, &w, &mut memo).await.unwrap();
+    let Verdict::Failed {
+        failure: Failure::Rejected(e),
+        ..
+    } = &a.verdict
+    else {
+        panic!("{a:?}")
+    };
+    assert_eq!(e.kind, AwsErrorKind::Invalid);
+    assert!(Failure::Rejected(e.clone())
+        .message()
+        .contains("CAPABILITY_IAM"));
+
+    ready(&cfn, &w, &mut memo).await;
+    cfn.fail_next(
+        "CreateChangeSet",
+        "ValidationError",
+        "Template format error: bad",
+    );
+    cfn.clear_calls();
+    let edited = want(r#"{"QueueName":"x"}"#);
+    let a = apply(&cfn, &edited, &mut memo).await.unwrap();
+    assert!(matches!(
+        &a.verdict,
+        Verdict::Failed {
+            failure: Failure::Rejected(_),
+            keep_outputs: true
+        }
+    ));
+    apply(&cfn, &edited, &mut memo).await.unwrap();
+    assert_eq!(cfn.mutating_calls(), ["CreateChangeSet"], "not retried");
+}
+
+#[tokio::test]
+async fn a_failed_change_set_is_deleted_and_reported() {
+    let cfn = FakeCfn::default();
+    let mut memo = Memo::default();
+    ready(&cfn, &want("{}"), &mut memo).await;
+    let edited = want(r#"{"QueueName":"x"}"#);
+    let failed = crate::aws::ChangeSet {
+        id: "cs-1".into(),
+        status: crate::aws::ChangeSetStatus::Failed,
+        status_reason: Some("Parameter QueueName failed to satisfy constraint".into()),
+        execution_status: Some("UNAVAILABLE".into()),
+        changes: 0,
+    };
+    let key = (
+        edited.request.stack_name.clone(),
+        edited.change_set_name.clone(),
+    );
+    cfn.lock()
+        .change_sets
+        .insert(key, (failed, edited.request.clone()));
+    cfn.clear_calls();
+    let a = apply(&cfn, &edited, &mut memo).await.unwrap();
+    let (why, keep) = stack_failure(&a);
+    assert!(keep);
+    assert!(why.contains("failed to satisfy constraint"), "{why}");
+    assert_eq!(cfn.mutating_calls(), ["DeleteChangeSet"]);
+    assert!(cfn.lock().change_sets.is_empty());
+    cfn.clear_calls();
+    apply(&cfn, &edited, &mut memo).await.unwrap();
+    assert!(
+        cfn.mutating_calls().is_empty(),
+        "not retried until the spec changes"
+    );
+}
+
+#[tokio::test]
+async fn review_in_progress_holds_nothing_and_is_replaced() {
+    let cfn = FakeCfn::default();
+    let w = want("{}");
+    cfn.insert(stack_for(&w, StackStatus::ReviewInProgress));
+    let (a, effects) = settle(&cfn, &w, &mut Memo::default()).await;
+    assert_eq!(a.verdict, Verdict::Ready);
+    assert!(effects
+        .iter()
+        .any(|e| matches!(e, Effect::StackRecreating { .. })));
+    assert_eq!(cfn.mutating_calls(), ["DeleteStack", "CreateStack"]);
+}
+
+#[test]
+fn the_first_failure_of_the_latest_operation_is_the_reason() {
+    use crate::aws::StackEvent;
+    let ev = |id: &str, ty: &str, status: &str, reason: &str| StackEvent {
+        logical_id: id.into(),
+        resource_type: ty.into(),
+        status: status.into(),
+        reason: (!reason.is_empty()).then(|| reason.to_owned()),
+    };
+    let stack_type = "AWS::CloudFormation::Stack";
+    // Newest first.
+    let events = vec![
+        ev("s", stack_type, "UPDATE_ROLLBACK_COMPLETE", ""),
+        ev(
+            "Topic",
+            "AWS::SNS::Topic",
+            "UPDATE_FAILED",
+            "Resource update cancelled",
+        ),
+        ev("Queue", "AWS::SQS::Queue", "UPDATE_FAILED", "second"),
+        ev("Bucket", "AWS::S3::Bucket", "UPDATE_FAILED", "first"),
+        ev("s", stack_type, "UPDATE_IN_PROGRESS", "User Initiated"),
+        ev(
+            "Old",
+            "AWS::SQS::Queue",
+            "CREATE_FAILED",
+            "an older operation",
+        ),
+        ev("s", stack_type, "CREATE_IN_PROGRESS", "User Initiated"),
+    ];
+    assert_eq!(
+        first_failure(&events).as_deref(),
+        Some("Bucket (AWS::S3::Bucket) UPDATE_FAILED: first")
+    );
+    assert_eq!(
+        first_failure(&events[..1]),
+        None,
+        "moto: stack-level events only"
+    );
+}

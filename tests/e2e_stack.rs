@@ -1,0 +1,462 @@
+//! CloudFormation stacks for annotated Namespaces and Deployments, against
+//! the real apiserver and moto: one test per "Done when" item of issue 5,
+//! plus a foreign stack and a missing template ConfigMap. Each test has its
+//! own namespace, cluster name and hawser (`--watch-namespace`), so tests
+//! run in parallel. moto cannot roll a stack back; those statuses are
+//! proven by the unit tests over the in-memory CloudFormation.
+
+mod support;
+
+use std::time::Duration;
+
+use kube::{
+    api::{DeleteParams, Patch, PatchParams},
+    ResourceExt,
+};
+use support::stack::*;
+use support::*;
+
+fn example(path: &str, bed: &Bed, queue: &str) -> String {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .replace("hawser-demo-stack", &bed.ns)
+        .replace("hawser-demo-orders", queue)
+}
+
+#[tokio::test]
+async fn a_namespace_with_an_inline_template_gets_its_stack_and_outputs_configmap() {
+    let bed = Bed::start("10m").await;
+    let queue = unique("orders");
+    let out = kubectl_apply(&example(
+        "examples/stack/namespace-stack.yaml",
+        &bed,
+        &queue,
+    ));
+    assert!(out.success, "kubectl apply: {}", out.stderr);
+
+    let ns = bed
+        .namespace_where("stack-status CREATE_COMPLETE", |a| {
+            ann(a, STACK_STATUS) == Some("CREATE_COMPLETE")
+        })
+        .await;
+    let name = bed.stack_name(None);
+    let stack = bed.stack(&name).await.expect("the stack in moto");
+    assert_eq!(status(&stack), "CREATE_COMPLETE");
+    assert_eq!(ann(ns.annotations(), STACK_ID), stack.stack_id());
+    assert_eq!(ann(ns.annotations(), LAST_ERROR), None);
+    assert!(ns.finalizers().iter().any(|f| f == FINALIZER));
+    assert_eq!(tag(&stack, "hawser.io/cluster"), Some(bed.cluster.as_str()));
+    let owner = format!("Namespace//{}", bed.ns);
+    assert_eq!(tag(&stack, "hawser.io/owner"), Some(owner.as_str()));
+    assert_eq!(tag(&stack, "hawser.io/uid"), ns.uid().as_deref());
+    assert_eq!(parameter(&stack, "QueueName"), Some(queue.as_str()));
+
+    // Both resources really exist in moto.
+    let resources = bed
+        .cfn
+        .describe_stack_resources()
+        .stack_name(&name)
+        .send()
+        .await
+        .unwrap();
+    let mut types: Vec<&str> = resources
+        .stack_resources()
+        .iter()
+        .filter_map(|r| r.resource_type())
+        .collect();
+    types.sort();
+    assert_eq!(types, ["AWS::S3::Bucket", "AWS::SQS::Queue"]);
+
+    let cm = bed.configmap("shared-stack-outputs").await;
+    let data = cm.data.clone().unwrap_or_default();
+    assert!(data["QueueUrl"].ends_with(&format!("/{queue}")), "{data:?}");
+    assert!(!data["BucketName"].is_empty(), "{data:?}");
+    let owners = cm.owner_references();
+    assert_eq!(owners.len(), 1);
+    assert_eq!(
+        (owners[0].kind.as_str(), Some(owners[0].uid.clone())),
+        ("Namespace", ns.uid())
+    );
+    let note = bed.wait_event("Namespace", &bed.ns, "StackReady").await;
+    assert!(note.contains("shared-stack-outputs"), "{note}");
+    bed.wait_event("Namespace", &bed.ns, "StackCreated").await;
+
+    // Deleting the namespace deletes the stack, then the namespace goes.
+    bed.namespaces()
+        .delete(&bed.ns, &DeleteParams::default())
+        .await
+        .unwrap();
+    bed.namespace_gone().await;
+    assert!(bed.stack(&name).await.is_none(), "stack deleted");
+    assert_eq!(bed.aws_calls("DeleteStack", "success").await, 1.0);
+}
+
+#[tokio::test]
+async fn a_deployment_with_a_configmap_template_gets_its_stack_and_env_from_its_outputs() {
+    let bed = Bed::start_with_hooks("10m").await;
+    let text = example("examples/stack/deployment-stack.yaml", &bed, "unused");
+    let (template_cm, deployment) = text.split_once("\n---\n").unwrap();
+    // The Deployment first: its template ConfigMap is missing.
+    let out = kubectl_apply(deployment);
+    assert!(out.success, "kubectl apply: {}", out.stderr);
+    let d = bed
+        .deployment_where("worker", "a missing template reported", |a| {
+            ann(a, STACK_STATUS) == Some("Failed")
+        })
+        .await;
+    let error = ann(d.annotations(), LAST_ERROR).unwrap();
+    assert!(
+        error.contains("worker-template") && error.contains("does not exist"),
+        "{error}"
+    );
+    assert_eq!(bed.aws_calls("CreateStack", "success").await, 0.0);
+
+    // The ConfigMap appearing reconciles its user.
+    let out = kubectl_apply(template_cm);
+    assert!(out.success, "kubectl apply: {}", out.stderr);
+    let d = bed
+        .deployment_where("worker", "stack-status CREATE_COMPLETE", |a| {
+            ann(a, STACK_STATUS) == Some("CREATE_COMPLETE") && ann(a, LAST_ERROR).is_none()
+        })
+        .await;
+    let name = bed.stack_name(Some("worker"));
+    let stack = bed.stack(&name).await.expect("the Deployment's stack");
+    let owner = format!("Deployment/{}/worker", bed.ns);
+    assert_eq!(tag(&stack, "hawser.io/owner"), Some(owner.as_str()));
+    let cm = bed.configmap("worker-stack-outputs").await;
+    assert!(
+        cm.data.as_ref().unwrap().contains_key("JobsQueueUrl"),
+        "{cm:?}"
+    );
+    assert_eq!(cm.owner_references()[0].uid, d.uid().unwrap());
+    // The webhook's envFrom names the ConfigMap the controller wrote.
+    let containers = &d.spec.unwrap().template.spec.unwrap().containers;
+    let from: Vec<_> = containers[0]
+        .env_from
+        .iter()
+        .flatten()
+        .filter_map(|e| e.config_map_ref.as_ref().map(|r| r.name.clone()))
+        .collect();
+    assert_eq!(from, [cm.name_any()]);
+
+    // An edit of the template ConfigMap updates the stack.
+    let edited = template_cm.replace(
+        "JobsQueueUrl: {Value: !Ref Jobs}",
+        "JobsQueueUrl: {Value: !Ref Jobs}\n      JobsQueueArn: {Value: !GetAtt Jobs.Arn}",
+    );
+    assert_ne!(edited, template_cm);
+    let out = kubectl_apply(&edited);
+    assert!(out.success, "kubectl apply: {}", out.stderr);
+    // moto does not re-evaluate outputs on an update, so the proof is
+    // the stack's status and the change set executed for it.
+    bed.deployment_where("worker", "stack-status UPDATE_COMPLETE", |a| {
+        ann(a, STACK_STATUS) == Some("UPDATE_COMPLETE")
+    })
+    .await;
+    let body = bed
+        .cfn
+        .get_template()
+        .stack_name(&name)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        body.template_body()
+            .unwrap_or_default()
+            .contains("JobsQueueArn"),
+        "the edited template is the stack's"
+    );
+    assert_eq!(bed.aws_calls("ExecuteChangeSet", "success").await, 1.0);
+
+    // deletion-policy retain: the Deployment goes, the stack stays.
+    bed.deployments()
+        .delete("worker", &DeleteParams::default())
+        .await
+        .unwrap();
+    bed.deployment_gone("worker").await;
+    let note = bed
+        .wait_event("Deployment", "worker", "StackRetained")
+        .await;
+    assert!(note.contains(&name), "{note}");
+    let kept = bed.stack(&name).await.expect("retained");
+    assert_eq!(status(&kept), "UPDATE_COMPLETE");
+    assert_eq!(bed.aws_calls("DeleteStack", "success").await, 0.0);
+}
+
+async fn queue_namespace(bed: &Bed, queue: &str) {
+    let params = format!(r#"{{"QueueName":"{queue}"}}"#);
+    bed.create_namespace(&[
+        ("cfn.hawser.io/template", QUEUE_TEMPLATE),
+        ("cfn.hawser.io/parameters", &params),
+    ])
+    .await;
+    bed.namespace_where("CREATE_COMPLETE", |a| {
+        ann(a, STACK_STATUS) == Some("CREATE_COMPLETE")
+    })
+    .await;
+}
+
+async fn set_parameters(bed: &Bed, queue: &str) {
+    let params = format!(r#"{{"QueueName":"{queue}"}}"#);
+    let patch =
+        serde_json::json!({"metadata": {"annotations": {"cfn.hawser.io/parameters": params}}});
+    bed.namespaces()
+        .patch(&bed.ns, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn editing_a_parameter_updates_the_stack_through_a_change_set() {
+    let bed = Bed::start("10m").await;
+    let (first, second) = (unique("q"), unique("q"));
+    queue_namespace(&bed, &first).await;
+    let name = bed.stack_name(None);
+    let id = bed
+        .stack(&name)
+        .await
+        .unwrap()
+        .stack_id()
+        .unwrap()
+        .to_owned();
+
+    set_parameters(&bed, &second).await;
+    bed.namespace_where("UPDATE_COMPLETE", |a| {
+        ann(a, STACK_STATUS) == Some("UPDATE_COMPLETE")
+    })
+    .await;
+    let stack = bed.stack(&name).await.unwrap();
+    assert_eq!(parameter(&stack, "QueueName"), Some(second.as_str()));
+    assert_eq!(stack.stack_id(), Some(id.as_str()), "the same stack");
+    // Through a change set: moto keeps executed ones, so ask it too.
+    let sets = bed
+        .cfn
+        .list_change_sets()
+        .stack_name(&name)
+        .send()
+        .await
+        .unwrap();
+    // moto lists every stack's change sets, whatever StackName says.
+    let executed: Vec<_> = sets
+        .summaries()
+        .iter()
+        .filter(|s| s.stack_name() == Some(name.as_str()))
+        .filter(|s| s.execution_status().map(|e| e.as_str()) == Some("EXECUTE_COMPLETE"))
+        .filter_map(|s| s.change_set_name())
+        .collect();
+    assert_eq!(executed.len(), 1, "{:?}", sets.summaries());
+    assert!(executed[0].starts_with("hawser-"), "{executed:?}");
+    assert_eq!(bed.aws_calls("CreateChangeSet", "success").await, 1.0);
+    assert_eq!(bed.aws_calls("ExecuteChangeSet", "success").await, 1.0);
+    assert_eq!(bed.aws_calls("CreateStack", "success").await, 1.0);
+    assert!(
+        !bed.hawser()
+            .metrics()
+            .await
+            .contains(r#"operation="UpdateStack""#),
+        "never UpdateStack"
+    );
+    bed.wait_event("Namespace", &bed.ns, "StackUpdating").await;
+}
+
+#[tokio::test]
+async fn reapplying_the_same_manifest_makes_no_mutating_aws_call() {
+    let bed = Bed::start("2s").await;
+    let queue = unique("q");
+    let manifest = serde_json::json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": bed.ns, "annotations": {
+            "cfn.hawser.io/template": QUEUE_TEMPLATE,
+            "cfn.hawser.io/parameters": format!(r#"{{"QueueName":"{queue}"}}"#),
+        }},
+    })
+    .to_string();
+    assert!(kubectl_apply(&manifest).success);
+    bed.namespace_where("CREATE_COMPLETE", |a| {
+        ann(a, STACK_STATUS) == Some("CREATE_COMPLETE")
+    })
+    .await;
+    // An update first: moto leaves the create-time tags on the stack, the
+    // case where a naive comparison would update on every resync.
+    set_parameters(&bed, &unique("q")).await;
+    bed.namespace_where("UPDATE_COMPLETE", |a| {
+        ann(a, STACK_STATUS) == Some("UPDATE_COMPLETE")
+    })
+    .await;
+    let settled = bed.stack_metric("applied").await;
+    eventually("the update settled", WAIT, || async {
+        (bed.stack_metric("applied").await > settled).then_some(())
+    })
+    .await;
+
+    let before = bed.mutating_calls().await;
+    let before_applied = bed.stack_metric("applied").await;
+    let before_reads = bed.aws_calls("DescribeStacks", "success").await;
+    let current = bed.namespaces().get(&bed.ns).await.unwrap();
+    let params = current.annotations()["cfn.hawser.io/parameters"].clone();
+    let same = serde_json::json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": bed.ns, "annotations": {
+            "cfn.hawser.io/template": QUEUE_TEMPLATE,
+            "cfn.hawser.io/parameters": params,
+        }},
+    })
+    .to_string();
+    let out = kubectl_apply(&same);
+    assert!(out.success, "{}", out.stderr);
+    // Three applied passes: one may have been under way at the baseline.
+    eventually("three resyncs", Duration::from_secs(30), || async {
+        (bed.stack_metric("applied").await >= before_applied + 3.0).then_some(())
+    })
+    .await;
+    assert_eq!(bed.mutating_calls().await, before, "no mutating call");
+    let reads = bed.aws_calls("DescribeStacks", "success").await - before_reads;
+    assert!(reads >= 2.0, "each resync reads the stack: {reads}");
+}
+
+#[tokio::test]
+async fn a_template_that_fails_in_moto_surfaces_the_failure_on_the_object() {
+    let bed = Bed::start("10m").await;
+    // moto refuses a FIFO queue whose name lacks .fifo at CreateStack.
+    let template = "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties: {QueueName: plain, FifoQueue: true}\n";
+    bed.create_namespace(&[("cfn.hawser.io/template", template)])
+        .await;
+    let ns = bed
+        .namespace_where("stack-status Failed", |a| {
+            ann(a, STACK_STATUS) == Some("Failed")
+        })
+        .await;
+    let error = ann(ns.annotations(), LAST_ERROR).unwrap();
+    assert!(error.contains("must end in .fifo"), "{error}");
+    let note = bed.wait_event("Namespace", &bed.ns, "StackFailed").await;
+    assert!(note.contains("must end in .fifo"), "{note}");
+    // The echo of the Failed write comes back; the create is not retried.
+    eventually("the echo of the Failed write", WAIT, || async {
+        (bed.stack_metric("unchanged").await >= 1.0).then_some(())
+    })
+    .await;
+    assert_eq!(bed.aws_calls("CreateStack", "invalid").await, 1.0);
+    let failed = r#"hawser_reconcile_errors_total{category="aws_rejected",controller="stack"}"#;
+    assert_eq!(bed.hawser().metric(failed).await, 1.0);
+}
+
+#[tokio::test]
+async fn deleting_a_deployment_deletes_its_stack() {
+    let bed = Bed::start("10m").await;
+    bed.create_namespace(&[]).await;
+    let params = format!(r#"{{"QueueName":"{}"}}"#, unique("q"));
+    bed.create_deployment(
+        "api",
+        &[
+            ("cfn.hawser.io/template", QUEUE_TEMPLATE),
+            ("cfn.hawser.io/parameters", &params),
+        ],
+    )
+    .await;
+    bed.deployment_where("api", "CREATE_COMPLETE", |a| {
+        ann(a, STACK_STATUS) == Some("CREATE_COMPLETE")
+    })
+    .await;
+    let name = bed.stack_name(Some("api"));
+    assert!(bed.stack(&name).await.is_some());
+    bed.deployments()
+        .delete("api", &DeleteParams::default())
+        .await
+        .unwrap();
+    bed.deployment_gone("api").await;
+    assert!(bed.stack(&name).await.is_none(), "stack deleted");
+    let reasons: Vec<String> = bed
+        .events("Deployment", "api")
+        .await
+        .into_iter()
+        .map(|e| e.1)
+        .collect();
+    assert!(reasons.contains(&"StackDeleted".into()), "{reasons:?}");
+}
+
+#[tokio::test]
+async fn a_stack_with_hawsers_name_but_foreign_tags_is_never_touched() {
+    let bed = Bed::start("10m").await;
+    let name = bed.stack_name(None);
+    bed.cfn
+        .create_stack()
+        .stack_name(&name)
+        .template_body("Resources:\n  Q:\n    Type: AWS::SQS::Queue\n")
+        .tags(
+            aws_sdk_cloudformation::types::Tag::builder()
+                .key("hawser.io/cluster")
+                .value("someone-else")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    bed.create_namespace(&[("cfn.hawser.io/template", QUEUE_TEMPLATE)])
+        .await;
+    let ns = bed
+        .namespace_where("stack-status Failed", |a| {
+            ann(a, STACK_STATUS) == Some("Failed")
+        })
+        .await;
+    let error = ann(ns.annotations(), LAST_ERROR).unwrap();
+    assert!(error.contains("is not this object's"), "{error}");
+    assert_eq!(ann(ns.annotations(), STACK_ID), None);
+    bed.wait_event("Namespace", &bed.ns, "StackFailed").await;
+    assert!(
+        bed.mutating_calls().await.is_empty(),
+        "nothing changed in AWS"
+    );
+
+    // Deleting the namespace leaves the foreign stack in place.
+    bed.namespaces()
+        .delete(&bed.ns, &DeleteParams::default())
+        .await
+        .unwrap();
+    // (Its ForeignStackLeft Event cannot be recorded: a terminating
+    // namespace takes no new Events.)
+    bed.namespace_gone().await;
+    let stack = bed.stack(&name).await.expect("still there");
+    assert_eq!(tag(&stack, "hawser.io/cluster"), Some("someone-else"));
+    assert!(bed.mutating_calls().await.is_empty());
+}
+
+#[tokio::test]
+async fn removing_the_template_deletes_the_stack_and_lets_go_of_the_deployment() {
+    let bed = Bed::start("10m").await;
+    bed.create_namespace(&[]).await;
+    let params = format!(r#"{{"QueueName":"{}"}}"#, unique("q"));
+    bed.create_deployment(
+        "api",
+        &[
+            ("cfn.hawser.io/template", QUEUE_TEMPLATE),
+            ("cfn.hawser.io/parameters", &params),
+        ],
+    )
+    .await;
+    bed.deployment_where("api", "CREATE_COMPLETE", |a| {
+        ann(a, STACK_STATUS) == Some("CREATE_COMPLETE")
+    })
+    .await;
+    bed.configmap("api-stack-outputs").await;
+    let patch = serde_json::json!({"metadata": {"annotations": {
+        "cfn.hawser.io/template": null, "cfn.hawser.io/parameters": null}}});
+    bed.deployments()
+        .patch("api", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let d = bed
+        .deployment_where("api", "outputs and finalizer removed", |a| {
+            ann(a, STACK_STATUS).is_none() && ann(a, STACK_ID).is_none()
+        })
+        .await;
+    assert!(!d.finalizers().iter().any(|f| f == FINALIZER), "{d:?}");
+    assert!(bed.stack(&bed.stack_name(Some("api"))).await.is_none());
+    assert!(
+        bed.configmaps()
+            .get_opt("api-stack-outputs")
+            .await
+            .unwrap()
+            .is_none(),
+        "outputs ConfigMap deleted"
+    );
+}
