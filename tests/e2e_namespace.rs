@@ -346,3 +346,27 @@ async fn a_role_mapped_by_someone_else_is_never_taken_over() {
     .await;
     assert_eq!(bed.data("mapRoles").await.as_deref(), Some(NODE_ROLES));
 }
+
+/// The namespace controller alone talks only to Kubernetes: hawser gets
+/// ready and leads although AWS is unreachable (an endpoint nothing
+/// listens on), where the vpce or stack controller would wait for STS.
+#[tokio::test]
+async fn the_namespace_controller_alone_needs_no_aws() {
+    let hawser = Hawser::start(&[
+        "--controllers=namespace",
+        "--cluster-name=no-aws",
+        "--aws-endpoint-url=http://127.0.0.1:9",
+        "--namespace-selector=hawser-e2e=none",
+    ])
+    .await;
+    eventually("hawser to lead", Duration::from_secs(30), || async {
+        (hawser.metric("hawser_leader").await == 1.0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        hawser.metric(r#"hawser_aws_api_calls_total{operation="GetCallerIdentity",outcome="success",service="sts"}"#).await
+            + hawser.metric(r#"hawser_aws_api_calls_total{operation="GetCallerIdentity",outcome="unavailable",service="sts"}"#).await,
+        0.0,
+        "called STS"
+    );
+}

@@ -82,16 +82,25 @@ pub async fn start(
         retry_mode: args.aws_retry_mode,
         max_attempts: args.aws_max_attempts,
     };
-    let aws = AwsClients::load(&settings, &metrics).await?;
-    tracing::info!(
-        region = aws.default_region(),
-        endpoint = aws.endpoint_url().unwrap_or("(AWS)"),
-        cluster = %cluster,
-        controllers = ?args.controllers,
-        "starting controllers"
-    );
-    readiness.require(CHECK_AWS_IDENTITY);
-    let aws = Arc::new(aws);
+    // The namespace controller only talks to Kubernetes: alone, it needs
+    // no AWS region, credentials or identity check.
+    let needs_aws = args
+        .controllers
+        .iter()
+        .any(|k| !matches!(k, ControllerKind::Namespace));
+    let aws = if needs_aws {
+        let aws = AwsClients::load(&settings, &metrics).await?;
+        tracing::info!(
+            region = aws.default_region(),
+            endpoint = aws.endpoint_url().unwrap_or("(AWS)"),
+            "AWS clients configured"
+        );
+        readiness.require(CHECK_AWS_IDENTITY);
+        Some(Arc::new(aws))
+    } else {
+        None
+    };
+    tracing::info!(cluster = %cluster, controllers = ?args.controllers, "starting controllers");
     let args = args.clone();
     let leader = LeaderConfig {
         namespace: namespace.to_owned(),
@@ -101,8 +110,10 @@ pub async fn start(
         grace: (args.lease_duration / 3).max(Duration::from_secs(1)),
     };
     let task = tokio::spawn(async move {
-        if !confirm_identity(&aws, &readiness, &shutdown).await {
-            return;
+        if let Some(aws) = &aws {
+            if !confirm_identity(aws, &readiness, &shutdown).await {
+                return;
+            }
         }
         // Every replica serves the webhook; only the Lease holder touches
         // AWS. Readiness does not wait for the controllers' caches, or a
@@ -117,6 +128,11 @@ pub async fn start(
                 shared.clone(),
             );
             async move {
+                // Loaded whenever a controller that calls AWS is named.
+                let aws = || {
+                    aws.clone()
+                        .expect("AWS clients are loaded for vpce and stack")
+                };
                 let mut running = Vec::new();
                 for kind in args.controllers.iter().copied() {
                     match kind {
@@ -127,14 +143,14 @@ pub async fn start(
                                     vpc_id: args.default_vpc_id.clone(),
                                     subnet_ids: args.default_subnet_ids.clone(),
                                 },
-                                default_region: aws.default_region().to_owned(),
+                                default_region: aws().default_region().to_owned(),
                                 resync: args.resync_period,
                                 namespace: args.watch_namespace.clone(),
                                 pause_after_create: args.test_pause_after_create,
                             };
                             let ctx = Arc::new(vpce::Context::new(
                                 client.clone(),
-                                aws.clone(),
+                                aws(),
                                 settings,
                                 metrics.clone(),
                                 shared.namespaces.clone(),
@@ -179,13 +195,13 @@ pub async fn start(
                         ControllerKind::Stack => {
                             let settings = stack::Settings {
                                 cluster: cluster.clone(),
-                                default_region: aws.default_region().to_owned(),
+                                default_region: aws().default_region().to_owned(),
                                 resync: args.resync_period,
                                 namespace: args.watch_namespace.clone(),
                             };
                             let ctx = Arc::new(stack::Context::new(
                                 client.clone(),
-                                aws.clone(),
+                                aws(),
                                 settings,
                                 metrics.clone(),
                             ));

@@ -271,11 +271,6 @@ pub async fn start_hawser(id: &str, aws_auth: &str, cluster: &str, extra: &[&str
         aws_auth,
         "--resync-period",
         "1h",
-        // TODO(lead): with the default 15s the leader check (renewed +
-        // duration - grace) and kube-lease-manager's renewal (every
-        // duration - grace) race, and the controllers restart every ~10s.
-        "--lease-duration",
-        "300s",
     ];
     args.extend_from_slice(extra);
     Hawser::start(&args).await
