@@ -20,50 +20,7 @@ use support::moto::{self, Network};
 use support::vpce::{ann, start_hawser, ENDPOINT_ID, STATE, WAIT};
 use support::*;
 
-const TENANT_ACCOUNT: &str = "222222222222";
-
-/// Creates the role in moto's IAM in the tenant account (moto does not
-/// require it, a real account does), with a trust policy naming hawser's
-/// account. IAM's query API, sent like the SDK would; moto does not check
-/// signatures, and routes by the credential scope's service.
-async fn create_role(name: &str) -> String {
-    let policy = serde_json::json!({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-            "Principal": {"AWS": "arn:aws:iam::123456789012:root"}}],
-    });
-    let body = format!(
-        "Action=CreateRole&Version=2010-05-08&RoleName={name}&AssumeRolePolicyDocument={}",
-        urlencode(&policy.to_string())
-    );
-    let resp = reqwest::Client::new()
-        .post(moto::endpoint_url())
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("x-moto-account-id", TENANT_ACCOUNT)
-        .header(
-            "authorization",
-            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let text = resp.text().await.unwrap();
-    let arn = format!("arn:aws:iam::{TENANT_ACCOUNT}:role/{name}");
-    assert!(text.contains(&arn), "CreateRole: {text}");
-    arn
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+use support::moto::{create_role, TENANT_ACCOUNT};
 
 /// An EC2 client acting in the tenant account (assumed like hawser does).
 async fn tenant_ec2(role_arn: &str) -> aws_sdk_ec2::Client {

@@ -9,6 +9,9 @@ use aws_sdk_ec2::{
 
 pub const REGION: &str = "us-west-2";
 
+/// A second account, for roles that hawser assumes (moto keeps accounts apart).
+pub const TENANT_ACCOUNT: &str = "222222222222";
+
 /// moto's URL, from the test bed's env file.
 pub fn endpoint_url() -> String {
     std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL (moto) from the test bed's env file")
@@ -149,4 +152,47 @@ pub fn subnet_ids(e: &VpcEndpoint) -> Vec<String> {
     let mut ids = e.subnet_ids().to_vec();
     ids.sort();
     ids
+}
+
+/// Creates the role in moto's IAM in the tenant account (moto does not
+/// require it, a real account does), with a trust policy naming hawser's
+/// account. IAM's query API, sent like the SDK would; moto does not check
+/// signatures, and routes by the credential scope's service.
+pub async fn create_role(name: &str) -> String {
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+            "Principal": {"AWS": "arn:aws:iam::123456789012:root"}}],
+    });
+    let body = format!(
+        "Action=CreateRole&Version=2010-05-08&RoleName={name}&AssumeRolePolicyDocument={}",
+        urlencode(&policy.to_string())
+    );
+    let resp = reqwest::Client::new()
+        .post(endpoint_url())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-moto-account-id", TENANT_ACCOUNT)
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let text = resp.text().await.unwrap();
+    let arn = format!("arn:aws:iam::{TENANT_ACCOUNT}:role/{name}");
+    assert!(text.contains(&arn), "CreateRole: {text}");
+    arn
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
