@@ -128,9 +128,10 @@ async fn a_namespace_role_creates_the_endpoint_in_the_roles_account() {
 /// backoff retry succeeds without touching the Service.
 #[tokio::test]
 async fn a_refused_assume_role_fails_the_service_and_recovers_when_iam_is_fixed() {
-    use support::deny_sts::DenyAssumeRole;
+    use support::fault_proxy::FaultProxy;
     let client = client().await;
-    let proxy = DenyAssumeRole::start(&moto::endpoint_url()).await;
+    let proxy = FaultProxy::start(&moto::endpoint_url()).await;
+    proxy.deny_assume_role();
     let role = format!("arn:aws:iam::{TENANT_ACCOUNT}:role/{}", unique("untrusted"));
     let tenant = tenant_ec2(&role).await;
     let net = Network::create(&tenant).await;
@@ -175,7 +176,7 @@ async fn a_refused_assume_role_fails_the_service_and_recovers_when_iam_is_fixed(
     assert!(hawser.metric(refused).await >= 1.0);
     assert!(net.live_endpoints(&tenant).await.is_empty());
 
-    proxy.allow();
+    proxy.heal("AssumeRole");
     eventually("the Service Available after the fix", WAIT, || async {
         let s = services.get("s3").await.ok()?;
         (ann(&s, STATE) == Some("Available")).then_some(())

@@ -1,7 +1,8 @@
-//! An HTTP proxy in front of moto that answers chosen AWS actions with
-//! EC2's throttling error a set number of times, then passes them through.
-//! moto never throttles, so this is how the tests make the real SDK client
-//! (and hawser behind it) meet `RequestLimitExceeded`.
+//! An HTTP proxy in front of moto that answers chosen AWS actions with an
+//! error a set number of times, then passes them through. moto never
+//! throttles and its AssumeRole never refuses, so this is how the tests
+//! make the real SDK client (and hawser behind it) meet
+//! `RequestLimitExceeded` and a trust policy that does not admit hawser.
 
 use std::{
     collections::HashMap,
@@ -12,11 +13,18 @@ use std::{
 use axum::{body::Bytes, extract::State, http::HeaderMap, response::Response, Router};
 use tokio::task::JoinHandle;
 
+/// An error answer: HTTP status and AWS's XML body.
+#[derive(Clone, Copy)]
+struct Canned {
+    status: u16,
+    body: &'static str,
+}
+
 #[derive(Default)]
 struct Faults {
-    /// Action -> throttled answers still to give.
-    pending: HashMap<String, u32>,
-    /// Action -> throttled answers given.
+    /// Action -> the error, and how many answers of it are still to give.
+    pending: HashMap<String, (Canned, u32)>,
+    /// Action -> error answers given.
     given: HashMap<String, u32>,
     /// Action -> when each request arrived (throttled or passed on).
     seen: HashMap<String, Vec<Instant>>,
@@ -57,11 +65,26 @@ impl FaultProxy {
     /// Answers the next `times` requests for `action` (e.g.
     /// `CreateVpcEndpoint`) with HTTP 503 `RequestLimitExceeded`.
     pub fn throttle(&self, action: &str, times: u32) {
+        self.fail(action, THROTTLED, times);
+    }
+
+    /// Refuses every AssumeRole, as AWS does when the role's trust policy
+    /// does not admit the caller (403 `AccessDenied`), until [`Self::heal`].
+    pub fn deny_assume_role(&self) {
+        self.fail("AssumeRole", ASSUME_ROLE_DENIED, u32::MAX);
+    }
+
+    /// Stops failing `action`.
+    pub fn heal(&self, action: &str) {
+        self.faults.lock().unwrap().pending.remove(action);
+    }
+
+    fn fail(&self, action: &str, canned: Canned, times: u32) {
         self.faults
             .lock()
             .unwrap()
             .pending
-            .insert(action.to_owned(), times);
+            .insert(action.to_owned(), (canned, times));
     }
 
     pub fn throttled(&self, action: &str) -> u32 {
@@ -99,9 +122,20 @@ fn action(body: &[u8]) -> Option<String> {
         .map(str::to_owned)
 }
 
-const THROTTLED: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error>\
+const THROTTLED: Canned = Canned {
+    status: 503,
+    body: "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error>\
 <Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors>\
-<RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>";
+<RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>",
+};
+
+const ASSUME_ROLE_DENIED: Canned = Canned {
+    status: 403,
+    body: "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error>\
+<Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:iam::123456789012:user/moto \
+is not authorized to perform: sts:AssumeRole</Message></Error><RequestId>e2e</RequestId>\
+</ErrorResponse>",
+};
 
 async fn forward(
     State(shared): State<Shared>,
@@ -117,13 +151,14 @@ async fn forward(
             .entry(action.clone())
             .or_default()
             .push(Instant::now());
-        if let Some(left) = faults.pending.get_mut(&action).filter(|n| **n > 0) {
+        if let Some((canned, left)) = faults.pending.get_mut(&action).filter(|(_, n)| *n > 0) {
+            let canned = *canned;
             *left -= 1;
             *faults.given.entry(action).or_default() += 1;
             return Response::builder()
-                .status(503)
+                .status(canned.status)
                 .header("content-type", "text/xml")
-                .body(THROTTLED.into())
+                .body(canned.body.into())
                 .unwrap();
         }
     }

@@ -27,7 +27,6 @@ use k8s_openapi::api::{
 use kube::{api::PostParams, core::ObjectMeta, Api, Client};
 
 pub mod balancer;
-pub mod deny_sts;
 pub mod fault_proxy;
 pub mod lease;
 pub mod moto;
