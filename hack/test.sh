@@ -21,7 +21,7 @@ cleanup() {
 trap cleanup EXIT
 
 start=$SECONDS
-# promtool, for the alert-rule and /metrics checks in tests/e2e_manifests.rs.
+# promtool, for the alert-rule and /metrics checks in tests/e2e_monitoring.rs.
 bash hack/install-promtool.sh >/dev/null
 bash hack/testenv/up.sh
 log "test bed ready after $((SECONDS - start))s"

@@ -26,6 +26,7 @@ use k8s_openapi::api::{
 };
 use kube::{api::PostParams, core::ObjectMeta, Api, Client};
 
+pub mod artefacts;
 pub mod balancer;
 pub mod fault_proxy;
 pub mod lease;
