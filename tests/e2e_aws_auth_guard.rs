@@ -128,13 +128,29 @@ async fn the_guard_denies_removing_a_node_role_and_allows_everything_else() {
     });
     denial(api.patch(&name, &p, &Patch::Merge(&both)).await);
     api.patch(&name, &p, &Patch::Merge(&bypass)).await.unwrap();
-    api.patch(&name, &p, &Patch::Merge(&without_node("")))
+    // One-shot: a change that leaves the annotation in place is still
+    // guarded; one that removes it in the same update goes through.
+    denial(api.patch(&name, &p, &Patch::Merge(&without_node(""))).await);
+    let consume = serde_json::json!({
+        "metadata": {"annotations": {"iam.hawser.io/allow-protected-removal": null}},
+        "data": {"mapRoles": ADMIN},
+    });
+    api.patch(&name, &p, &Patch::Merge(&consume))
         .await
-        .expect("bypassed");
+        .expect("bypassed once");
+    let left = api.get(&name).await.unwrap();
+    assert!(
+        !left
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key("iam.hawser.io/allow-protected-removal"),
+        "the bypass is still there"
+    );
 
     let denied = r#"hawser_admission_requests_total{kind="ConfigMap",operation="UPDATE",result="denied",webhook="validate-aws-auth"}"#;
     assert!(
-        hawser.metric(denied).await >= 5.0,
+        hawser.metric(denied).await >= 6.0,
         "{}",
         hawser.metrics().await
     );

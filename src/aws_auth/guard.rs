@@ -20,8 +20,6 @@
 use regex::Regex;
 use serde_yaml_ng::Value;
 
-use super::role_key;
-
 /// Group that marks a node role's mapping.
 pub const NODE_GROUP: &str = "system:nodes";
 /// On the ConfigMap before a change: let that change remove protected entries.
@@ -76,7 +74,13 @@ fn entries(map_roles: Option<&str>) -> Result<Vec<Value>, String> {
     let Some(text) = map_roles else {
         return Ok(Vec::new());
     };
-    match serde_yaml_ng::from_str::<Value>(text) {
+    // The authenticator's YAML reader resolves `<<` merge keys: an entry
+    // may inherit its groups (system:nodes) from an anchor.
+    let parsed = serde_yaml_ng::from_str::<Value>(text).and_then(|mut v| {
+        v.apply_merge()?;
+        Ok(v)
+    });
+    match parsed {
         Ok(Value::Null) => Ok(Vec::new()),
         Ok(Value::Sequence(s)) => Ok(s),
         Ok(_) => Err("mapRoles is not a list".to_owned()),
@@ -84,19 +88,32 @@ fn entries(map_roles: Option<&str>) -> Result<Vec<Value>, String> {
     }
 }
 
-/// The protected entries of `old` that `new` no longer carries intact
-/// (same role, same username, no group dropped), by ARN.
+/// How aws-iam-authenticator keys a role: the whole ARN, IAM path
+/// included, lower-cased; a later entry for the same key replaces an
+/// earlier one.
+fn authenticator_key(entry: &Value) -> Option<String> {
+    entry
+        .get("rolearn")
+        .and_then(Value::as_str)
+        .map(str::to_ascii_lowercase)
+}
+
+/// The protected entries of `old` that `new` no longer carries intact, by
+/// ARN. Intact: the entry the authenticator will use for the same ARN
+/// (the last one, path included) has the same username and every group.
+/// Changing the ARN's path or adding a later, weaker entry for the same
+/// role both count as dropping it.
 fn dropped(protection: &Protection, old: &[Value], new: &[Value]) -> Vec<String> {
     old.iter()
         .filter(|e| protection.is_protected(e))
         .filter(|e| {
-            let arn = e.get("rolearn").and_then(Value::as_str).unwrap_or_default();
-            let kept = new.iter().any(|n| {
-                n.get("rolearn")
-                    .and_then(Value::as_str)
-                    .is_some_and(|a| role_key(a) == role_key(arn))
-                    && username(n) == username(e)
-                    && groups(e).iter().all(|g| groups(n).contains(g))
+            let key = authenticator_key(e);
+            let effective = new
+                .iter()
+                .rev()
+                .find(|n| key.is_some() && authenticator_key(n) == key);
+            let kept = effective.is_some_and(|n| {
+                username(n) == username(e) && groups(e).iter().all(|g| groups(n).contains(g))
             });
             !kept
         })
@@ -113,7 +130,8 @@ fn how_to() -> String {
     format!(
         "if this is deliberate, first annotate the ConfigMap {BYPASS_ANNOTATION}=\"true\" \
          (kubectl -n kube-system annotate configmap aws-auth {BYPASS_ANNOTATION}=true), \
-         then make the change"
+         then make the change in an update that also removes that annotation (kubectl edit), \
+         or delete the ConfigMap: the annotation allows one change"
     )
 }
 

@@ -361,3 +361,45 @@ fn the_guard_refuses_to_delete_an_aws_auth_with_nodes() {
     assert!(check_delete(&p, Some(NODES), true).is_ok());
     assert!(check_delete(&p, None, false).is_ok());
 }
+
+/// Found in review: the authenticator keys roles by the whole lower-cased
+/// ARN (path included) and lets a later entry win, so moving the node role
+/// under a path, or appending a weaker entry for it, locks nodes out.
+#[test]
+fn the_guard_sees_a_changed_path_or_a_later_weaker_entry_as_a_removal() {
+    let p = Protection::default();
+    let moved = NODES.replace(
+        "role/eksctl-prod-nodegroup-ng-1-NodeInstanceRole",
+        "role/eks/eksctl-prod-nodegroup-ng-1-NodeInstanceRole",
+    );
+    assert!(check_update(&p, Some(NODES), Some(&moved), false).is_err());
+    let shadowed = format!(
+        "{NODES}- rolearn: arn:aws:iam::111122223333:role/eksctl-prod-nodegroup-ng-1-NodeInstanceRole\n  username: nobody\n  groups: []\n"
+    );
+    assert!(check_update(&p, Some(NODES), Some(&shadowed), false).is_err());
+    // A case change keeps the authenticator's key: allowed.
+    let recased = NODES.replace("NodeInstanceRole", "nodeinstancerole");
+    assert!(check_update(&p, Some(NODES), Some(&recased), false).is_ok());
+}
+
+/// Found in review: a node entry that inherits system:nodes through a YAML
+/// merge key is protected too.
+#[test]
+fn the_guard_resolves_merge_keys() {
+    let p = Protection::default();
+    let merged = "\
+- &node
+  groups: [system:bootstrappers, system:nodes]
+  rolearn: arn:aws:iam::111122223333:role/ng-a
+  username: system:node:{{EC2PrivateDNSName}}
+- <<: *node
+  rolearn: arn:aws:iam::111122223333:role/ng-b
+";
+    let without_b = "\
+- groups: [system:bootstrappers, system:nodes]
+  rolearn: arn:aws:iam::111122223333:role/ng-a
+  username: system:node:{{EC2PrivateDNSName}}
+";
+    let err = check_update(&p, Some(merged), Some(without_b), false).unwrap_err();
+    assert!(err.contains("role/ng-b"), "{err}");
+}

@@ -39,10 +39,18 @@ fn map_roles(obj: Option<&DynamicObject>) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn bypassed(old: Option<&DynamicObject>) -> bool {
-    old.and_then(|o| o.metadata.annotations.as_ref())
+fn has_bypass(obj: Option<&DynamicObject>) -> bool {
+    obj.and_then(|o| o.metadata.annotations.as_ref())
         .and_then(|a| a.get(BYPASS_ANNOTATION))
         .is_some_and(|v| v == "true")
+}
+
+/// The bypass is one-shot: it counts only when the ConfigMap already
+/// carried it and this request takes it away (an update that removes it,
+/// or the deletion). Left in place, it would leave every later edit
+/// unguarded.
+fn bypassed(old: Option<&DynamicObject>, new: Option<&DynamicObject>, op: &Operation) -> bool {
+    has_bypass(old) && (matches!(op, Operation::Delete) || !has_bypass(new))
 }
 
 /// The answer for one request.
@@ -56,7 +64,7 @@ pub fn review(config: &GuardConfig, req: &AdmissionRequest<DynamicObject>) -> Ad
         return response;
     }
     let old = req.old_object.as_ref();
-    let bypass = bypassed(old);
+    let bypass = bypassed(old, req.object.as_ref(), &req.operation);
     let old_roles = map_roles(old);
     let verdict = match req.operation {
         Operation::Update => check_update(
