@@ -64,8 +64,9 @@ pub struct RunArgs {
     #[arg(long, env = "HAWSER_ALLOW_PRIVILEGED_CONTAINERS")]
     pub allow_privileged_containers: bool,
 
-    /// Let `iam.hawser.io/groups` name groups starting with `system:`
-    /// (e.g. system:masters). Without it such groups are refused.
+    /// Let `iam.hawser.io/groups` and `iam.hawser.io/username` name
+    /// groups and users starting with `system:` (e.g. system:masters).
+    /// Without it they are refused.
     #[arg(long, env = "HAWSER_ALLOW_SYSTEM_GROUPS")]
     pub allow_system_groups: bool,
 

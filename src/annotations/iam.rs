@@ -79,3 +79,10 @@ pub fn parse_iam_groups(key: &str, value: &str) -> Result<Vec<String>, Annotatio
 pub fn is_system_group(group: &str) -> bool {
     group.starts_with("system:")
 }
+
+/// Whether `username` is one of Kubernetes' reserved `system:` identities
+/// (`system:kube-controller-manager`, `system:serviceaccount:…`, nodes):
+/// mapping a role to one grants what that identity may do.
+pub fn is_system_username(username: &str) -> bool {
+    username.starts_with("system:")
+}

@@ -88,7 +88,8 @@ pub use cfn::{
 pub use deployment::DeploymentSpec;
 pub use error::AnnotationError;
 pub use iam::{
-    default_iam_username, is_system_group, parse_iam_groups, parse_iam_username, USERNAME_TEMPLATES,
+    default_iam_username, is_system_group, is_system_username, parse_iam_groups,
+    parse_iam_username, USERNAME_TEMPLATES,
 };
 pub use keys::ObjectKind;
 pub use namespace::{IamMappingSpec, NamespaceSpec};

@@ -9,7 +9,8 @@ use super::{
     Webhook,
 };
 use crate::annotations::{
-    is_system_group, keys, normalize_host_names, parse_iam_groups, parse_role_arn, ObjectKind,
+    is_system_group, is_system_username, keys, normalize_host_names, parse_iam_groups,
+    parse_role_arn, ObjectKind,
 };
 
 pub struct Input<'a> {
@@ -81,6 +82,18 @@ fn validate(input: &Input<'_>, others: Others<'_>) -> Decision {
                     system.join(", ")
                 ));
             }
+        }
+    }
+
+    if !input.allow_system_groups {
+        if let Some(user) = ann
+            .get(keys::IAM_USERNAME)
+            .filter(|u| is_system_username(u))
+        {
+            d.denials.push(format!(
+                "annotation {}: invalid value {user:?}: usernames starting with \"system:\" are Kubernetes' built-in identities (nodes, controllers, service accounts) and would grant their permissions; allowed: a username without the \"system:\" prefix, e.g. the default hawser:<namespace>:{{{{SessionName}}}}, or run hawser with --allow-system-groups",
+                keys::IAM_USERNAME
+            ));
         }
     }
 
@@ -160,6 +173,34 @@ mod tests {
             vec![
                 r#"annotation iam.hawser.io/groups: invalid value "devs,system:masters": groups starting with "system:" (system:masters) would grant Kubernetes' built-in identities; allowed: groups without the "system:" prefix, or run hawser with --allow-system-groups"#
             ]
+        );
+        let allowed = Input {
+            allow_system_groups: true,
+            ..input("a", &ann)
+        };
+        assert!(validate(&allowed, &[]).denials.is_empty());
+    }
+
+    #[test]
+    fn system_usernames_are_refused_unless_allowed() {
+        let ann = map(&[
+            (
+                "iam.hawser.io/role-arn",
+                "arn:aws:iam::123456789012:role/dev",
+            ),
+            (
+                "iam.hawser.io/username",
+                "system:serviceaccount:kube-system:clusterrole-aggregation-controller",
+            ),
+        ]);
+        let denials = validate(&input("a", &ann), &[]).denials;
+        assert_eq!(denials.len(), 1, "{denials:?}");
+        assert!(
+            denials[0].starts_with(
+                "annotation iam.hawser.io/username: invalid value \"system:serviceaccount:"
+            ) && denials[0].contains("--allow-system-groups"),
+            "{}",
+            denials[0]
         );
         let allowed = Input {
             allow_system_groups: true,

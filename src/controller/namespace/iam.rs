@@ -10,7 +10,9 @@ use kube::{
 };
 
 use super::{error::Error, FIELD_MANAGER, MANAGED_BY, MANAGED_BY_VALUE};
-use crate::annotations::{default_iam_username, is_system_group, IamMappingSpec};
+use crate::annotations::{
+    default_iam_username, is_system_group, is_system_username, IamMappingSpec,
+};
 use crate::aws_auth::MapRole;
 use crate::controller::timeout;
 
@@ -35,6 +37,13 @@ pub fn desired_entry(
             "annotation iam.hawser.io/groups: groups starting with \"system:\" ({}) are not mapped unless hawser runs with --allow-system-groups",
             system.join(", ")
         )));
+    }
+    if let Some(user) = spec.username.as_deref().filter(|u| is_system_username(u)) {
+        if !allow_system_groups {
+            return Err(Error::InvalidAnnotations(format!(
+                "annotation iam.hawser.io/username: {user:?} starts with \"system:\", a Kubernetes built-in identity; it is not mapped unless hawser runs with --allow-system-groups"
+            )));
+        }
     }
     Ok(MapRole {
         rolearn: spec.role_arn.arn_without_path(),
@@ -189,6 +198,14 @@ mod tests {
         let s = spec(&["devs", "system:masters"], None);
         let err = desired_entry("a", &s, false).unwrap_err();
         assert!(err.to_string().contains("system:masters"), "{err}");
+        assert!(desired_entry("a", &s, true).is_ok());
+    }
+
+    #[test]
+    fn system_usernames_need_the_flag() {
+        let s = spec(&["devs"], Some("system:kube-controller-manager"));
+        let err = desired_entry("a", &s, false).unwrap_err();
+        assert!(err.to_string().contains("iam.hawser.io/username"), "{err}");
         assert!(desired_entry("a", &s, true).is_ok());
     }
 
