@@ -128,8 +128,11 @@ pub struct StackRequest {
     /// CloudFormation names, e.g. `CAPABILITY_IAM`.
     pub capabilities: Vec<String>,
     pub tags: Tags,
-    /// ClientRequestToken (CreateStack) or ClientToken (CreateChangeSet).
-    pub token: String,
+    // No ClientRequestToken: a stack name is unique in its account and
+    // region, so a repeated CreateStack fails with AlreadyExists and the
+    // next look adopts the stack by its tags. A token derived from the
+    // object would be refused (TokenAlreadyExists) when the same spec has
+    // to be created again after a deletion.
 }
 
 /// A change set's status, as DescribeChangeSet reports it.

@@ -119,7 +119,6 @@ impl CloudFormationApi for SdkCfn {
             .set_parameters(Some(parameters(req)))
             .set_capabilities(Some(capabilities(req)))
             .set_tags(Some(tags(&req.tags)))
-            .client_request_token(&req.token)
             .send();
         let out = self.calls.call(SERVICE, "CreateStack", request).await?;
         Ok(out.stack_id().unwrap_or_default().to_owned())
@@ -141,7 +140,6 @@ impl CloudFormationApi for SdkCfn {
             .set_parameters(Some(parameters(req)))
             .set_capabilities(Some(capabilities(req)))
             .set_tags(Some(tags(&req.tags)))
-            .client_token(&req.token)
             .send();
         let out = self.calls.call(SERVICE, "CreateChangeSet", request).await?;
         Ok(out.id().unwrap_or_default().to_owned())

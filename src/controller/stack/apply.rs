@@ -134,9 +134,7 @@ async fn update<C: CloudFormationApi>(
     let cs_name = want.change_set_name.as_str();
     let mut cs = cfn.describe_change_set(&name, cs_name).await?;
     if machine::next_change_set(cs.as_ref()) == ChangeSetStep::Create {
-        let mut request = want.request.clone();
-        request.token = want.change_set_token.clone();
-        match cfn.create_change_set(cs_name, &request).await {
+        match cfn.create_change_set(cs_name, &want.request).await {
             Ok(_) => {}
             // moto refuses an empty change set at create (MOTO.md).
             Err(e) if machine::is_no_changes(&e.message) => {

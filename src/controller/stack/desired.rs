@@ -114,8 +114,6 @@ pub struct Desired {
     /// the spec, so a pass interrupted between create and execute finds it
     /// again.
     pub change_set_name: String,
-    /// ClientToken of that change set.
-    pub change_set_token: String,
 }
 
 pub fn desired(spec: &StackSpec, template_body: &str, owner: &Owner, cluster: &str) -> Desired {
@@ -136,9 +134,6 @@ pub fn desired(spec: &StackSpec, template_body: &str, owner: &Owner, cluster: &s
             parameters: spec.parameters.clone(),
             capabilities,
             tags,
-            // Idempotency: a CreateStack retried after a crash repeats it;
-            // a new spec (re-create after a failed create) gets a new one.
-            token: format!("hawser-{}-{}", owner.uid, &hash[..12]),
         },
         // Per object as well as per spec: moto looks change sets up by
         // name across all stacks.
@@ -146,7 +141,6 @@ pub fn desired(spec: &StackSpec, template_body: &str, owner: &Owner, cluster: &s
             "hawser-{}",
             &hex(&Sha256::digest(format!("{}/{hash}", owner.uid).as_bytes()))[..32]
         ),
-        change_set_token: format!("hawser-{}-cs-{}", owner.uid, &hash[..12]),
         spec_hash: hash,
         ownership,
     }
