@@ -97,6 +97,27 @@ fn validate(input: &Input<'_>, others: Others<'_>) -> Decision {
         }
     }
 
+    // The account and region of the namespace's own stack cannot change:
+    // hawser would look for it, and make a second one, in the new place,
+    // and the old stack would run on unseen.
+    if let Some(stack) = input.old.and_then(|a| a.get(keys::CFN_STACK_ID)) {
+        for (key, what) in [(keys::AWS_REGION, "region"), (keys::AWS_ROLE_ARN, "role")] {
+            let before = input.old.and_then(|a| a.get(key));
+            let after = ann.get(key);
+            if before != after {
+                let shown = |v: Option<&String>| {
+                    v.map(|s| format!("{s:?}"))
+                        .unwrap_or_else(|| "unset (the controller's default)".into())
+                };
+                d.denials.push(format!(
+                    "annotation {key}: invalid value {}: the namespace's stack {stack} exists with {what} {}, and would be left behind; allowed: the current value. To move it, remove the namespace's cfn.hawser.io/template (the stack is deleted), then change {key}",
+                    shown(after),
+                    shown(before),
+                ));
+            }
+        }
+    }
+
     // One role, one namespace: aws-auth maps a role ARN to one identity.
     if let Some(Ok(arn)) = ann
         .get(keys::IAM_ROLE_ARN)
@@ -207,6 +228,45 @@ mod tests {
             ..input("a", &ann)
         };
         assert!(validate(&allowed, &[]).denials.is_empty());
+    }
+
+    #[test]
+    fn region_and_role_are_fixed_while_the_namespaces_stack_exists() {
+        let before = map(&[
+            (
+                "cfn.hawser.io/stack-id",
+                "arn:aws:cloudformation:eu-west-1:1:stack/s/x",
+            ),
+            ("aws.hawser.io/region", "eu-west-1"),
+        ]);
+        let moved = map(&[
+            (
+                "cfn.hawser.io/stack-id",
+                "arn:aws:cloudformation:eu-west-1:1:stack/s/x",
+            ),
+            ("aws.hawser.io/region", "us-east-1"),
+        ]);
+        let changed = Input {
+            old: Some(&before),
+            ..input("a", &moved)
+        };
+        let denials = validate(&changed, &[]).denials;
+        assert_eq!(denials.len(), 1, "{denials:?}");
+        assert!(
+            denials[0].starts_with(r#"annotation aws.hawser.io/region: invalid value "us-east-1""#),
+            "{}",
+            denials[0]
+        );
+        // Without a stack, both may change.
+        let no_stack = map(&[("aws.hawser.io/region", "eu-west-1")]);
+        let free = Input {
+            old: Some(&no_stack),
+            ..input("a", &moved)
+        };
+        assert!(validate(&free, &[])
+            .denials
+            .iter()
+            .all(|d| !d.contains("aws.hawser.io/region")));
     }
 
     #[test]
