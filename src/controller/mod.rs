@@ -181,6 +181,11 @@ pub async fn start(
                             let settings = namespace::Settings {
                                 iam_cluster_role: shared.aws_auth.iam_cluster_role.clone(),
                                 allow_system_groups: shared.allow_system_groups,
+                                // Validated when the flags were parsed.
+                                protection: crate::aws_auth::Protection::from_pattern(
+                                    shared.aws_auth.protected_role_arn_pattern.as_deref(),
+                                )
+                                .unwrap_or_default(),
                                 selector: shared.aws_auth.namespace_selector.clone(),
                                 resync: args.resync_period,
                             };

@@ -14,6 +14,7 @@ use crate::annotations::{
     default_iam_username, is_system_group, is_system_username, IamMappingSpec,
 };
 use crate::aws_auth::MapRole;
+use crate::aws_auth::Protection;
 use crate::controller::timeout;
 
 pub const ROLE_BINDING: &str = "hawser-iam";
@@ -25,6 +26,7 @@ pub fn desired_entry(
     namespace: &str,
     spec: &IamMappingSpec,
     allow_system_groups: bool,
+    protection: &Protection,
 ) -> Result<MapRole, Error> {
     let system: Vec<&str> = spec
         .groups
@@ -45,14 +47,25 @@ pub fn desired_entry(
             )));
         }
     }
-    Ok(MapRole {
+    let entry = MapRole {
         rolearn: spec.role_arn.arn_without_path(),
         username: spec
             .username
             .clone()
             .unwrap_or_else(|| default_iam_username(namespace)),
         groups: spec.groups.clone(),
-    })
+    };
+    // An entry the lockout guard protects could never be changed or
+    // removed by hawser again, and a refused write fails every namespace
+    // batched with it.
+    let as_value = serde_yaml_ng::to_value(&entry).unwrap_or_default();
+    if protection.is_protected(&as_value) {
+        return Err(Error::InvalidAnnotations(format!(
+            "annotation iam.hawser.io/role-arn: {:?} is protected by the aws-auth lockout guard (group system:nodes or --protected-role-arn-pattern); hawser does not map protected roles, because it could never change or remove the entry again",
+            entry.rolearn
+        )));
+    }
+    Ok(entry)
 }
 
 /// The RoleBinding for `groups`, or `None` when there is nothing to bind.
@@ -180,7 +193,7 @@ mod tests {
 
     #[test]
     fn the_entry_drops_the_path_and_defaults_the_username() {
-        let e = desired_entry("team-a", &spec(&["devs"], None), false).unwrap();
+        let e = desired_entry("team-a", &spec(&["devs"], None), false, &none()).unwrap();
         assert_eq!(
             e,
             MapRole {
@@ -189,24 +202,43 @@ mod tests {
                 groups: vec!["devs".into()],
             }
         );
-        let named = desired_entry("team-a", &spec(&[], Some("ci:{{SessionName}}")), false).unwrap();
+        let named = desired_entry(
+            "team-a",
+            &spec(&[], Some("ci:{{SessionName}}")),
+            false,
+            &none(),
+        )
+        .unwrap();
         assert_eq!(named.username, "ci:{{SessionName}}");
     }
 
     #[test]
     fn system_groups_need_the_flag() {
         let s = spec(&["devs", "system:masters"], None);
-        let err = desired_entry("a", &s, false).unwrap_err();
+        let err = desired_entry("a", &s, false, &none()).unwrap_err();
         assert!(err.to_string().contains("system:masters"), "{err}");
-        assert!(desired_entry("a", &s, true).is_ok());
+        assert!(desired_entry("a", &s, true, &none()).is_ok());
+    }
+
+    fn none() -> Protection {
+        Protection::default()
+    }
+
+    #[test]
+    fn protected_roles_are_never_mapped() {
+        let admin = Protection::from_pattern(Some("arn:aws:iam::\\d+:role/dev")).unwrap();
+        let err = desired_entry("a", &spec(&["devs"], None), false, &admin).unwrap_err();
+        assert!(err.to_string().contains("lockout guard"), "{err}");
+        let nodes = spec(&["system:nodes"], None);
+        assert!(desired_entry("a", &nodes, true, &none()).is_err());
     }
 
     #[test]
     fn system_usernames_need_the_flag() {
         let s = spec(&["devs"], Some("system:kube-controller-manager"));
-        let err = desired_entry("a", &s, false).unwrap_err();
+        let err = desired_entry("a", &s, false, &none()).unwrap_err();
         assert!(err.to_string().contains("iam.hawser.io/username"), "{err}");
-        assert!(desired_entry("a", &s, true).is_ok());
+        assert!(desired_entry("a", &s, true, &none()).is_ok());
     }
 
     #[test]

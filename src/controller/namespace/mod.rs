@@ -68,6 +68,9 @@ type NamespaceMeta = PartialObjectMeta<Namespace>;
 pub struct Settings {
     pub iam_cluster_role: String,
     pub allow_system_groups: bool,
+    /// What the lockout guard protects: hawser never maps such a role, or
+    /// every later edit of its entry would be refused.
+    pub protection: crate::aws_auth::Protection,
     /// Label selector of the namespaces handled; `None`: all.
     pub selector: Option<String>,
     pub resync: Duration,
@@ -291,7 +294,12 @@ async fn map(
     mapping: &crate::annotations::IamMappingSpec,
 ) -> Result<(), Error> {
     let ns = obj.name_any();
-    let entry = iam::desired_entry(&ns, mapping, ctx.settings.allow_system_groups)?;
+    let entry = iam::desired_entry(
+        &ns,
+        mapping,
+        ctx.settings.allow_system_groups,
+        &ctx.settings.protection,
+    )?;
     // The finalizer before the entry: a namespace deleted right after
     // must not leave its entry behind.
     add_finalizer(obj, ctx).await?;
