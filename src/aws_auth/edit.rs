@@ -149,7 +149,15 @@ fn apply_one(
     let mut effect = Effect::Unchanged;
     for arn in stale {
         if let Some(&i) = positions(doc, &role_key(&arn)).first() {
-            doc.items.remove(i);
+            let removed = doc.items.remove(i);
+            let kept = removed.leading_comments();
+            if !kept.is_empty() {
+                // Someone else's comment lines go to what preceded the item.
+                match i.checked_sub(1) {
+                    Some(prev) => doc.items[prev].text.push_str(kept),
+                    None => doc.preamble.push_str(kept),
+                }
+            }
             effect = Effect::Removed;
         }
         owned.remove(&arn);
@@ -169,7 +177,11 @@ fn apply_one(
             e => e,
         },
         Some(&i) => {
-            doc.items[i] = item;
+            let leading = doc.items[i].leading_comments().to_owned();
+            doc.items[i] = Item {
+                text: leading + &item.text,
+                ..item
+            };
             Effect::Updated
         }
         None => {

@@ -34,6 +34,23 @@ pub struct Item {
     pub value: Value,
 }
 
+impl Item {
+    /// The comment and blank lines above the item's `-`. hawser never
+    /// writes any, so they are someone else's (a note about the previous
+    /// entry, a commented-out role) and stay when hawser removes or
+    /// replaces its own item.
+    pub fn leading_comments(&self) -> &str {
+        let mut end = 0;
+        for line in self.text.split_inclusive('\n') {
+            if !is_blank_or_comment(line) {
+                break;
+            }
+            end += line.len();
+        }
+        &self.text[..end]
+    }
+}
+
 /// A `mapRoles` text taken apart: whatever precedes the first item (a
 /// document marker, say), the items, and the indentation of their `-`.
 #[derive(Debug, Clone, PartialEq)]

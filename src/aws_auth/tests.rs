@@ -403,3 +403,29 @@ fn the_guard_resolves_merge_keys() {
     let err = check_update(&p, Some(merged), Some(without_b), false).unwrap_err();
     assert!(err.contains("role/ng-b"), "{err}");
 }
+
+/// Found in review: comment lines above hawser's entry (a commented-out
+/// role someone parked there, a note) belonged to that entry and went
+/// with it. They are someone else's and stay, on removal and on update.
+#[test]
+fn comments_above_hawsers_entry_stay_when_it_goes_or_changes() {
+    let added = apply(
+        NODES,
+        &Ownership::default(),
+        &[change("team-a", Some(role("team-a", "dev")))],
+    );
+    let parked = "# - rolearn: arn:aws:iam::111122223333:role/BreakGlass (disabled)\n";
+    let with_comment = format!("{NODES}{parked}{}", &added.map_roles[NODES.len()..]);
+
+    let mut renamed = role("team-a", "dev");
+    renamed.username = "ci:{{SessionName}}".into();
+    let updated = apply(&with_comment, &added.ownership, &[change("team-a", Some(renamed))]);
+    assert!(
+        updated.map_roles.starts_with(&format!("{NODES}{parked}- rolearn:")),
+        "{}",
+        updated.map_roles
+    );
+
+    let removed = apply(&with_comment, &added.ownership, &[change("team-a", None)]);
+    assert_eq!(removed.map_roles, format!("{NODES}{parked}"));
+}
