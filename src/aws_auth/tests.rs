@@ -419,9 +419,15 @@ fn comments_above_hawsers_entry_stay_when_it_goes_or_changes() {
 
     let mut renamed = role("team-a", "dev");
     renamed.username = "ci:{{SessionName}}".into();
-    let updated = apply(&with_comment, &added.ownership, &[change("team-a", Some(renamed))]);
+    let updated = apply(
+        &with_comment,
+        &added.ownership,
+        &[change("team-a", Some(renamed))],
+    );
     assert!(
-        updated.map_roles.starts_with(&format!("{NODES}{parked}- rolearn:")),
+        updated
+            .map_roles
+            .starts_with(&format!("{NODES}{parked}- rolearn:")),
         "{}",
         updated.map_roles
     );

@@ -141,6 +141,15 @@ async fn update<C: CloudFormationApi>(
                 return Ok(no_changes(want, memo, stack, effects));
             }
             Err(e) if e.kind == AwsErrorKind::Duplicate => {}
+            // Another actor is changing the stack: wait, as for any
+            // *_IN_PROGRESS status, rather than fail the spec for good.
+            Err(e) if machine::is_busy(&e.message) => {
+                return Ok(Applied {
+                    stack: Some(stack),
+                    verdict: Verdict::Pending,
+                    effects,
+                });
+            }
             Err(e) if e.kind == AwsErrorKind::Invalid => {
                 memo.failed_hash = Some(want.spec_hash.clone());
                 return Ok(rejected(Some(stack), e, true));

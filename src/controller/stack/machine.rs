@@ -202,6 +202,13 @@ pub enum ChangeSetStep {
 
 /// CloudFormation's words for an empty change set (a FAILED change set)
 /// and moto's (CreateChangeSet fails with ValidationError).
+/// CloudFormation's ValidationError for a stack someone else is changing
+/// at the moment ("... is in UPDATE_IN_PROGRESS state and can not be
+/// updated"): a wait, not a refusal of the spec.
+pub fn is_busy(message: &str) -> bool {
+    message.contains("_IN_PROGRESS state")
+}
+
 pub fn is_no_changes(message: &str) -> bool {
     message.contains("didn't contain changes") || message.contains("No updates are to be performed")
 }
@@ -237,5 +244,23 @@ pub fn next_change_set(cs: Option<&ChangeSet>) -> ChangeSetStep {
             Some(_) => ChangeSetStep::Replace,
         },
         ChangeSetStatus::Other(_) => ChangeSetStep::Wait,
+    }
+}
+
+#[cfg(test)]
+mod busy_tests {
+    use super::*;
+
+    #[test]
+    fn a_stack_busy_elsewhere_is_a_wait_not_a_refusal() {
+        assert!(is_busy(
+            "Stack:arn:aws:cloudformation:us-west-2:1:stack/s/x is in UPDATE_IN_PROGRESS state and can not be updated."
+        ));
+        assert!(!is_busy(
+            "Template format error: Unresolved resource dependencies [Q]"
+        ));
+        assert!(!is_no_changes(
+            "Stack:x is in UPDATE_IN_PROGRESS state and can not be updated."
+        ));
     }
 }
