@@ -57,42 +57,30 @@ fn tags(tags: &Tags) -> Vec<Tag> {
         .collect()
 }
 
+/// Key-value pairs as CloudFormation lists them (outputs, parameters,
+/// tags); entries without a key are dropped, a missing value is empty.
+fn pairs<'a, T>(
+    items: &'a [T],
+    kv: impl Fn(&'a T) -> (Option<&'a str>, Option<&'a str>),
+) -> std::collections::BTreeMap<String, String> {
+    items
+        .iter()
+        .filter_map(|item| {
+            let (k, v) = kv(item);
+            Some((k?.to_owned(), v.unwrap_or_default().to_owned()))
+        })
+        .collect()
+}
+
 fn stack_of(s: &aws_sdk_cloudformation::types::Stack) -> Stack {
     Stack {
         id: s.stack_id().unwrap_or_default().to_owned(),
         name: s.stack_name().unwrap_or_default().to_owned(),
         status: StackStatus::parse(s.stack_status().map(|s| s.as_str()).unwrap_or("")),
         status_reason: s.stack_status_reason().map(str::to_owned),
-        outputs: s
-            .outputs()
-            .iter()
-            .filter_map(|o| {
-                Some((
-                    o.output_key()?.to_owned(),
-                    o.output_value().unwrap_or_default().to_owned(),
-                ))
-            })
-            .collect(),
-        parameters: s
-            .parameters()
-            .iter()
-            .filter_map(|p| {
-                Some((
-                    p.parameter_key()?.to_owned(),
-                    p.parameter_value().unwrap_or_default().to_owned(),
-                ))
-            })
-            .collect(),
-        tags: s
-            .tags()
-            .iter()
-            .filter_map(|t| {
-                Some((
-                    t.key()?.to_owned(),
-                    t.value().unwrap_or_default().to_owned(),
-                ))
-            })
-            .collect(),
+        outputs: pairs(s.outputs(), |o| (o.output_key(), o.output_value())),
+        parameters: pairs(s.parameters(), |p| (p.parameter_key(), p.parameter_value())),
+        tags: pairs(s.tags(), |t| (t.key(), t.value())),
     }
 }
 
