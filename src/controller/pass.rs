@@ -77,3 +77,13 @@ pub async fn measured<E>(
         .inc();
     outcome
 }
+
+/// The controller's own error inside a finalizer error (from apply or
+/// cleanup), so each controller's `category()`, `is_terminal()` and
+/// `user_message()` look through the wrapper the same way.
+pub fn inner<E: std::error::Error + 'static>(e: &finalizer::Error<E>) -> Option<&E> {
+    match e {
+        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => Some(e),
+        _ => None,
+    }
+}

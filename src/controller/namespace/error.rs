@@ -34,11 +34,9 @@ impl Error {
             Error::TimedOut(_) => "timeout",
             Error::Random(_) => "random",
             Error::Requeue(_) => "requeue",
-            Error::Finalizer(inner) => match inner.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e)
-                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.category(),
-                _ => "finalizer",
-            },
+            Error::Finalizer(f) => {
+                crate::controller::pass::inner(f).map_or("finalizer", Error::category)
+            }
         }
     }
 
@@ -48,11 +46,9 @@ impl Error {
         match self {
             Error::InvalidAnnotations(_) => true,
             Error::AwsAuth(e) => matches!(e, WriteError::Unreadable(_) | WriteError::Refused(_)),
-            Error::Finalizer(inner) => match inner.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e)
-                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.is_terminal(),
-                _ => false,
-            },
+            Error::Finalizer(f) => {
+                crate::controller::pass::inner(f).is_some_and(Error::is_terminal)
+            }
             _ => false,
         }
     }
@@ -60,11 +56,9 @@ impl Error {
     /// The message for a Warning Event.
     pub fn user_message(&self) -> String {
         match self {
-            Error::Finalizer(inner) => match inner.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e)
-                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.user_message(),
-                other => other.to_string(),
-            },
+            Error::Finalizer(f) => {
+                crate::controller::pass::inner(f).map_or_else(|| f.to_string(), Error::user_message)
+            }
             other => other.to_string(),
         }
     }

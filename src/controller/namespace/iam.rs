@@ -61,7 +61,7 @@ pub fn desired_entry(
     let as_value = serde_yaml_ng::to_value(&entry).unwrap_or_default();
     if protection.is_protected(&as_value) {
         return Err(Error::InvalidAnnotations(format!(
-            "annotation iam.hawser.io/role-arn: {:?} is protected by the aws-auth lockout guard (group system:nodes or --protected-role-arn-pattern); hawser does not map protected roles, because it could never change or remove the entry again",
+            "annotation iam.hawser.io/role-arn: {:?} is protected by the aws-auth lockout guard (group system:nodes or --protected-role-arn-pattern); hawser does not map protected roles, because it could never change or remove the entry again; allowed: a role without group system:nodes that does not match --protected-role-arn-pattern",
             entry.rolearn
         )));
     }

@@ -27,22 +27,18 @@ impl Error {
             Error::Aws(e) => e.kind.category(),
             Error::Kube(_) => "kube",
             Error::Scope(e) => e.category(),
-            Error::Finalizer(inner) => match inner.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e)
-                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.category(),
-                _ => "finalizer",
-            },
+            Error::Finalizer(f) => {
+                crate::controller::pass::inner(f).map_or("finalizer", Error::category)
+            }
         }
     }
 
     /// The message for a Warning Event: AWS's own words where AWS failed.
     pub fn user_message(&self) -> String {
         match self {
-            Error::Finalizer(inner) => match inner.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e)
-                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.user_message(),
-                other => other.to_string(),
-            },
+            Error::Finalizer(f) => {
+                crate::controller::pass::inner(f).map_or_else(|| f.to_string(), Error::user_message)
+            }
             other => other.to_string(),
         }
     }

@@ -44,11 +44,9 @@ impl Error {
         match self {
             Error::InvalidAnnotations(_) | Error::Desired(_) | Error::Rejected(_) => true,
             Error::Scope(e) => e.is_terminal(),
-            Error::Finalizer(inner) => match inner.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e)
-                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.is_terminal(),
-                _ => false,
-            },
+            Error::Finalizer(f) => {
+                crate::controller::pass::inner(f).is_some_and(Error::is_terminal)
+            }
             _ => false,
         }
     }
@@ -63,24 +61,18 @@ impl Error {
             Error::Aws(e) if e.is_assume_role() => "aws_assume_role",
             Error::Aws(e) => e.kind.category(),
             Error::Kube(_) => "kube",
-            Error::Finalizer(inner) => match inner.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e)
-                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.category(),
-                kube::runtime::finalizer::Error::AddFinalizer(_)
-                | kube::runtime::finalizer::Error::RemoveFinalizer(_) => "finalizer",
-                _ => "finalizer",
-            },
+            Error::Finalizer(f) => {
+                crate::controller::pass::inner(f).map_or("finalizer", Error::category)
+            }
         }
     }
 
     /// The message for a Warning Event: AWS's own words where AWS refused.
     pub fn user_message(&self) -> String {
         match self {
-            Error::Finalizer(inner) => match inner.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e)
-                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.user_message(),
-                other => other.to_string(),
-            },
+            Error::Finalizer(f) => {
+                crate::controller::pass::inner(f).map_or_else(|| f.to_string(), Error::user_message)
+            }
             other => other.to_string(),
         }
     }
