@@ -276,8 +276,7 @@ async fn reapplying_the_same_manifest_makes_no_mutating_aws_call() {
         ann(a, STACK_STATUS) == Some("CREATE_COMPLETE")
     })
     .await;
-    // An update first: moto leaves the create-time tags on the stack, the
-    // case where a naive comparison would update on every resync.
+    // An update first: the stack is then no longer as it was created.
     set_parameters(&bed, &unique("q")).await;
     bed.namespace_where("UPDATE_COMPLETE", |a| {
         ann(a, STACK_STATUS) == Some("UPDATE_COMPLETE")
@@ -312,6 +311,48 @@ async fn reapplying_the_same_manifest_makes_no_mutating_aws_call() {
     assert_eq!(bed.mutating_calls().await, before, "no mutating call");
     let reads = bed.aws_calls("DescribeStacks", "success").await - before_reads;
     assert!(reads >= 2.0, "each resync reads the stack: {reads}");
+}
+
+/// Restarts hawser and waits for the new process to settle the stack: it
+/// must find out from the object's `spec-hash` alone that nothing changed.
+async fn restart_changes_nothing(bed: &mut Bed, status_now: &str) {
+    bed.restart().await;
+    eventually("the new process settles the stack", WAIT, || async {
+        (bed.stack_metric("applied").await >= 1.0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        bed.mutating_calls().await,
+        Vec::<String>::new(),
+        "a restart changes nothing"
+    );
+    let stack = bed.stack(&bed.stack_name(None)).await.unwrap();
+    assert_eq!(status(&stack), status_now);
+    assert!(
+        tag(&stack, "hawser.io/spec-hash").is_none(),
+        "no tag follows the spec"
+    );
+}
+
+#[tokio::test]
+async fn a_restarted_hawser_finds_its_stack_settled_and_changes_nothing() {
+    let mut bed = Bed::start("10m").await;
+    queue_namespace(&bed, &unique("q")).await;
+    let created = bed
+        .namespace_where("the spec hash recorded", |a| ann(a, SPEC_HASH).is_some())
+        .await;
+    let created = created.annotations()[SPEC_HASH].clone();
+    restart_changes_nothing(&mut bed, "CREATE_COMPLETE").await;
+
+    // And after an update. (moto keeps executed change sets, which would
+    // also tell a forgetful hawser; real CloudFormation removes them.)
+    set_parameters(&bed, &unique("q")).await;
+    bed.namespace_where("the new spec hash recorded", |a| {
+        ann(a, STACK_STATUS) == Some("UPDATE_COMPLETE")
+            && ann(a, SPEC_HASH).is_some_and(|h| h != created)
+    })
+    .await;
+    restart_changes_nothing(&mut bed, "UPDATE_COMPLETE").await;
 }
 
 #[tokio::test]

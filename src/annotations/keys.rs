@@ -73,6 +73,7 @@ pub const CFN_INJECT_OUTPUTS: &str = "cfn.hawser.io/inject-outputs";
 pub const CFN_STACK_ID: &str = "cfn.hawser.io/stack-id";
 pub const CFN_STACK_STATUS: &str = "cfn.hawser.io/stack-status";
 pub const CFN_LAST_ERROR: &str = "cfn.hawser.io/last-error";
+pub const CFN_SPEC_HASH: &str = "cfn.hawser.io/spec-hash";
 
 /// Host-list keys, whose normalised value the webhook patches back.
 pub const HOST_LIST_KEYS: &[&str] = &[ENV_HOST_NAMES, ROUTING_PUBLIC_HOSTS, ROUTING_PRIVATE_HOSTS];
@@ -97,6 +98,7 @@ pub const OUTPUT_KEYS: &[&str] = &[
     CFN_STACK_ID,
     CFN_STACK_STATUS,
     CFN_LAST_ERROR,
+    CFN_SPEC_HASH,
 ];
 
 use ObjectKind::{Deployment, Namespace, Service};

@@ -54,6 +54,7 @@
 //! | `cfn.hawser.io/stack-id` | Namespace, Deployment | the stack's id |
 //! | `cfn.hawser.io/stack-status` | Namespace, Deployment | the stack's status |
 //! | `cfn.hawser.io/last-error` | Namespace, Deployment | the last stack failure |
+//! | `cfn.hawser.io/spec-hash` | Namespace, Deployment | hash of the spec the stack holds |
 //!
 //! Finalizer: `vpce.hawser.io/cleanup` on Services with an endpoint.
 

@@ -21,6 +21,7 @@ use super::*;
 
 pub const STACK_ID: &str = "cfn.hawser.io/stack-id";
 pub const STACK_STATUS: &str = "cfn.hawser.io/stack-status";
+pub const SPEC_HASH: &str = "cfn.hawser.io/spec-hash";
 pub const LAST_ERROR: &str = "cfn.hawser.io/last-error";
 pub const FINALIZER: &str = "cfn.hawser.io/cleanup";
 pub const WAIT: Duration = Duration::from_secs(60);
@@ -55,6 +56,8 @@ pub struct Bed {
     pub ns: String,
     pub id: String,
     pub cluster: String,
+    resync: String,
+    extra: Vec<&'static str>,
     hawser: Option<Hawser>,
     _hooks: Option<Registration>,
 }
@@ -72,6 +75,8 @@ impl Bed {
             ns,
             id,
             cluster,
+            resync: resync.to_owned(),
+            extra: vec![],
             hawser: Some(hawser),
             _hooks: None,
         }
@@ -89,13 +94,8 @@ impl Bed {
         std::mem::forget(ns);
         // The webhook denies writes of output annotations to anyone but
         // the controller's user: here, the test bed's admin.
-        let hawser = start_hawser(
-            &name,
-            &cluster,
-            resync,
-            &["--controller-username", "testenv-admin"],
-        )
-        .await;
+        let extra = vec!["--controller-username", "testenv-admin"];
+        let hawser = start_hawser(&name, &cluster, resync, &extra).await;
         let hooks = Registration::create(&client, &hawser, &id, Hooks::Both).await;
         wait_for_hooks(&client, &name, Hooks::Both).await;
         Self {
@@ -104,6 +104,8 @@ impl Bed {
             ns: name,
             id,
             cluster,
+            resync: resync.to_owned(),
+            extra,
             hawser: Some(hawser),
             _hooks: Some(hooks),
         }
@@ -111,6 +113,14 @@ impl Bed {
 
     pub fn hawser(&self) -> &Hawser {
         self.hawser.as_ref().expect("hawser is running")
+    }
+
+    /// Kills hawser and starts a new process with the same flags: nothing
+    /// in memory survives, as after a crash or a change of leader.
+    pub async fn restart(&mut self) {
+        drop(self.hawser.take());
+        let hawser = start_hawser(&self.ns, &self.cluster, &self.resync, &self.extra).await;
+        self.hawser = Some(hawser);
     }
 
     pub async fn create_namespace(&self, annotations: &[(&str, &str)]) {

@@ -2,7 +2,7 @@
 //! decide ([`machine::next_apply`]), act, report. Idempotent; a stack
 //! that matches its spec costs one DescribeStacks and no mutating call.
 
-use super::desired::{Desired, TAG_SPEC_HASH};
+use super::desired::Desired;
 use super::effects::Effect;
 use super::error::{Error, Failure};
 use super::machine::{self, ApplyStep, ChangeSetStep, Memo};
@@ -44,10 +44,16 @@ pub async fn apply<C: CloudFormationApi>(
     match step {
         ApplyStep::Create => {
             match cfn.create_stack(&want.request).await {
-                Ok(id) => effects.push(Effect::StackCreated {
-                    name: name.clone(),
-                    id,
-                }),
+                Ok(id) => {
+                    // The stack holds this spec from now on, whether the
+                    // create succeeds or rolls back.
+                    memo.applied = Some(want.spec_hash.clone());
+                    memo.executed = Some(want.spec_hash.clone());
+                    effects.push(Effect::StackCreated {
+                        name: name.clone(),
+                        id,
+                    })
+                }
                 // Made meanwhile (a retried pass, another replica): the
                 // next look adopts it, or finds it foreign.
                 Err(e) if e.kind == AwsErrorKind::Duplicate => {}
@@ -66,10 +72,8 @@ pub async fn apply<C: CloudFormationApi>(
         }),
         ApplyStep::Ready => {
             let stack = stack.expect("Ready has a stack");
-            if memo.executed.take().as_deref() == Some(want.spec_hash.as_str()) {
-                let tag = stack.tags.get(TAG_SPEC_HASH).cloned().unwrap_or_default();
-                memo.equivalent = Some((tag, want.spec_hash.clone()));
-            }
+            memo.executed = None;
+            memo.applied = Some(want.spec_hash.clone());
             memo.failed_hash = None;
             Ok(Applied {
                 stack: Some(stack),
@@ -95,6 +99,7 @@ pub async fn apply<C: CloudFormationApi>(
         ApplyStep::DeleteToRecreate => {
             let stack = stack.expect("DeleteToRecreate has a stack");
             cfn.delete_stack(&stack.id).await?;
+            memo.applied = None;
             effects.push(Effect::StackRecreating {
                 name: name.clone(),
                 status: stack.status.as_str().to_owned(),
@@ -208,8 +213,7 @@ async fn update<C: CloudFormationApi>(
 }
 
 fn no_changes(want: &Desired, memo: &mut Memo, stack: Stack, mut effects: Vec<Effect>) -> Applied {
-    let tag = stack.tags.get(TAG_SPEC_HASH).cloned().unwrap_or_default();
-    memo.equivalent = Some((tag, want.spec_hash.clone()));
+    memo.applied = Some(want.spec_hash.clone());
     memo.failed_hash = None;
     effects.push(Effect::StackUnchanged {
         name: want.request.stack_name.clone(),

@@ -9,9 +9,6 @@ use sha2::{Digest, Sha256};
 use crate::annotations::{keys, ObjectKind, StackSpec};
 use crate::aws::{Stack, StackRequest, Tags};
 
-/// Stack tag holding [`spec_hash`] of what the stack was last created or
-/// updated with; compared on every resync, so drift costs one read.
-pub const TAG_SPEC_HASH: &str = "hawser.io/spec-hash";
 /// CloudFormation's limit on a stack name.
 pub const MAX_STACK_NAME: usize = 128;
 /// Hex digits of the hash that ends a shortened stack name.
@@ -104,8 +101,9 @@ pub fn spec_hash(
 /// Everything hawser wants CloudFormation to hold for one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Desired {
-    /// Create and update request; its tags are the ownership tags plus
-    /// [`TAG_SPEC_HASH`].
+    /// Create and update request; its tags are the ownership tags (and
+    /// nothing that changes with the spec: stack tags propagate to every
+    /// resource, and a tag edit can replace some of them).
     pub request: StackRequest,
     pub spec_hash: String,
     /// Find-by tags: cluster, owner, uid.
@@ -125,8 +123,7 @@ pub fn desired(spec: &StackSpec, template_body: &str, owner: &Owner, cluster: &s
     capabilities.sort();
     let hash = spec_hash(template_body, &spec.parameters, &capabilities);
     let ownership = owner.ownership_tags(cluster);
-    let mut tags = ownership.clone();
-    tags.insert(TAG_SPEC_HASH.to_owned(), hash.clone());
+    let tags = ownership.clone();
     Desired {
         request: StackRequest {
             stack_name: owner.stack_name(cluster),

@@ -3,7 +3,7 @@
 //! thing to do. Every CloudFormation status is classified here, and the
 //! unit tests walk all of them.
 
-use super::desired::{is_owned, parameter_drift, Desired, TAG_SPEC_HASH};
+use super::desired::{is_owned, parameter_drift, Desired};
 use crate::aws::{ChangeSet, ChangeSetStatus, Stack, StackStatus, Tags};
 
 /// What a status means for hawser.
@@ -61,18 +61,21 @@ pub fn phase(status: &StackStatus) -> Phase {
     }
 }
 
-/// What the controller remembers about a stack between passes (kept in
-/// memory; after a restart at most one update is retried).
+/// What the controller remembers about a stack between passes. Kept in
+/// memory; `applied` is also recorded on the object (annotation
+/// `cfn.hawser.io/spec-hash`), so a restart or a new leader does not
+/// update a stack that already matches. After a restart at most one
+/// failed update is retried.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Memo {
+    /// The spec hash the stack was last created with or brought to (for
+    /// a failed create: the spec that failed). `None`: not known, e.g. a
+    /// stack adopted after its annotation was lost; an update then finds
+    /// out with a change set.
+    pub applied: Option<String>,
     /// A spec whose update failed (change set refused or rolled back):
     /// not tried again until the spec changes.
     pub failed_hash: Option<String>,
-    /// `(tag, spec)`: a change set for spec hash `spec` against a stack
-    /// tagged `tag` had no changes, so the two are the same stack. (moto
-    /// and CloudFormation may leave the tag behind when nothing else
-    /// changes.)
-    pub equivalent: Option<(String, String)>,
     /// The spec whose change set was executed last; the stack's next
     /// stable status is that update's outcome.
     pub executed: Option<String>,
@@ -101,11 +104,10 @@ pub enum ApplyStep {
     Foreign,
 }
 
-/// Whether the stack differs from what the object asks for.
+/// Whether the stack differs from what the object asks for: another spec
+/// was applied, or a parameter was changed outside hawser.
 pub fn spec_changed(stack: &Stack, want: &Desired, memo: &Memo) -> bool {
-    let tag = stack.tags.get(TAG_SPEC_HASH).cloned().unwrap_or_default();
-    let same_spec = tag == want.spec_hash
-        || memo.equivalent.as_ref() == Some(&(tag.clone(), want.spec_hash.clone()));
+    let same_spec = memo.applied.as_deref() == Some(want.spec_hash.as_str());
     !same_spec || !parameter_drift(stack, &want.request.parameters).is_empty()
 }
 
@@ -125,8 +127,7 @@ pub fn next_apply(stack: Option<&Stack>, want: &Desired, memo: &Memo) -> ApplySt
     match phase(&stack.status) {
         Phase::InProgress => ApplyStep::Wait,
         Phase::Review => ApplyStep::DeleteToRecreate,
-        // Executed and complete: the stack is the spec, whatever its tag
-        // says (moto keeps the create-time tags).
+        // Executed and complete: the stack is the spec.
         Phase::Ready if !changed || executed => ApplyStep::Ready,
         Phase::Ready if failed_before => ApplyStep::Failed { keep_outputs: true },
         Phase::Ready => ApplyStep::Update,

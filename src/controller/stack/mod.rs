@@ -320,7 +320,13 @@ async fn apply_object<K: StackObject, P: CfnProvider>(
     let want = desired::desired(&spec, &body, &owner, &ctx.settings.cluster);
     let cfn = ctx.aws.cfn(&scope_of(obj, ctx).await?).await;
     let mut memo = ctx.memo(&uid);
+    if memo.applied.is_none() {
+        // After a restart or a change of leader. (Within one process the
+        // memo is newer: the cached object may not show our last write.)
+        memo.applied = Outputs::read(obj.annotations()).spec_hash;
+    }
     let applied = apply::apply(&cfn, &want, &mut memo).await;
+    let spec_hash = memo.applied.clone();
     ctx.set_memo(&uid, memo);
     let applied = applied?;
     publish_effects(ctx, obj, &applied.effects).await;
@@ -329,6 +335,7 @@ async fn apply_object<K: StackObject, P: CfnProvider>(
         stack_id: stack.map(|s| s.id.clone()),
         stack_status: stack.map(|s| s.status.as_str().to_owned()),
         last_error: None,
+        spec_hash: stack.and(spec_hash),
     };
     match applied.verdict {
         Verdict::Pending => {
@@ -397,7 +404,12 @@ async fn fail<K: StackObject, P: CfnProvider>(
     let message = failure.message();
     tracing::warn!(category = failure.category(), error = %message, "stack failed; waiting for the inputs to change");
     let before = Outputs::read(obj.annotations());
-    let mut out = out.unwrap_or_default();
+    let mut out = out.unwrap_or_else(|| Outputs {
+        // Not looked at (bad annotations, no template): the stack, if
+        // any, still holds what it held.
+        spec_hash: before.spec_hash.clone(),
+        ..Outputs::default()
+    });
     if out.stack_status.is_none() {
         out.stack_status = Some(STATUS_FAILED.to_owned());
     }
@@ -472,6 +484,7 @@ async fn cleanup_pass<K: StackObject, P: CfnProvider>(
                 stack_id: Some(stack.id.clone()),
                 stack_status: Some(stack.status.as_str().to_owned()),
                 last_error: None,
+                spec_hash: None,
             };
             status::write(&ctx.client, obj, &out).await?;
             ctx.tracker.succeeded(&uid);
@@ -483,6 +496,7 @@ async fn cleanup_pass<K: StackObject, P: CfnProvider>(
                 stack_id: Some(stack.id.clone()),
                 stack_status: Some(stack.status.as_str().to_owned()),
                 last_error: Some(why.clone()),
+                spec_hash: None,
             };
             status::write(&ctx.client, obj, &out).await?;
             publish(ctx, obj, EventType::Warning, "StackDeleteFailed", why).await;

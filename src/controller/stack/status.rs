@@ -12,7 +12,7 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
 use super::kind::StackObject;
-use crate::annotations::keys::{CFN_LAST_ERROR, CFN_STACK_ID, CFN_STACK_STATUS};
+use crate::annotations::keys::{CFN_LAST_ERROR, CFN_SPEC_HASH, CFN_STACK_ID, CFN_STACK_STATUS};
 use crate::controller::tracker::GaugeState;
 
 /// The field manager of every hawser write.
@@ -22,7 +22,12 @@ pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "hawser");
 /// `stack-status` when there is no stack of ours to report on (bad
 /// annotations, missing template, a foreign stack, a refused create).
 pub const STATUS_FAILED: &str = "Failed";
-pub const OUTPUT_KEYS: [&str; 3] = [CFN_STACK_ID, CFN_STACK_STATUS, CFN_LAST_ERROR];
+pub const OUTPUT_KEYS: [&str; 4] = [
+    CFN_STACK_ID,
+    CFN_STACK_STATUS,
+    CFN_LAST_ERROR,
+    CFN_SPEC_HASH,
+];
 
 /// States of `hawser_managed_objects{controller="stack"}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,13 +50,16 @@ impl GaugeState for State {
     }
 }
 
-/// The three output annotations; `None` leaves a key out (and so removes
-/// it, hawser being its only writer).
+/// The output annotations; `None` leaves a key out (and so removes it,
+/// hawser being its only writer).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outputs {
     pub stack_id: Option<String>,
     pub stack_status: Option<String>,
     pub last_error: Option<String>,
+    /// [`Memo::applied`](super::machine::Memo::applied), kept across
+    /// restarts and leader changes.
+    pub spec_hash: Option<String>,
 }
 
 impl Outputs {
@@ -61,6 +69,7 @@ impl Outputs {
             stack_id: get(CFN_STACK_ID),
             stack_status: get(CFN_STACK_STATUS),
             last_error: get(CFN_LAST_ERROR),
+            spec_hash: get(CFN_SPEC_HASH),
         }
     }
 }
@@ -76,6 +85,7 @@ pub fn apply_body<K: StackObject>(
         (CFN_STACK_ID, &out.stack_id),
         (CFN_STACK_STATUS, &out.stack_status),
         (CFN_LAST_ERROR, &out.last_error),
+        (CFN_SPEC_HASH, &out.spec_hash),
     ] {
         if let Some(v) = value {
             annotations.insert(key.into(), v.clone().into());

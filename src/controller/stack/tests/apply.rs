@@ -54,8 +54,8 @@ async fn create_polls_until_complete_then_costs_one_describe_per_pass() {
     assert_eq!(a.stack.as_ref().unwrap().outputs.len(), 1);
     let stack = cfn.peek(&w.request.stack_name).unwrap();
     assert_eq!(
-        stack.tags, w.request.tags,
-        "ownership tags and the spec hash"
+        stack.tags, w.ownership,
+        "the ownership tags, and nothing that changes with the spec"
     );
     assert_eq!(cfn.mutating_calls(), ["CreateStack"]);
 
@@ -410,4 +410,46 @@ fn the_first_failure_of_the_latest_operation_is_the_reason() {
         None,
         "moto: stack-level events only"
     );
+}
+
+#[tokio::test]
+async fn the_recorded_spec_is_enough_after_a_restart() {
+    // A new process (or leader) starts from the object's spec-hash
+    // annotation alone: a matching stack costs no mutating call, and a
+    // failed create is not created again for the same spec.
+    let cfn = FakeCfn::default();
+    let w = want(r#"{"QueueName":"a"}"#);
+    let mut memo = Memo::default();
+    ready(&cfn, &w, &mut memo).await;
+    cfn.clear_calls();
+    let mut restarted = Memo {
+        applied: memo.applied.clone(),
+        ..Memo::default()
+    };
+    assert_eq!(restarted.applied.as_deref(), Some(w.spec_hash.as_str()));
+    let a = apply(&cfn, &w, &mut restarted).await.unwrap();
+    assert_eq!(a.verdict, Verdict::Ready);
+    assert!(cfn.mutating_calls().is_empty(), "{:?}", cfn.calls());
+
+    let cfn = FakeCfn::default();
+    cfn.lock().next_create = Some((
+        StackStatus::RollbackComplete,
+        vec![failed_event(
+            "Queue",
+            "AWS::SQS::Queue",
+            "CREATE_FAILED",
+            "denied",
+        )],
+    ));
+    let mut memo = Memo::default();
+    let (a, _) = settle(&cfn, &w, &mut memo).await;
+    assert!(matches!(a.verdict, Verdict::Failed { .. }), "{a:?}");
+    cfn.clear_calls();
+    let mut restarted = Memo {
+        applied: memo.applied.clone(),
+        ..Memo::default()
+    };
+    let a = apply(&cfn, &w, &mut restarted).await.unwrap();
+    assert!(matches!(a.verdict, Verdict::Failed { .. }), "{a:?}");
+    assert!(cfn.mutating_calls().is_empty(), "{:?}", cfn.calls());
 }

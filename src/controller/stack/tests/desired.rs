@@ -76,7 +76,7 @@ fn desired_carries_the_request_tags_and_tokens() {
     let w = want(r#"{"QueueName":"a","Size":3}"#);
     assert_eq!(w.request.stack_name, "hawser-prod-team-a");
     assert_eq!(w.request.parameters["Size"], "3");
-    assert_eq!(w.request.tags[TAG_SPEC_HASH], w.spec_hash);
+    assert_eq!(w.request.tags, w.ownership);
     assert!(w.change_set_name.len() <= 128);
     assert!(
         w.change_set_name.starts_with("hawser-")

@@ -7,7 +7,8 @@ mod machine;
 
 use std::collections::BTreeMap;
 
-use super::desired::{desired, Desired, Owner, TAG_SPEC_HASH};
+use super::desired::{desired, Desired, Owner};
+use super::machine::Memo;
 use crate::annotations::{keys, NamespaceSpec, ObjectKind, StackSpec};
 use crate::aws::{Stack, StackStatus};
 
@@ -55,8 +56,18 @@ fn stack_for(want: &Desired, status: StackStatus) -> Stack {
     }
 }
 
-/// The same stack, made for another spec.
-fn outdated(mut stack: Stack) -> Stack {
-    stack.tags.insert(TAG_SPEC_HASH.into(), "0ld".into());
-    stack
+/// The memo of a stack last brought to `want`.
+fn holding(want: &Desired) -> Memo {
+    Memo {
+        applied: Some(want.spec_hash.clone()),
+        ..Memo::default()
+    }
+}
+
+/// The memo of a stack last brought to another spec.
+fn outdated() -> Memo {
+    Memo {
+        applied: Some("0ld".into()),
+        ..Memo::default()
+    }
 }
