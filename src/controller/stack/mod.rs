@@ -467,7 +467,9 @@ async fn cleanup_pass<K: StackObject, P: CfnProvider>(
 ) -> Result<Option<Action>, Error> {
     let uid = obj.uid().unwrap_or_default();
     ctx.tracker.set_state(&uid, State::Deleting);
-    match run_cleanup(obj, ctx).await? {
+    let outcome = run_cleanup(obj, ctx).await?;
+    let delay = cleanup_delay(&ctx.tracker, &uid, &outcome);
+    match outcome {
         Cleanup::Done(effects) => {
             let announced = !effects.is_empty();
             if !announced && Outputs::read(obj.annotations()).stack_id.is_some() {
@@ -487,9 +489,8 @@ async fn cleanup_pass<K: StackObject, P: CfnProvider>(
                 spec_hash: None,
             };
             status::write(&ctx.client, obj, &out).await?;
-            ctx.tracker.succeeded(&uid);
             *result = "waiting";
-            Ok(Some(Action::requeue(ctx.tracker.poll(&uid))))
+            Ok(delay.map(Action::requeue))
         }
         Cleanup::DeleteFailed { stack, why, .. } => {
             let out = Outputs {
@@ -505,8 +506,26 @@ async fn cleanup_pass<K: StackObject, P: CfnProvider>(
                 .with_label_values(&[CONTROLLER, "stack_delete_failed"])
                 .inc();
             *result = "delete_failed";
-            Ok(Some(Action::requeue(ctx.tracker.failed(&uid))))
+            Ok(delay.map(Action::requeue))
         }
+    }
+}
+
+/// When to look again after a cleanup pass that is not done: the poll
+/// backoff while CloudFormation deletes, the failure backoff after
+/// DELETE_FAILED (deletion already asked again). The polls in between do
+/// not reset the failure count, so a stack that keeps failing to delete is
+/// asked again ever more slowly (1 s doubling to 5 min), not after every
+/// attempt.
+pub(crate) fn cleanup_delay(
+    tracker: &Tracker<State>,
+    uid: &str,
+    outcome: &Cleanup,
+) -> Option<Duration> {
+    match outcome {
+        Cleanup::Done(_) => None,
+        Cleanup::Waiting { .. } => Some(tracker.poll(uid)),
+        Cleanup::DeleteFailed { .. } => Some(tracker.failed(uid)),
     }
 }
 

@@ -130,3 +130,57 @@ async fn every_stable_status_is_deleted_and_every_transition_waited_on() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_stack_that_keeps_failing_to_delete_is_asked_again_ever_more_slowly() {
+    use crate::controller::backoff::Backoff;
+    use crate::controller::stack::cleanup_delay;
+    use crate::controller::stack::status::State;
+    use crate::controller::tracker::Tracker;
+
+    let gauge =
+        prometheus::IntGaugeVec::new(prometheus::Opts::new("g", "g"), &["controller", "state"])
+            .unwrap();
+    let tracker = Tracker::<State>::new("stack", gauge);
+    let cfn = FakeCfn::default();
+    let w = want("{}");
+    cfn.insert(stack_for(&w, StackStatus::CreateComplete));
+    let mut retries = Vec::new();
+    for _ in 0..6 {
+        // Until DELETE_FAILED: the passes that wait on DELETE_IN_PROGRESS.
+        loop {
+            // Every deletion asked fails.
+            cfn.lock().next_delete = Some((
+                StackStatus::DeleteFailed,
+                vec![failed_event(
+                    "Bucket",
+                    "AWS::S3::Bucket",
+                    "DELETE_FAILED",
+                    "not empty",
+                )],
+            ));
+            let outcome = run(&cfn, &w, DeletionPolicy::Delete).await;
+            let delay = cleanup_delay(&tracker, "uid", &outcome).expect("not done");
+            if matches!(outcome, Cleanup::DeleteFailed { .. }) {
+                retries.push(delay);
+                // The deletion asked again runs a while before it fails.
+                let mut state = cfn.lock();
+                let fs = state.stacks.get_mut(&w.request.stack_name).unwrap();
+                fs.script = [
+                    StackStatus::DeleteInProgress,
+                    StackStatus::DeleteInProgress,
+                    StackStatus::DeleteFailed,
+                ]
+                .into();
+                break;
+            }
+        }
+    }
+    for (attempt, delay) in retries.iter().enumerate() {
+        let ceiling = Backoff::FAILURE.ceiling(attempt as u32);
+        assert!(
+            *delay >= ceiling / 2 && *delay <= ceiling,
+            "retry {attempt} after {delay:?}: the waits in between reset the backoff ({retries:?})"
+        );
+    }
+}
