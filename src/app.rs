@@ -124,6 +124,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         },
         namespaces,
         metrics: metrics.clone(),
+        client: Some(client.clone()),
     });
 
     let webhook_handle = axum_server::Handle::new();

@@ -27,6 +27,7 @@ fn router(namespaces: NamespaceCache) -> (Router, Arc<Metrics>) {
         },
         namespaces,
         metrics: metrics.clone(),
+        client: None,
     });
     (webhook::router(ctx), metrics)
 }

@@ -196,6 +196,34 @@ async fn queue_namespace(bed: &Bed, queue: &str) {
     .await;
 }
 
+/// A Deployment `name` whose stack holds one queue, once CREATE_COMPLETE.
+async fn queue_deployment(bed: &Bed, name: &str) -> k8s_openapi::api::apps::v1::Deployment {
+    let params = format!(r#"{{"QueueName":"{}"}}"#, unique("q"));
+    bed.create_deployment(
+        name,
+        &[
+            ("cfn.hawser.io/template", QUEUE_TEMPLATE),
+            ("cfn.hawser.io/parameters", &params),
+        ],
+    )
+    .await;
+    bed.deployment_where(name, "CREATE_COMPLETE", |a| {
+        ann(a, STACK_STATUS) == Some("CREATE_COMPLETE")
+    })
+    .await
+}
+
+/// Removes the Deployment's template and parameters: hawser deletes the
+/// stack and lets go of the Deployment.
+async fn remove_template(bed: &Bed, name: &str) {
+    let patch = serde_json::json!({"metadata": {"annotations": {
+        "cfn.hawser.io/template": null, "cfn.hawser.io/parameters": null}}});
+    bed.deployments()
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
+
 async fn set_parameters(bed: &Bed, queue: &str) {
     let params = format!(r#"{{"QueueName":"{queue}"}}"#);
     let patch =
@@ -385,19 +413,7 @@ async fn a_template_that_fails_in_moto_surfaces_the_failure_on_the_object() {
 async fn deleting_a_deployment_deletes_its_stack() {
     let bed = Bed::start("10m").await;
     bed.create_namespace(&[]).await;
-    let params = format!(r#"{{"QueueName":"{}"}}"#, unique("q"));
-    bed.create_deployment(
-        "api",
-        &[
-            ("cfn.hawser.io/template", QUEUE_TEMPLATE),
-            ("cfn.hawser.io/parameters", &params),
-        ],
-    )
-    .await;
-    bed.deployment_where("api", "CREATE_COMPLETE", |a| {
-        ann(a, STACK_STATUS) == Some("CREATE_COMPLETE")
-    })
-    .await;
+    queue_deployment(&bed, "api").await;
     let name = bed.stack_name(Some("api"));
     assert!(bed.stack(&name).await.is_some());
     bed.deployments()
@@ -465,26 +481,9 @@ async fn a_stack_with_hawsers_name_but_foreign_tags_is_never_touched() {
 async fn removing_the_template_deletes_the_stack_and_lets_go_of_the_deployment() {
     let bed = Bed::start("10m").await;
     bed.create_namespace(&[]).await;
-    let params = format!(r#"{{"QueueName":"{}"}}"#, unique("q"));
-    bed.create_deployment(
-        "api",
-        &[
-            ("cfn.hawser.io/template", QUEUE_TEMPLATE),
-            ("cfn.hawser.io/parameters", &params),
-        ],
-    )
-    .await;
-    bed.deployment_where("api", "CREATE_COMPLETE", |a| {
-        ann(a, STACK_STATUS) == Some("CREATE_COMPLETE")
-    })
-    .await;
+    queue_deployment(&bed, "api").await;
     bed.configmap("api-stack-outputs").await;
-    let patch = serde_json::json!({"metadata": {"annotations": {
-        "cfn.hawser.io/template": null, "cfn.hawser.io/parameters": null}}});
-    bed.deployments()
-        .patch("api", &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
+    remove_template(&bed, "api").await;
     let d = bed
         .deployment_where("api", "outputs and finalizer removed", |a| {
             ann(a, STACK_STATUS).is_none() && ann(a, STACK_ID).is_none()
@@ -500,4 +499,30 @@ async fn removing_the_template_deletes_the_stack_and_lets_go_of_the_deployment()
             .is_none(),
         "outputs ConfigMap deleted"
     );
+}
+
+#[tokio::test]
+async fn the_namespace_region_cannot_change_under_a_deployments_stack() {
+    let bed = Bed::start_with_hooks("10m").await;
+    let d = queue_deployment(&bed, "api").await;
+    let stack_id = ann(d.annotations(), STACK_ID).unwrap().to_owned();
+
+    // The stack lives in hawser's default region: moving the namespace
+    // would leave it behind, so the apiserver refuses, naming it.
+    let region = "aws.hawser.io/region=eu-west-1";
+    let out = kubectl(&["annotate", "namespace", &bed.ns, region], "");
+    assert!(!out.success, "the region change was admitted");
+    let expected = format!(
+        "annotation aws.hawser.io/region: invalid value \"eu-west-1\": 1 object(s) in this namespace hold AWS resources made with region unset (the controller's default), which would be left behind, running unseen: Deployment/api (stack {stack_id})"
+    );
+    assert!(out.stderr.contains(&expected), "{}", out.stderr);
+    let ns = bed.namespaces().get(&bed.ns).await.unwrap();
+    assert_eq!(ann(ns.annotations(), "aws.hawser.io/region"), None);
+
+    // Once the stack is gone (template removed), the namespace may move.
+    remove_template(&bed, "api").await;
+    bed.deployment_where("api", "stack released", |a| ann(a, STACK_ID).is_none())
+        .await;
+    let out = kubectl(&["annotate", "namespace", &bed.ns, region], "");
+    assert!(out.success, "{}", out.stderr);
 }

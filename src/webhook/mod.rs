@@ -12,6 +12,7 @@ pub mod hardening;
 pub mod namespace;
 pub mod patch;
 pub mod service;
+pub mod stranded;
 pub mod workload;
 
 use std::{sync::Arc, time::Duration};
@@ -53,7 +54,15 @@ pub struct Context {
     pub config: Config,
     pub namespaces: NamespaceCache,
     pub metrics: Arc<Metrics>,
+    /// For the one check that reads beyond the caches: which objects a
+    /// Namespace's region or role change would strand. `None` (admission
+    /// fixtures only) skips it.
+    pub client: Option<kube::Client>,
 }
+
+/// How long the stranded-resources check may list for: well inside the
+/// webhook's 5 s timeout.
+const STRANDED_DEADLINE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Webhook {
@@ -311,6 +320,21 @@ async fn review_request(
                 )
             })
             .collect();
+            let old_ann = req
+                .old_object
+                .as_ref()
+                .and_then(|o| o.metadata.annotations.as_ref());
+            let change = stranded::ScopeChange::between(old_ann, obj.metadata.annotations.as_ref());
+            let stranded = match &ctx.client {
+                Some(client)
+                    if webhook == Webhook::Validate
+                        && req.operation == Operation::Update
+                        && change.any() =>
+                {
+                    Some(stranded::find(client, &req.name, change, STRANDED_DEADLINE).await)
+                }
+                _ => None,
+            };
             namespace::decide(
                 webhook,
                 &namespace::Input {
@@ -324,6 +348,7 @@ async fn review_request(
                         .and_then(|o| o.metadata.annotations.as_ref()),
                     controller_usernames: &ctx.config.controller_usernames,
                     allow_system_groups: ctx.config.allow_system_groups,
+                    stranded: stranded.as_ref(),
                 },
                 &others,
             )

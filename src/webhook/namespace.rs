@@ -21,6 +21,10 @@ pub struct Input<'a> {
     pub old: Option<&'a BTreeMap<String, String>>,
     pub controller_usernames: &'a [String],
     pub allow_system_groups: bool,
+    /// On an update that changes the region or role: the objects in the
+    /// namespace whose AWS resources it would leave behind
+    /// ([`super::stranded`]), or why they could not be listed.
+    pub stranded: Option<&'a Result<Vec<String>, String>>,
 }
 
 /// `(namespace name, annotations)` of every other namespace the cache knows.
@@ -118,6 +122,42 @@ fn validate(input: &Input<'_>, others: Others<'_>) -> Decision {
         }
     }
 
+    // Nor those of the Services' endpoints and the Deployments' stacks.
+    if let Some(stranded) = input.stranded {
+        for (key, what) in [(keys::AWS_REGION, "region"), (keys::AWS_ROLE_ARN, "role")] {
+            let before = input.old.and_then(|a| a.get(key));
+            let after = ann.get(key);
+            if before == after {
+                continue;
+            }
+            let shown = |v: Option<&String>| {
+                v.map(|s| format!("{s:?}"))
+                    .unwrap_or_else(|| "unset (the controller's default)".into())
+            };
+            match stranded {
+                Ok(objects) if objects.is_empty() => {}
+                Ok(objects) => {
+                    const SHOWN: usize = 5;
+                    let mut list = objects[..objects.len().min(SHOWN)].join(", ");
+                    if objects.len() > SHOWN {
+                        list.push_str(&format!(" and {} more", objects.len() - SHOWN));
+                    }
+                    d.denials.push(format!(
+                        "annotation {key}: invalid value {}: {} object(s) in this namespace hold AWS resources made with {what} {}, which would be left behind, running unseen: {list}; allowed: the current value. To move them, first remove their hawser annotations or delete them (hawser deletes their resources), then change {key}",
+                        shown(after),
+                        objects.len(),
+                        shown(before),
+                    ));
+                }
+                Err(why) => d.denials.push(format!(
+                    "annotation {key}: invalid value {}: hawser could not check whether objects in this namespace hold AWS resources made with {what} {} ({why}); allowed: the current value until the check succeeds, so retry",
+                    shown(after),
+                    shown(before),
+                )),
+            }
+        }
+    }
+
     // One role, one namespace: aws-auth maps a role ARN to one identity.
     if let Some(Ok(arn)) = ann
         .get(keys::IAM_ROLE_ARN)
@@ -162,6 +202,7 @@ mod tests {
             old: None,
             controller_usernames: &[],
             allow_system_groups: false,
+            stranded: None,
         }
     }
 
@@ -267,6 +308,56 @@ mod tests {
             .denials
             .iter()
             .all(|d| !d.contains("aws.hawser.io/region")));
+    }
+
+    #[test]
+    fn region_and_role_are_fixed_while_objects_in_the_namespace_hold_resources() {
+        let before = map(&[("aws.hawser.io/region", "eu-west-1")]);
+        let moved = map(&[
+            ("aws.hawser.io/region", "us-east-1"),
+            ("aws.hawser.io/role-arn", "arn:aws:iam::222222222222:role/t"),
+        ]);
+        let holders: Result<Vec<String>, String> = Ok((1..=7)
+            .map(|i| format!("Service/s{i} (endpoint vpce-{i})"))
+            .collect());
+        let changed = Input {
+            old: Some(&before),
+            stranded: Some(&holders),
+            ..input("a", &moved)
+        };
+        let denials = validate(&changed, &[]).denials;
+        assert_eq!(denials.len(), 2, "one per changed key: {denials:?}");
+        assert!(
+            denials[0].starts_with(r#"annotation aws.hawser.io/region: invalid value "us-east-1": 7 object(s) in this namespace hold AWS resources made with region "eu-west-1""#)
+                && denials[0].contains("Service/s5 (endpoint vpce-5) and 2 more;")
+                && denials[0].contains("allowed: the current value"),
+            "{}",
+            denials[0]
+        );
+        assert!(
+            denials[1].starts_with(r#"annotation aws.hawser.io/role-arn: invalid value "arn:aws:iam::222222222222:role/t": 7 object(s)"#)
+                && denials[1].contains(r#"role unset (the controller's default)"#),
+            "{}",
+            denials[1]
+        );
+
+        let none: Result<Vec<String>, String> = Ok(vec![]);
+        let free = Input {
+            old: Some(&before),
+            stranded: Some(&none),
+            ..input("a", &moved)
+        };
+        assert!(validate(&free, &[]).denials.is_empty());
+
+        let unknown: Result<Vec<String>, String> = Err("listing timed out".into());
+        let unchecked = Input {
+            old: Some(&before),
+            stranded: Some(&unknown),
+            ..input("a", &moved)
+        };
+        let denials = validate(&unchecked, &[]).denials;
+        assert_eq!(denials.len(), 2, "{denials:?}");
+        assert!(denials[0].contains("could not check") && denials[0].contains("listing timed out"));
     }
 
     #[test]
