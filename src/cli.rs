@@ -225,9 +225,11 @@ pub struct AwsAuthArgs {
     pub iam_cluster_role: String,
 
     /// Label selector of the Namespaces the namespace controller handles
-    /// (e.g. team=a). Default: all.
-    #[arg(long, env = "HAWSER_NAMESPACE_SELECTOR")]
-    pub namespace_selector: Option<String>,
+    /// (e.g. team=a, or tier in (web,api)). Default: all. A namespace that
+    /// stops matching keeps its mapping; it is removed when the namespace
+    /// is deleted or loses iam.hawser.io/role-arn.
+    #[arg(long, env = "HAWSER_NAMESPACE_SELECTOR", value_parser = crate::selector::LabelSelector::parse)]
+    pub namespace_selector: Option<crate::selector::LabelSelector>,
 
     /// Test hook: the name of the aws-auth ConfigMap in kube-system, so
     /// tests sharing one apiserver do not share it.

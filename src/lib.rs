@@ -17,6 +17,7 @@ pub mod leader;
 pub mod manifests;
 pub mod metrics;
 pub mod namespaces;
+pub mod selector;
 pub mod self_managed;
 pub mod tls;
 pub mod webhook;

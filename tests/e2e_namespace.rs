@@ -10,7 +10,10 @@ use k8s_openapi::api::{
     authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec},
     rbac::v1::RoleBinding,
 };
-use kube::{api::PostParams, Api, ResourceExt};
+use kube::{
+    api::{Patch, PatchParams, PostParams},
+    Api, ResourceExt,
+};
 use support::namespace::*;
 use support::*;
 
@@ -225,10 +228,9 @@ async fn a_mapped_role_gets_its_entry_and_edit_in_its_namespace_only_and_foreign
     assert!(!allowed(&bed.client, &ns, &group).await);
 }
 
-#[tokio::test]
-async fn deleting_a_namespace_removes_exactly_its_entry_and_aws_auth_is_created_if_absent() {
-    let mut bed = Bed::start("delete", &[]).await;
-    assert!(bed.aws_auth().await.is_none());
+/// Two namespaces mapping roles `<id>-a` and `<id>-b`, both entries in
+/// aws-auth: `(role a, namespace a, role b, namespace b)`.
+async fn two_mapped(bed: &mut Bed) -> (String, String, String, String) {
     let (a, b) = (
         role_arn(&format!("{}-a", bed.id)),
         role_arn(&format!("{}-b", bed.id)),
@@ -239,6 +241,14 @@ async fn deleting_a_namespace_removes_exactly_its_entry_and_aws_auth_is_created_
         entry_for(r, &a).is_some() && entry_for(r, &b).is_some()
     })
     .await;
+    (a, ns_a, b, ns_b)
+}
+
+#[tokio::test]
+async fn deleting_a_namespace_removes_exactly_its_entry_and_aws_auth_is_created_if_absent() {
+    let mut bed = Bed::start("delete", &[]).await;
+    assert!(bed.aws_auth().await.is_none());
+    let (a, ns_a, b, ns_b) = two_mapped(&mut bed).await;
     // A human adds a node role after hawser created aws-auth.
     let cm = bed.aws_auth().await.unwrap();
     let mut data = cm.data.clone().unwrap();
@@ -369,4 +379,38 @@ async fn the_namespace_controller_alone_needs_no_aws() {
         0.0,
         "called STS"
     );
+}
+
+#[tokio::test]
+async fn a_namespace_that_leaves_the_selector_keeps_its_mapping_until_it_lets_go() {
+    // The bed's hawser runs with --namespace-selector hawser-e2e=<id>.
+    let mut bed = Bed::start("leave", &[]).await;
+    let (a, ns_a, b, ns_b) = two_mapped(&mut bed).await;
+    let out_of_scope = serde_json::json!({"metadata": {"labels": {E2E_LABEL: "elsewhere"}}});
+    for ns in [&ns_a, &ns_b] {
+        bed.namespaces_api()
+            .patch(ns, &PatchParams::default(), &Patch::Merge(&out_of_scope))
+            .await
+            .unwrap();
+    }
+
+    // Outside the selector, dropping the role still removes the entry,
+    // the RoleBinding and the finalizer; the other entry stays.
+    bed.annotate(&ns_a, "iam.hawser.io/role-arn", None).await;
+    let roles = bed
+        .wait_map_roles("a's entry removed", |r| entry_for(r, &a).is_none())
+        .await;
+    assert!(entry_for(&roles, &b).is_some(), "b's mapping is kept");
+    eventually("a's finalizer removed", WAIT, || async {
+        bed.finalizers(&ns_a).await.is_empty().then_some(())
+    })
+    .await;
+    let bindings: Api<RoleBinding> = Api::namespaced(bed.client.clone(), &ns_a);
+    assert!(bindings.get_opt("hawser-iam").await.unwrap().is_none());
+    assert_eq!(bed.finalizers(&ns_b).await, ["iam.hawser.io/cleanup"]);
+
+    // And deleting it is never held up by hawser's finalizer.
+    bed.delete_namespace(&ns_b).await;
+    bed.gone(&ns_b).await;
+    assert!(entry_for(&bed.map_roles().await, &b).is_none());
 }

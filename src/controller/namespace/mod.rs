@@ -48,11 +48,12 @@ use self::{
     tracker::{fingerprint, Tracker},
     writer::AwsAuthWriter,
 };
-use crate::annotations::keys::{ENV_ROTATED_KEYS, IAM_FINALIZER};
+use crate::annotations::keys::{ENV_ROTATED_KEYS, IAM_FINALIZER, IAM_ROLE_ARN};
 use crate::annotations::NamespaceSpec;
 use crate::aws_auth::{Change, Effect};
 use crate::controller::timeout;
 use crate::metrics::Metrics;
+use crate::selector::LabelSelector;
 
 pub const CONTROLLER: &str = "namespace";
 pub const FIELD_MANAGER: &str = "hawser";
@@ -72,7 +73,7 @@ pub struct Settings {
     /// every later edit of its entry would be refused.
     pub protection: crate::aws_auth::Protection,
     /// Label selector of the namespaces handled; `None`: all.
-    pub selector: Option<String>,
+    pub selector: Option<LabelSelector>,
     pub resync: Duration,
 }
 
@@ -103,13 +104,12 @@ impl Context {
     }
 }
 
-/// Runs the controller until `shutdown`; a metadata-only watch of the
-/// Namespaces matching `--namespace-selector`.
+/// Runs the controller until `shutdown`; a metadata-only watch of every
+/// Namespace. (Not only those matching `--namespace-selector`: a namespace
+/// that leaves the selector must still be let go when it is deleted, or
+/// hawser's finalizer would hold it in Terminating.)
 pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
-    let mut config = watcher::Config::default();
-    if let Some(selector) = &ctx.settings.selector {
-        config = config.labels(selector);
-    }
+    let config = watcher::Config::default();
     let api: Api<NamespaceMeta> = Api::all(ctx.client.clone());
     Controller::new(api, config)
         .with_config(ControllerConfig::default().concurrency(CONCURRENCY))
@@ -196,6 +196,15 @@ async fn dispatch(
 ) -> Result<Action, Error> {
     let uid = obj.uid().unwrap_or_default();
     let has_finalizer = obj.finalizers().iter().any(|f| f == IAM_FINALIZER);
+    let in_scope = ctx
+        .settings
+        .selector
+        .as_ref()
+        .is_none_or(|s| s.matches(obj.labels()));
+    if !in_scope {
+        ctx.tracker.forget(&uid);
+        return outside_selector(obj, ctx, has_finalizer, result).await;
+    }
     if obj.meta().deletion_timestamp.is_some() {
         if has_finalizer {
             unmap(obj, ctx).await?;
@@ -346,21 +355,61 @@ async fn map(
     Ok(())
 }
 
+/// A namespace outside `--namespace-selector` (or one that has left it):
+/// nothing new is made for it and what hawser made stays as it is, but
+/// when it is deleted or loses `iam.hawser.io/role-arn` its entry,
+/// RoleBinding and finalizer go, so a deletion is never held up. Only a
+/// namespace whose entry aws-auth records as hawser's is touched: the
+/// finalizer of another installation (each test's hawser in the test bed
+/// shares one apiserver) is not this one's to remove.
+async fn outside_selector(
+    obj: &NamespaceMeta,
+    ctx: &Context,
+    has_finalizer: bool,
+    result: &mut &'static str,
+) -> Result<Action, Error> {
+    let deleting = obj.meta().deletion_timestamp.is_some();
+    let unmapped = !obj.annotations().contains_key(IAM_ROLE_ARN);
+    *result = "skipped";
+    if !has_finalizer || !(deleting || unmapped) {
+        return Ok(Action::await_change());
+    }
+    let ns = obj.name_any();
+    if remove_entry(ctx, &ns).await? != Effect::Removed {
+        tracing::debug!(namespace = %ns, "outside --namespace-selector and no entry of this hawser's: left alone");
+        return Ok(Action::await_change());
+    }
+    let note = format!(
+        "removed this namespace's role mapping from kube-system/aws-auth (the namespace no longer matches --namespace-selector {:?}, and {})",
+        ctx.settings.selector.as_ref().map_or("", |s| s.as_str()),
+        if deleting { "is being deleted" } else { "no longer sets iam.hawser.io/role-arn" }
+    );
+    publish(ctx, obj, EventType::Normal, "AwsAuthUnmapped", note).await;
+    remove_binding_then_finalizer(obj, ctx).await?;
+    *result = if deleting { "cleaned_up" } else { "released" };
+    Ok(Action::await_change())
+}
+
 /// Removes hawser's entry and RoleBinding, then the finalizer.
 async fn unmap(obj: &NamespaceMeta, ctx: &Context) -> Result<(), Error> {
-    let ns = obj.name_any();
-    let effect = ctx
-        .writer
-        .submit(Change {
-            namespace: ns.clone(),
-            desired: None,
-        })
-        .await?;
-    if effect == Effect::Removed {
+    if remove_entry(ctx, &obj.name_any()).await? == Effect::Removed {
         let note = "removed this namespace's role mapping from kube-system/aws-auth".to_owned();
         publish(ctx, obj, EventType::Normal, "AwsAuthUnmapped", note).await;
     }
-    let bindings: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), &ns);
+    remove_binding_then_finalizer(obj, ctx).await
+}
+
+/// Removes the namespace's aws-auth entry, if hawser has one for it.
+async fn remove_entry(ctx: &Context, namespace: &str) -> Result<Effect, Error> {
+    let change = Change {
+        namespace: namespace.to_owned(),
+        desired: None,
+    };
+    Ok(ctx.writer.submit(change).await?)
+}
+
+async fn remove_binding_then_finalizer(obj: &NamespaceMeta, ctx: &Context) -> Result<(), Error> {
+    let bindings: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), &obj.name_any());
     let binding = iam::remove_binding(&bindings).await?;
     publish_binding(ctx, obj, binding, &[]).await;
     remove_finalizer(obj, ctx).await
