@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     admin::{self, Readiness},
-    cli::{CertSource, LogFormat, RunArgs},
+    cli::{CertSource, ControllerKind, LogFormat, RunArgs},
     metrics::Metrics,
     namespaces::NamespaceCache,
     self_managed::{self, SelfManaged},
@@ -120,6 +120,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 )
                 .context("--protected-role-arn-pattern")?,
                 aws_auth_name: args.aws_auth.aws_auth_configmap.clone(),
+            },
+            managed: webhook::stranded::Managed {
+                services: args.controllers.controllers.contains(&ControllerKind::Vpce),
+                deployments: args
+                    .controllers
+                    .controllers
+                    .contains(&ControllerKind::Stack),
+                only_namespace: args.controllers.watch_namespace.clone(),
             },
         },
         namespaces,

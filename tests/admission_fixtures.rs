@@ -24,6 +24,7 @@ fn router(namespaces: NamespaceCache) -> (Router, Arc<Metrics>) {
             excluded_namespaces: vec!["kube-system".into()],
             namespace_wait: std::time::Duration::from_millis(50),
             aws_auth_guard: Default::default(),
+            managed: Default::default(),
         },
         namespaces,
         metrics: metrics.clone(),

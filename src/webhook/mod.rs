@@ -48,6 +48,9 @@ pub struct Config {
     pub namespace_wait: Duration,
     /// The aws-auth lockout guard (`/validate-aws-auth`).
     pub aws_auth_guard: aws_auth_guard::GuardConfig,
+    /// What the controllers manage: where a Namespace's region or role
+    /// change can strand resources.
+    pub managed: stranded::Managed,
 }
 
 pub struct Context {
@@ -329,9 +332,13 @@ async fn review_request(
                 Some(client)
                     if webhook == Webhook::Validate
                         && req.operation == Operation::Update
-                        && change.any() =>
+                        && change.any()
+                        && ctx.config.managed.covers(&req.name) =>
                 {
-                    Some(stranded::find(client, &req.name, change, STRANDED_DEADLINE).await)
+                    let managed = &ctx.config.managed;
+                    Some(
+                        stranded::find(client, managed, &req.name, change, STRANDED_DEADLINE).await,
+                    )
                 }
                 _ => None,
             };

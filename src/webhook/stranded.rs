@@ -14,6 +14,27 @@ use crate::annotations::keys;
 
 type Annotations = BTreeMap<String, String>;
 
+/// What this hawser's controllers manage, and so what can hold resources
+/// (and what its RBAC lets it list): Services with `vpce`, Deployments with
+/// `stack`, only in `--watch-namespace` when that is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Managed {
+    pub services: bool,
+    pub deployments: bool,
+    pub only_namespace: Option<String>,
+}
+
+impl Managed {
+    /// Whether objects in `namespace` can hold resources at all.
+    pub fn covers(&self, namespace: &str) -> bool {
+        (self.services || self.deployments)
+            && self
+                .only_namespace
+                .as_deref()
+                .is_none_or(|n| n == namespace)
+    }
+}
+
 /// Which of the Namespace's scope annotations an update changes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ScopeChange {
@@ -73,6 +94,7 @@ fn names<K: kube::Resource>(list: Vec<PartialObjectMeta<K>>) -> Vec<(String, Ann
 /// could not be made.
 pub async fn find(
     client: &Client,
+    managed: &Managed,
     namespace: &str,
     change: ScopeChange,
     deadline: Duration,
@@ -81,9 +103,15 @@ pub async fn find(
     let services = Api::<Service>::namespaced(client.clone(), namespace);
     let deployments = Api::<Deployment>::namespaced(client.clone(), namespace);
     let lists = async {
-        let s = services.list_metadata(&lp).await?;
-        let d = deployments.list_metadata(&lp).await?;
-        Ok::<_, kube::Error>((s.items, d.items))
+        let mut s = vec![];
+        if managed.services {
+            s = services.list_metadata(&lp).await?.items;
+        }
+        let mut d = vec![];
+        if managed.deployments {
+            d = deployments.list_metadata(&lp).await?.items;
+        }
+        Ok::<_, kube::Error>((s, d))
     };
     match tokio::time::timeout(deadline, lists).await {
         Ok(Ok((s, d))) => Ok(stranded(change, &names(s), &names(d))),
@@ -178,5 +206,21 @@ mod tests {
             ]
         );
         assert!(stranded(ScopeChange::default(), &services, &deployments).is_empty());
+    }
+
+    #[test]
+    fn only_namespaces_the_controllers_manage_are_checked() {
+        let all = Managed {
+            services: true,
+            deployments: false,
+            only_namespace: None,
+        };
+        assert!(all.covers("a"));
+        let one = Managed {
+            only_namespace: Some("a".into()),
+            ..all.clone()
+        };
+        assert!(one.covers("a") && !one.covers("b"));
+        assert!(!Managed::default().covers("a"), "namespace controller only");
     }
 }
