@@ -175,6 +175,9 @@ async fn update<C: CloudFormationApi>(
         ChangeSetStep::Create | ChangeSetStep::Wait => pending(stack, effects),
         ChangeSetStep::Execute => {
             cfn.execute_change_set(&name, cs_name).await?;
+            // Until the update ends, the stack holds neither spec for
+            // sure: a revert meanwhile must not look like a match.
+            memo.applied = None;
             memo.executed = Some(want.spec_hash.clone());
             effects.push(Effect::StackUpdating {
                 name: name.clone(),
@@ -202,6 +205,7 @@ async fn update<C: CloudFormationApi>(
         // change set has finished (moto keeps executed change sets): the
         // next pass reads its outcome from the stack's status.
         ChangeSetStep::Executing => {
+            memo.applied = None;
             memo.executed = Some(want.spec_hash.clone());
             pending(stack, effects)
         }

@@ -406,8 +406,9 @@ async fn fail<K: StackObject, P: CfnProvider>(
     let before = Outputs::read(obj.annotations());
     let mut out = out.unwrap_or_else(|| Outputs {
         // Not looked at (bad annotations, no template): the stack, if
-        // any, still holds what it held.
-        spec_hash: before.spec_hash.clone(),
+        // any, still holds what it held. The memo first: the cached
+        // object may not show hawser's latest write yet.
+        spec_hash: ctx.memo(&uid).applied.or(before.spec_hash.clone()),
         ..Outputs::default()
     });
     if out.stack_status.is_none() {

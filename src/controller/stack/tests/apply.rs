@@ -453,3 +453,36 @@ async fn the_recorded_spec_is_enough_after_a_restart() {
     assert!(matches!(a.verdict, Verdict::Failed { .. }), "{a:?}");
     assert!(cfn.mutating_calls().is_empty(), "{:?}", cfn.calls());
 }
+
+#[tokio::test]
+async fn a_template_reverted_while_its_update_runs_is_applied_again() {
+    let cfn = FakeCfn::default();
+    let params = r#"{"QueueName":"a"}"#;
+    let old = want(params);
+    let edited_text = TEMPLATE.replace("QueueUrl", "Url");
+    let edited = desired(&spec(params), &edited_text, &owner(), CLUSTER);
+    let mut memo = Memo::default();
+    ready(&cfn, &old, &mut memo).await;
+    // Passes for the edit until its change set is executed.
+    for _ in 0..5 {
+        apply(&cfn, &edited, &mut memo).await.unwrap();
+        if cfn.calls().contains(&"ExecuteChangeSet") {
+            break;
+        }
+    }
+    assert!(
+        cfn.calls().contains(&"ExecuteChangeSet"),
+        "{:?}",
+        cfn.calls()
+    );
+    // Reverted while the update runs: the stack ends on the edit, which
+    // is not what the object asks for any more.
+    ready(&cfn, &old, &mut memo).await;
+    let name = &old.request.stack_name;
+    assert_eq!(
+        cfn.lock().stacks[name].template,
+        TEMPLATE,
+        "reverted in AWS"
+    );
+    assert_eq!(memo.applied.as_deref(), Some(old.spec_hash.as_str()));
+}
