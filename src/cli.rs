@@ -231,6 +231,17 @@ pub struct AwsAuthArgs {
     #[arg(long, env = "HAWSER_NAMESPACE_SELECTOR", value_parser = crate::selector::LabelSelector::parse)]
     pub namespace_selector: Option<crate::selector::LabelSelector>,
 
+    /// Test hook: the namespace controller's finalizer, so hawser
+    /// processes of different tests sharing one apiserver never take each
+    /// other's namespaces for their own.
+    #[arg(
+        long,
+        env = "HAWSER_IAM_FINALIZER",
+        default_value = crate::annotations::keys::IAM_FINALIZER,
+        hide = true
+    )]
+    pub iam_finalizer: String,
+
     /// Test hook: the name of the aws-auth ConfigMap in kube-system, so
     /// tests sharing one apiserver do not share it.
     #[arg(

@@ -188,10 +188,7 @@ async fn a_mapped_role_gets_its_entry_and_edit_in_its_namespace_only_and_foreign
     assert_eq!(bed.data("mapAccounts").await.as_deref(), Some(MAP_ACCOUNTS));
     let cm = bed.aws_auth().await.unwrap();
     assert_eq!(ownership(&cm), [(arn.clone(), ns.clone())].into());
-    assert!(bed
-        .finalizers(&ns)
-        .await
-        .contains(&"iam.hawser.io/cleanup".to_string()));
+    assert!(bed.finalizers(&ns).await.contains(&finalizer(&bed.id)));
     assert!(
         bed.finalizers(&other).await.is_empty(),
         "no finalizer without a role"
@@ -407,7 +404,7 @@ async fn a_namespace_that_leaves_the_selector_keeps_its_mapping_until_it_lets_go
     .await;
     let bindings: Api<RoleBinding> = Api::namespaced(bed.client.clone(), &ns_a);
     assert!(bindings.get_opt("hawser-iam").await.unwrap().is_none());
-    assert_eq!(bed.finalizers(&ns_b).await, ["iam.hawser.io/cleanup"]);
+    assert_eq!(bed.finalizers(&ns_b).await, [finalizer(&bed.id)]);
 
     // And deleting it is never held up by hawser's finalizer.
     bed.delete_namespace(&ns_b).await;

@@ -187,6 +187,7 @@ pub async fn start(
                                 )
                                 .unwrap_or_default(),
                                 selector: shared.aws_auth.namespace_selector.clone(),
+                                finalizer: shared.aws_auth.iam_finalizer.clone(),
                                 resync: args.resync_period,
                             };
                             let ctx = Arc::new(namespace::Context::new(

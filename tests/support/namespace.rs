@@ -256,8 +256,16 @@ impl Drop for Bed {
     }
 }
 
+/// The namespace controller's finalizer in the test with this id: each
+/// test's hawser has its own, as each has its own aws-auth, so none takes
+/// another test's namespaces (outside its selector) for its own.
+pub fn finalizer(id: &str) -> String {
+    format!("iam.hawser.io/cleanup-{id}")
+}
+
 pub async fn start_hawser(id: &str, aws_auth: &str, cluster: &str, extra: &[&str]) -> Hawser {
     let selector = format!("{E2E_LABEL}={id}");
+    let finalizer = finalizer(id);
     let mut args = vec![
         "--controllers",
         "namespace",
@@ -269,6 +277,8 @@ pub async fn start_hawser(id: &str, aws_auth: &str, cluster: &str, extra: &[&str
         &selector,
         "--aws-auth-configmap",
         aws_auth,
+        "--iam-finalizer",
+        &finalizer,
         "--resync-period",
         "1h",
     ];

@@ -48,7 +48,7 @@ use self::{
     tracker::{fingerprint, Tracker},
     writer::AwsAuthWriter,
 };
-use crate::annotations::keys::{ENV_ROTATED_KEYS, IAM_FINALIZER, IAM_ROLE_ARN};
+use crate::annotations::keys::{ENV_ROTATED_KEYS, IAM_ROLE_ARN};
 use crate::annotations::NamespaceSpec;
 use crate::aws_auth::{Change, Effect};
 use crate::controller::timeout;
@@ -74,6 +74,8 @@ pub struct Settings {
     pub protection: crate::aws_auth::Protection,
     /// Label selector of the namespaces handled; `None`: all.
     pub selector: Option<LabelSelector>,
+    /// `iam.hawser.io/cleanup` (another name only in the test bed).
+    pub finalizer: String,
     pub resync: Duration,
 }
 
@@ -171,8 +173,10 @@ async fn reconcile(obj: Arc<NamespaceMeta>, ctx: Arc<Context>) -> Result<Action,
                 // Retrying cannot help until the annotations or aws-auth
                 // change; the resync looks again.
                 result = "failed";
-                ctx.tracker
-                    .settle(&obj.uid().unwrap_or_default(), fingerprint(&obj));
+                ctx.tracker.settle(
+                    &obj.uid().unwrap_or_default(),
+                    fingerprint(&obj, &ctx.settings.finalizer),
+                );
                 Ok(Action::requeue(ctx.settings.resync))
             } else {
                 result = "error";
@@ -195,7 +199,7 @@ async fn dispatch(
     result: &mut &'static str,
 ) -> Result<Action, Error> {
     let uid = obj.uid().unwrap_or_default();
-    let has_finalizer = obj.finalizers().iter().any(|f| f == IAM_FINALIZER);
+    let has_finalizer = obj.finalizers().contains(&ctx.settings.finalizer);
     let in_scope = ctx
         .settings
         .selector
@@ -215,7 +219,7 @@ async fn dispatch(
         ctx.tracker.forget(&uid);
         return Ok(Action::await_change());
     }
-    let inputs = fingerprint(obj);
+    let inputs = fingerprint(obj, &ctx.settings.finalizer);
     if let Some(left) = ctx.tracker.settled_for(&uid, &inputs, ctx.settings.resync) {
         *result = "unchanged";
         return Ok(Action::requeue(left));
@@ -357,11 +361,9 @@ async fn map(
 
 /// A namespace outside `--namespace-selector` (or one that has left it):
 /// nothing new is made for it and what hawser made stays as it is, but
-/// when it is deleted or loses `iam.hawser.io/role-arn` its entry,
-/// RoleBinding and finalizer go, so a deletion is never held up. Only a
-/// namespace whose entry aws-auth records as hawser's is touched: the
-/// finalizer of another installation (each test's hawser in the test bed
-/// shares one apiserver) is not this one's to remove.
+/// when it is deleted or loses `iam.hawser.io/role-arn` its entry (if
+/// aws-auth records one as hawser's), RoleBinding and finalizer go, so a
+/// deletion is never held up, even after a pass that failed half-way.
 async fn outside_selector(
     obj: &NamespaceMeta,
     ctx: &Context,
@@ -374,17 +376,14 @@ async fn outside_selector(
     if !has_finalizer || !(deleting || unmapped) {
         return Ok(Action::await_change());
     }
-    let ns = obj.name_any();
-    if remove_entry(ctx, &ns).await? != Effect::Removed {
-        tracing::debug!(namespace = %ns, "outside --namespace-selector and no entry of this hawser's: left alone");
-        return Ok(Action::await_change());
+    if remove_entry(ctx, &obj.name_any()).await? == Effect::Removed {
+        let note = format!(
+            "removed this namespace's role mapping from kube-system/aws-auth (the namespace no longer matches --namespace-selector {:?}, and {})",
+            ctx.settings.selector.as_ref().map_or("", |s| s.as_str()),
+            if deleting { "is being deleted" } else { "no longer sets iam.hawser.io/role-arn" }
+        );
+        publish(ctx, obj, EventType::Normal, "AwsAuthUnmapped", note).await;
     }
-    let note = format!(
-        "removed this namespace's role mapping from kube-system/aws-auth (the namespace no longer matches --namespace-selector {:?}, and {})",
-        ctx.settings.selector.as_ref().map_or("", |s| s.as_str()),
-        if deleting { "is being deleted" } else { "no longer sets iam.hawser.io/role-arn" }
-    );
-    publish(ctx, obj, EventType::Normal, "AwsAuthUnmapped", note).await;
     remove_binding_then_finalizer(obj, ctx).await?;
     *result = if deleting { "cleaned_up" } else { "released" };
     Ok(Action::await_change())
@@ -449,30 +448,32 @@ fn namespaces(ctx: &Context) -> Api<NamespaceMeta> {
 /// change to the finalizers fails the patch instead of being overwritten.
 async fn add_finalizer(obj: &NamespaceMeta, ctx: &Context) -> Result<(), Error> {
     let current = obj.finalizers();
-    if current.iter().any(|f| f == IAM_FINALIZER) {
+    let fin = ctx.settings.finalizer.as_str();
+    if current.iter().any(|f| f == fin) {
         return Ok(());
     }
     let patch = if current.is_empty() {
         serde_json::json!([
             {"op": "test", "path": "/metadata/finalizers", "value": null},
-            {"op": "add", "path": "/metadata/finalizers", "value": [IAM_FINALIZER]},
+            {"op": "add", "path": "/metadata/finalizers", "value": [fin]},
         ])
     } else {
         serde_json::json!([
             {"op": "test", "path": "/metadata/finalizers", "value": current},
-            {"op": "add", "path": "/metadata/finalizers/-", "value": IAM_FINALIZER},
+            {"op": "add", "path": "/metadata/finalizers/-", "value": fin},
         ])
     };
     patch_namespace(obj, ctx, "add finalizer", patch).await
 }
 
 async fn remove_finalizer(obj: &NamespaceMeta, ctx: &Context) -> Result<(), Error> {
-    let Some(i) = obj.finalizers().iter().position(|f| f == IAM_FINALIZER) else {
+    let fin = ctx.settings.finalizer.as_str();
+    let Some(i) = obj.finalizers().iter().position(|f| f == fin) else {
         return Ok(());
     };
     let path = format!("/metadata/finalizers/{i}");
     let patch = serde_json::json!([
-        {"op": "test", "path": path, "value": IAM_FINALIZER},
+        {"op": "test", "path": path, "value": fin},
         {"op": "remove", "path": path},
     ]);
     match patch_namespace(obj, ctx, "remove finalizer", patch).await {

@@ -12,7 +12,7 @@ use std::{
 use kube::ResourceExt;
 
 use super::NamespaceMeta;
-use crate::annotations::keys::{self, IAM_FINALIZER};
+use crate::annotations::keys;
 use crate::controller::backoff::Backoff;
 
 /// A Namespace's inputs: its annotations minus hawser's outputs, and
@@ -23,7 +23,7 @@ pub struct Fingerprint {
     finalizer: bool,
 }
 
-pub fn fingerprint(obj: &NamespaceMeta) -> Fingerprint {
+pub fn fingerprint(obj: &NamespaceMeta, finalizer: &str) -> Fingerprint {
     Fingerprint {
         annotations: obj
             .annotations()
@@ -31,7 +31,7 @@ pub fn fingerprint(obj: &NamespaceMeta) -> Fingerprint {
             .filter(|(k, _)| !keys::is_output(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
-        finalizer: obj.finalizers().iter().any(|f| f == IAM_FINALIZER),
+        finalizer: obj.finalizers().iter().any(|f| f == finalizer),
     }
 }
 
@@ -108,19 +108,25 @@ mod tests {
         );
         let changed = namespace_meta("a", &[("env.hawser.io/routing-secret", "false")]);
         let resync = Duration::from_secs(60);
-        assert!(t.settled_for("u", &fingerprint(&a), resync).is_none());
-        t.settle("u", fingerprint(&a));
+        assert!(t
+            .settled_for("u", &fingerprint(&a, keys::IAM_FINALIZER), resync)
+            .is_none());
+        t.settle("u", fingerprint(&a, keys::IAM_FINALIZER));
         assert!(
-            t.settled_for("u", &fingerprint(&echo), resync).is_some(),
+            t.settled_for("u", &fingerprint(&echo, keys::IAM_FINALIZER), resync)
+                .is_some(),
             "outputs are not inputs"
         );
-        assert!(t.settled_for("u", &fingerprint(&changed), resync).is_none());
         assert!(t
-            .settled_for("u", &fingerprint(&a), Duration::ZERO)
+            .settled_for("u", &fingerprint(&changed, keys::IAM_FINALIZER), resync)
+            .is_none());
+        assert!(t
+            .settled_for("u", &fingerprint(&a, keys::IAM_FINALIZER), Duration::ZERO)
             .is_none());
         t.failed("u");
         assert!(
-            t.settled_for("u", &fingerprint(&a), resync).is_none(),
+            t.settled_for("u", &fingerprint(&a, keys::IAM_FINALIZER), resync)
+                .is_none(),
             "a failure unsettles"
         );
     }
