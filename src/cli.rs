@@ -477,6 +477,20 @@ mod tests {
     }
 
     #[test]
+    fn a_malformed_namespace_selector_stops_hawser_with_the_reason() {
+        let run = |sel: &str| {
+            Cli::try_parse_from(["hawser", "run", "--namespace-selector", sel])
+                .map_err(|e| e.to_string())
+        };
+        assert!(run("team in (a,b),!legacy").is_ok());
+        let err = run("team=a,").unwrap_err();
+        assert!(
+            err.contains("--namespace-selector") && err.contains("team=a,"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn aws_id_flags_are_validated_like_the_annotations() {
         let run = |args: &[&str]| Cli::try_parse_from([&["hawser", "run"][..], args].concat());
         assert!(run(&["--default-vpc-id", "vpc-0123456789abcdef0"]).is_ok());

@@ -15,15 +15,22 @@ pub struct LabelSelector {
 }
 
 impl LabelSelector {
+    /// Parses the apiserver's syntax (k8s.io/apimachinery `labels.Parse`):
+    /// comma-separated requirements `key`, `!key`, `key=value`,
+    /// `key==value`, `key!=value`, `key in (v1,v2)`, `key notin (v1,v2)`.
+    /// The numeric `<` and `>` are refused: no namespace label needs them.
     pub fn parse(text: &str) -> Result<Self, String> {
+        let tokens = tokenize(text)?;
         let mut selector = Selector::default();
-        let terms = if text.trim().is_empty() {
-            vec![]
-        } else {
-            split_terms(text)?
-        };
-        for term in terms {
-            selector.extend(std::iter::once(parse_term(&term)?));
+        let mut rest = tokens.as_slice();
+        while !rest.is_empty() {
+            let (expression, after) = requirement(rest)?;
+            selector.extend(std::iter::once(expression));
+            rest = match after {
+                [] => after,
+                [Token::Comma, more @ ..] if !more.is_empty() => more,
+                _ => return Err("expected \",\" between requirements, and none at the end".into()),
+            };
         }
         Ok(Self {
             text: text.to_owned(),
@@ -40,95 +47,168 @@ impl LabelSelector {
     }
 }
 
-/// Splits on the commas outside parentheses.
-fn split_terms(text: &str) -> Result<Vec<String>, String> {
-    let (mut terms, mut current, mut depth) = (Vec::new(), String::new(), 0u32);
-    for c in text.chars() {
-        match c {
-            '(' => depth += 1,
-            ')' if depth == 0 => return Err("unbalanced \")\"".into()),
-            ')' => depth -= 1,
-            ',' if depth == 0 => {
-                terms.push(std::mem::take(&mut current));
-                continue;
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    Word(String),
+    Not,
+    Equals,
+    NotEquals,
+    Open,
+    Close,
+    Comma,
+    Compare(char),
+}
+
+fn tokenize(text: &str) -> Result<Vec<Token>, String> {
+    let mut tokens = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        let token = match c {
+            c if c.is_whitespace() => continue,
+            '!' if chars.peek() == Some(&'=') => {
+                chars.next();
+                Token::NotEquals
             }
-            _ => {}
-        }
-        current.push(c);
+            '!' => Token::Not,
+            '=' => {
+                if chars.peek() == Some(&'=') {
+                    chars.next();
+                }
+                Token::Equals
+            }
+            '(' => Token::Open,
+            ')' => Token::Close,
+            ',' => Token::Comma,
+            '<' | '>' => Token::Compare(c),
+            c => {
+                let mut word = String::from(c);
+                while let Some(&n) = chars.peek() {
+                    if n.is_whitespace() || "!=(),<>".contains(n) {
+                        break;
+                    }
+                    word.push(n);
+                    chars.next();
+                }
+                Token::Word(word)
+            }
+        };
+        tokens.push(token);
     }
-    if depth != 0 {
-        return Err("unbalanced \"(\"".into());
-    }
-    terms.push(current);
-    let terms: Vec<String> = terms.iter().map(|t| t.trim().to_owned()).collect();
-    if terms.iter().any(String::is_empty) {
-        return Err("empty requirement (two commas, or a comma at an end)".into());
-    }
-    Ok(terms)
+    Ok(tokens)
 }
 
-fn parse_term(term: &str) -> Result<Expression, String> {
-    if let Some(key) = term.strip_prefix('!') {
-        return Ok(Expression::DoesNotExist(key_of(key.trim())?));
+/// One requirement from the front of `tokens`, and what follows it.
+fn requirement(tokens: &[Token]) -> Result<(Expression, &[Token]), String> {
+    if let [Token::Not, Token::Word(key), rest @ ..] = tokens {
+        return Ok((Expression::DoesNotExist(key_of(key)?), rest));
     }
-    for (op, make) in [
-        (
-            " notin ",
-            Expression::NotIn as fn(String, BTreeSet<String>) -> Expression,
-        ),
-        (" in ", Expression::In),
-    ] {
-        if let Some((key, set)) = term.split_once(op) {
-            return Ok(make(key_of(key.trim())?, set_of(set.trim())?));
+    let [Token::Word(key), rest @ ..] = tokens else {
+        return Err("expected a label key at the start of each requirement".into());
+    };
+    let key = key_of(key)?;
+    match rest {
+        [] | [Token::Comma, ..] => Ok((Expression::Exists(key), rest)),
+        [Token::Equals | Token::NotEquals, Token::Word(value), after @ ..] => {
+            let value = value_of(value)?;
+            Ok((equality(&rest[0], key, value), after))
         }
-    }
-    for (op, make) in [
-        (
-            "!=",
-            Expression::NotEqual as fn(String, String) -> Expression,
-        ),
-        ("==", Expression::Equal),
-        ("=", Expression::Equal),
-    ] {
-        if let Some((key, value)) = term.split_once(op) {
-            return Ok(make(key_of(key.trim())?, value_of(value.trim())?));
+        // `key=` selects the empty value.
+        [op @ (Token::Equals | Token::NotEquals), after @ ..]
+            if matches!(after, [] | [Token::Comma, ..]) =>
+        {
+            Ok((equality(op, key, String::new()), after))
         }
+        [Token::Word(op), Token::Open, after @ ..] if op == "in" || op == "notin" => {
+            let (values, after) = value_list(after)?;
+            let expression = if op == "in" {
+                Expression::In(key, values)
+            } else {
+                Expression::NotIn(key, values)
+            };
+            Ok((expression, after))
+        }
+        [Token::Compare(c), ..] => Err(format!(
+            "the numeric operator {c:?} is not supported here; allowed: =, ==, !=, in, notin, exists, !"
+        )),
+        _ => Err(format!(
+            "after the key {key:?}: expected =, ==, !=, in (…), notin (…), \",\" or the end"
+        )),
     }
-    Ok(Expression::Exists(key_of(term)?))
 }
 
-fn set_of(text: &str) -> Result<BTreeSet<String>, String> {
-    let inner = text
-        .strip_prefix('(')
-        .and_then(|t| t.strip_suffix(')'))
-        .ok_or_else(|| format!("{text:?} is not a parenthesised list of values"))?;
-    inner.split(',').map(|v| value_of(v.trim())).collect()
+fn equality(op: &Token, key: String, value: String) -> Expression {
+    if *op == Token::NotEquals {
+        Expression::NotEqual(key, value)
+    } else {
+        Expression::Equal(key, value)
+    }
 }
 
-fn is_label_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
+/// `v1, v2)`: the values up to and including the closing parenthesis.
+fn value_list(tokens: &[Token]) -> Result<(BTreeSet<String>, &[Token]), String> {
+    let mut values = BTreeSet::new();
+    let mut rest = tokens;
+    loop {
+        match rest {
+            [Token::Word(v), Token::Comma, more @ ..] => {
+                values.insert(value_of(v)?);
+                rest = more;
+            }
+            [Token::Word(v), Token::Close, more @ ..] => {
+                values.insert(value_of(v)?);
+                return Ok((values, more));
+            }
+            _ => return Err("expected a parenthesised list of values, e.g. (a,b)".into()),
+        }
+    }
+}
+
+/// `[A-Za-z0-9]` at both ends, `-_.` allowed inside, up to 63 characters.
+fn is_name(s: &str) -> bool {
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    s.len() <= 63
+        && edge(s.chars().next())
+        && edge(s.chars().last())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// A lower-case DNS subdomain of up to 253 characters.
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|part| {
+            let edge =
+                |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+            edge(part.chars().next())
+                && edge(part.chars().last())
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        })
 }
 
 /// A label key: `[prefix/]name`.
 fn key_of(key: &str) -> Result<String, String> {
-    let name = key.rsplit_once('/').map_or(key, |(_, name)| name);
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && key.len() <= 317
-        && key.chars().all(|c| is_label_char(c) || c == '/')
-        && key.matches('/').count() <= 1;
+    let ok = match key.split_once('/') {
+        Some((prefix, name)) => is_dns_subdomain(prefix) && is_name(name),
+        None => is_name(key),
+    };
     if ok {
         Ok(key.to_owned())
     } else {
-        Err(format!("{key:?} is not a label key"))
+        Err(format!(
+            "{key:?} is not a label key; allowed: [prefix/]name, name of up to 63 letters, digits, '-', '_', '.' starting and ending with a letter or digit, prefix a lower-case DNS subdomain"
+        ))
     }
 }
 
 fn value_of(value: &str) -> Result<String, String> {
-    if value.len() <= 63 && value.chars().all(is_label_char) {
+    if value.is_empty() || is_name(value) {
         Ok(value.to_owned())
     } else {
-        Err(format!("{value:?} is not a label value"))
+        Err(format!(
+            "{value:?} is not a label value; allowed: up to 63 letters, digits, '-', '_', '.' starting and ending with a letter or digit"
+        ))
     }
 }
 
@@ -158,6 +238,11 @@ mod tests {
             ("tier notin (web)", false, true),
             ("team=a,tier=web", true, false),
             ("team=a, tier=api", false, false),
+            ("tier in(web)", true, false),
+            ("tier\tnotin\t( web )", false, true),
+            ("a in (notin)", false, false),
+            ("legacy=", false, true),
+            ("team in (a,b),!legacy", true, false),
             ("example.com/owner", false, false),
             ("", true, true),
         ] {
@@ -171,12 +256,18 @@ mod tests {
     #[test]
     fn malformed_selectors_are_refused_with_the_reason() {
         for (text, why) in [
-            ("team=a,", "empty requirement"),
-            ("tier in (web", "unbalanced"),
-            ("tier in web", "not a parenthesised list"),
-            ("team=a b", "not a label value"),
+            ("team=a,", "expected \",\" between requirements"),
+            (",team=a", "expected a label key"),
+            ("tier in (web", "parenthesised list"),
+            ("tier in web", "expected =, ==, !=, in"),
+            ("team=a b", "expected \",\" between requirements"),
+            ("team=a-", "not a label value"),
+            ("-x", "not a label key"),
+            ("Example.com/x", "not a label key"),
+            ("/x", "not a label key"),
             ("a/b/c=x", "not a label key"),
-            ("=x", "not a label key"),
+            ("=x", "expected a label key"),
+            ("a>1", "numeric operator"),
         ] {
             let err = LabelSelector::parse(text).unwrap_err();
             assert!(err.contains(why), "{text}: {err}");
