@@ -129,6 +129,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                     .contains(&ControllerKind::Stack),
                 only_namespace: args.controllers.watch_namespace.clone(),
             },
+            default_region: args.controllers.region.clone(),
         },
         namespaces,
         metrics: metrics.clone(),

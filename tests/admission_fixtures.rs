@@ -25,6 +25,7 @@ fn router(namespaces: NamespaceCache) -> (Router, Arc<Metrics>) {
             namespace_wait: std::time::Duration::from_millis(50),
             aws_auth_guard: Default::default(),
             managed: Default::default(),
+            default_region: None,
         },
         namespaces,
         metrics: metrics.clone(),

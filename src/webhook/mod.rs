@@ -51,6 +51,8 @@ pub struct Config {
     /// What the controllers manage: where a Namespace's region or role
     /// change can strand resources.
     pub managed: stranded::Managed,
+    /// `--region`: what an unset `aws.hawser.io/region` means.
+    pub default_region: Option<String>,
 }
 
 pub struct Context {
@@ -327,7 +329,12 @@ async fn review_request(
                 .old_object
                 .as_ref()
                 .and_then(|o| o.metadata.annotations.as_ref());
-            let change = stranded::ScopeChange::between(old_ann, obj.metadata.annotations.as_ref());
+            let default_region = ctx.config.default_region.as_deref();
+            let change = stranded::ScopeChange::between(
+                old_ann,
+                obj.metadata.annotations.as_ref(),
+                default_region,
+            );
             let stranded = match &ctx.client {
                 Some(client)
                     if webhook == Webhook::Validate
@@ -356,6 +363,7 @@ async fn review_request(
                     controller_usernames: &ctx.config.controller_usernames,
                     allow_system_groups: ctx.config.allow_system_groups,
                     stranded: stranded.as_ref(),
+                    default_region,
                 },
                 &others,
             )

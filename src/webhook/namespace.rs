@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use super::{
     contract::{self, Decision},
     patch::{self, AnnotationEdits},
+    stranded::{ScopeChange, Stranded},
     Webhook,
 };
 use crate::annotations::{
@@ -24,7 +25,9 @@ pub struct Input<'a> {
     /// On an update that changes the region or role: the objects in the
     /// namespace whose AWS resources it would leave behind
     /// ([`super::stranded`]), or why they could not be listed.
-    pub stranded: Option<&'a Result<Vec<String>, String>>,
+    pub stranded: Option<&'a Result<Stranded, String>>,
+    /// `--region`: what an unset `aws.hawser.io/region` means.
+    pub default_region: Option<&'a str>,
 }
 
 /// `(namespace name, annotations)` of every other namespace the cache knows.
@@ -101,60 +104,57 @@ fn validate(input: &Input<'_>, others: Others<'_>) -> Decision {
         }
     }
 
-    // The account and region of the namespace's own stack cannot change:
-    // hawser would look for it, and make a second one, in the new place,
-    // and the old stack would run on unseen.
-    if let Some(stack) = input.old.and_then(|a| a.get(keys::CFN_STACK_ID)) {
-        for (key, what) in [(keys::AWS_REGION, "region"), (keys::AWS_ROLE_ARN, "role")] {
-            let before = input.old.and_then(|a| a.get(key));
-            let after = ann.get(key);
-            if before != after {
-                let shown = |v: Option<&String>| {
-                    v.map(|s| format!("{s:?}"))
-                        .unwrap_or_else(|| "unset (the controller's default)".into())
+    // Where the namespace's AWS calls go cannot change while something
+    // made there exists: hawser would look for it, and make it again, in
+    // the new place, and the old one would run on unseen. That is the
+    // namespace's own stack, and the Services' endpoints and Deployments'
+    // stacks (listed by the caller).
+    let change = ScopeChange::between(input.old, input.new, input.default_region);
+    let own_stack = input.old.and_then(|a| a.get(keys::CFN_STACK_ID));
+    for (key, what, changed) in [
+        (keys::AWS_REGION, "region", change.region),
+        (keys::AWS_ROLE_ARN, "role", change.role),
+    ] {
+        if !changed {
+            continue;
+        }
+        let shown = |v: Option<&String>| {
+            v.map(|s| format!("{s:?}"))
+                .unwrap_or_else(|| "unset (the controller's default)".into())
+        };
+        let (before, after) = (
+            shown(input.old.and_then(|a| a.get(key))),
+            shown(ann.get(key)),
+        );
+        if let Some(stack) = own_stack {
+            d.denials.push(format!(
+                "annotation {key}: invalid value {after}: the namespace's stack {stack} exists with {what} {before}, and would be left behind; allowed: the current value. To move it, remove the namespace's cfn.hawser.io/template (the stack is deleted), then change {key}"
+            ));
+        }
+        match input.stranded {
+            None => {}
+            Some(Ok(stranded)) => {
+                let objects = if key == keys::AWS_REGION {
+                    &stranded.region
+                } else {
+                    &stranded.role
                 };
+                if objects.is_empty() {
+                    continue;
+                }
+                const SHOWN: usize = 5;
+                let mut list = objects[..objects.len().min(SHOWN)].join(", ");
+                if objects.len() > SHOWN {
+                    list.push_str(&format!(" and {} more", objects.len() - SHOWN));
+                }
                 d.denials.push(format!(
-                    "annotation {key}: invalid value {}: the namespace's stack {stack} exists with {what} {}, and would be left behind; allowed: the current value. To move it, remove the namespace's cfn.hawser.io/template (the stack is deleted), then change {key}",
-                    shown(after),
-                    shown(before),
+                    "annotation {key}: invalid value {after}: {} object(s) in this namespace hold AWS resources made with {what} {before}, which would be left behind, running unseen: {list}; allowed: the current value. To move them, first remove their hawser annotations or delete them (hawser deletes their resources), then change {key}",
+                    objects.len(),
                 ));
             }
-        }
-    }
-
-    // Nor those of the Services' endpoints and the Deployments' stacks.
-    if let Some(stranded) = input.stranded {
-        for (key, what) in [(keys::AWS_REGION, "region"), (keys::AWS_ROLE_ARN, "role")] {
-            let before = input.old.and_then(|a| a.get(key));
-            let after = ann.get(key);
-            if before == after {
-                continue;
-            }
-            let shown = |v: Option<&String>| {
-                v.map(|s| format!("{s:?}"))
-                    .unwrap_or_else(|| "unset (the controller's default)".into())
-            };
-            match stranded {
-                Ok(objects) if objects.is_empty() => {}
-                Ok(objects) => {
-                    const SHOWN: usize = 5;
-                    let mut list = objects[..objects.len().min(SHOWN)].join(", ");
-                    if objects.len() > SHOWN {
-                        list.push_str(&format!(" and {} more", objects.len() - SHOWN));
-                    }
-                    d.denials.push(format!(
-                        "annotation {key}: invalid value {}: {} object(s) in this namespace hold AWS resources made with {what} {}, which would be left behind, running unseen: {list}; allowed: the current value. To move them, first remove their hawser annotations or delete them (hawser deletes their resources), then change {key}",
-                        shown(after),
-                        objects.len(),
-                        shown(before),
-                    ));
-                }
-                Err(why) => d.denials.push(format!(
-                    "annotation {key}: invalid value {}: hawser could not check whether objects in this namespace hold AWS resources made with {what} {} ({why}); allowed: the current value until the check succeeds, so retry",
-                    shown(after),
-                    shown(before),
-                )),
-            }
+            Some(Err(why)) => d.denials.push(format!(
+                "annotation {key}: invalid value {after}: hawser could not check whether objects in this namespace hold AWS resources made with {what} {before} ({why}); allowed: the current value until the check succeeds, so retry"
+            )),
         }
     }
 
@@ -203,6 +203,7 @@ mod tests {
             controller_usernames: &[],
             allow_system_groups: false,
             stranded: None,
+            default_region: Some("us-west-2"),
         }
     }
 
@@ -298,6 +299,23 @@ mod tests {
             "{}",
             denials[0]
         );
+        // Spelling out the default region moves nothing.
+        let stack_only = map(&[(
+            "cfn.hawser.io/stack-id",
+            "arn:aws:cloudformation:us-west-2:1:stack/s/x",
+        )]);
+        let spelled = map(&[
+            (
+                "cfn.hawser.io/stack-id",
+                "arn:aws:cloudformation:us-west-2:1:stack/s/x",
+            ),
+            ("aws.hawser.io/region", "us-west-2"),
+        ]);
+        let same_place = Input {
+            old: Some(&stack_only),
+            ..input("a", &spelled)
+        };
+        assert!(validate(&same_place, &[]).denials.is_empty());
         // Without a stack, both may change.
         let no_stack = map(&[("aws.hawser.io/region", "eu-west-1")]);
         let free = Input {
@@ -317,9 +335,13 @@ mod tests {
             ("aws.hawser.io/region", "us-east-1"),
             ("aws.hawser.io/role-arn", "arn:aws:iam::222222222222:role/t"),
         ]);
-        let holders: Result<Vec<String>, String> = Ok((1..=7)
+        let objects: Vec<String> = (1..=7)
             .map(|i| format!("Service/s{i} (endpoint vpce-{i})"))
-            .collect());
+            .collect();
+        let holders: Result<Stranded, String> = Ok(Stranded {
+            region: objects.clone(),
+            role: objects,
+        });
         let changed = Input {
             old: Some(&before),
             stranded: Some(&holders),
@@ -341,7 +363,7 @@ mod tests {
             denials[1]
         );
 
-        let none: Result<Vec<String>, String> = Ok(vec![]);
+        let none: Result<Stranded, String> = Ok(Stranded::default());
         let free = Input {
             old: Some(&before),
             stranded: Some(&none),
@@ -349,7 +371,7 @@ mod tests {
         };
         assert!(validate(&free, &[]).denials.is_empty());
 
-        let unknown: Result<Vec<String>, String> = Err("listing timed out".into());
+        let unknown: Result<Stranded, String> = Err("listing timed out".into());
         let unchecked = Input {
             old: Some(&before),
             stranded: Some(&unknown),

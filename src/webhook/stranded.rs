@@ -10,7 +10,7 @@ use std::{collections::BTreeMap, time::Duration};
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
 use kube::{api::ListParams, core::PartialObjectMeta, Api, Client, ResourceExt};
 
-use crate::annotations::keys;
+use crate::annotations::{keys, parse_role_arn};
 
 type Annotations = BTreeMap<String, String>;
 
@@ -43,17 +43,62 @@ pub struct ScopeChange {
 }
 
 impl ScopeChange {
-    pub fn between(old: Option<&Annotations>, new: Option<&Annotations>) -> Self {
-        let changed = |key: &str| old.and_then(|a| a.get(key)) != new.and_then(|a| a.get(key));
+    /// Compares where the two versions send AWS calls, not the text: a
+    /// region left unset is `default_region` (`--region`, when known), and
+    /// a role matters only for its account (resources are found by their
+    /// tags within an account and region, whichever role looks). A role
+    /// added or removed counts as a change: hawser's own account is not
+    /// known here.
+    pub fn between(
+        old: Option<&Annotations>,
+        new: Option<&Annotations>,
+        default_region: Option<&str>,
+    ) -> Self {
+        let region = |a: Option<&Annotations>| {
+            a.and_then(|a| a.get(keys::AWS_REGION))
+                .cloned()
+                .or(default_region.map(str::to_owned))
+        };
+        let account = |a: Option<&Annotations>| {
+            a.and_then(|a| a.get(keys::AWS_ROLE_ARN)).map(|v| {
+                parse_role_arn(keys::AWS_ROLE_ARN, v)
+                    .map(|arn| arn.account_id)
+                    // Unparseable: the validating webhook refuses it anyway.
+                    .unwrap_or_else(|_| v.clone())
+            })
+        };
         Self {
-            region: changed(keys::AWS_REGION),
-            role: changed(keys::AWS_ROLE_ARN),
+            region: region(old) != region(new),
+            role: account(old) != account(new),
+        }
+    }
+
+    pub fn only_region(self) -> Self {
+        Self {
+            role: false,
+            ..self
+        }
+    }
+
+    pub fn only_role(self) -> Self {
+        Self {
+            region: false,
+            ..self
         }
     }
 
     pub fn any(self) -> bool {
         self.region || self.role
     }
+}
+
+/// What a change strands, per key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stranded {
+    /// By the region change alone.
+    pub region: Vec<String>,
+    /// By the role (account) change alone.
+    pub role: Vec<String>,
 }
 
 /// `Kind/name (resource)` for each object the change would strand. A
@@ -98,7 +143,7 @@ pub async fn find(
     namespace: &str,
     change: ScopeChange,
     deadline: Duration,
-) -> Result<Vec<String>, String> {
+) -> Result<Stranded, String> {
     let lp = ListParams::default();
     let services = Api::<Service>::namespaced(client.clone(), namespace);
     let deployments = Api::<Deployment>::namespaced(client.clone(), namespace);
@@ -114,7 +159,13 @@ pub async fn find(
         Ok::<_, kube::Error>((s, d))
     };
     match tokio::time::timeout(deadline, lists).await {
-        Ok(Ok((s, d))) => Ok(stranded(change, &names(s), &names(d))),
+        Ok(Ok((s, d))) => {
+            let (s, d) = (names(s), names(d));
+            Ok(Stranded {
+                region: stranded(change.only_region(), &s, &d),
+                role: stranded(change.only_role(), &s, &d),
+            })
+        }
         Ok(Err(e)) => Err(format!("listing its Services and Deployments failed: {e}")),
         Err(_) => Err(format!(
             "listing its Services and Deployments took longer than {deadline:?}"
@@ -134,29 +185,43 @@ mod tests {
     }
 
     #[test]
-    fn a_change_is_read_from_the_two_annotations() {
+    fn a_change_is_where_calls_go_not_the_text() {
+        let between = |a: &Annotations, b: &Annotations| {
+            ScopeChange::between(Some(a), Some(b), Some("eu-west-1"))
+        };
         let old = ann(&[("aws.hawser.io/region", "eu-west-1")]);
-        let same = ScopeChange::between(Some(&old), Some(&old));
-        assert!(!same.any());
+        assert!(!between(&old, &old).any());
+        assert!(!between(&ann(&[]), &old).any(), "unset is --region");
         let moved = ann(&[("aws.hawser.io/region", "us-east-1")]);
         assert_eq!(
-            ScopeChange::between(Some(&old), Some(&moved)),
+            between(&old, &moved),
             ScopeChange {
                 region: true,
                 role: false
             }
         );
-        let role = ann(&[
-            ("aws.hawser.io/region", "eu-west-1"),
-            ("aws.hawser.io/role-arn", "arn:aws:iam::222222222222:role/t"),
-        ]);
+        let role = |arn: &str| {
+            ann(&[
+                ("aws.hawser.io/region", "eu-west-1"),
+                ("aws.hawser.io/role-arn", arn),
+            ])
+        };
+        let (t, u) = (
+            role("arn:aws:iam::222222222222:role/t"),
+            role("arn:aws:iam::222222222222:role/u"),
+        );
         assert_eq!(
-            ScopeChange::between(Some(&old), Some(&role)),
+            between(&old, &t),
             ScopeChange {
                 region: false,
                 role: true
-            }
+            },
+            "hawser's own account is not known"
         );
+        assert!(!between(&t, &u).any(), "another role, same account");
+        assert!(between(&t, &role("arn:aws:iam::333333333333:role/t")).role);
+        // Without --region, unset is only unset.
+        assert!(ScopeChange::between(Some(&ann(&[])), Some(&old), None).region);
     }
 
     #[test]
