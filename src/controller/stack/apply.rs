@@ -49,6 +49,7 @@ pub async fn apply<C: CloudFormationApi>(
                     // create succeeds or rolls back.
                     memo.applied = Some(want.spec_hash.clone());
                     memo.executed = Some(want.spec_hash.clone());
+                    memo.recreating = None;
                     effects.push(Effect::StackCreated {
                         name: name.clone(),
                         id,
@@ -98,13 +99,31 @@ pub async fn apply<C: CloudFormationApi>(
         }
         ApplyStep::DeleteToRecreate => {
             let stack = stack.expect("DeleteToRecreate has a stack");
+            let again = machine::phase(&stack.status) == machine::Phase::DeleteFailed
+                && memo.recreating.as_deref() == Some(want.spec_hash.as_str());
             cfn.delete_stack(&stack.id).await?;
             memo.applied = None;
+            memo.failed_hash = None;
+            if again {
+                // Our own deletion failed: say why, and let the resync
+                // ask again rather than every poll.
+                let why = explain(cfn, &stack).await;
+                return Ok(Applied {
+                    stack: Some(stack),
+                    verdict: Verdict::Failed {
+                        failure: Failure::Stack(format!(
+                            "{why}; deletion asked again (at every resync), to create the stack anew once it is gone"
+                        )),
+                        keep_outputs: false,
+                    },
+                    effects,
+                });
+            }
+            memo.recreating = Some(want.spec_hash.clone());
             effects.push(Effect::StackRecreating {
                 name: name.clone(),
                 status: stack.status.as_str().to_owned(),
             });
-            memo.failed_hash = None;
             look_again(cfn, &name, effects).await
         }
         ApplyStep::Foreign => {

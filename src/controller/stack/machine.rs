@@ -79,6 +79,10 @@ pub struct Memo {
     /// The spec whose change set was executed last; the stack's next
     /// stable status is that update's outcome.
     pub executed: Option<String>,
+    /// The spec a dead stack was deleted for, to be created anew: if that
+    /// deletion fails, it is reported and asked again at the resync, not
+    /// on every poll.
+    pub recreating: Option<String>,
 }
 
 /// The next step while the object wants its stack.

@@ -486,3 +486,61 @@ async fn a_template_reverted_while_its_update_runs_is_applied_again() {
     );
     assert_eq!(memo.applied.as_deref(), Some(old.spec_hash.as_str()));
 }
+
+#[tokio::test]
+async fn a_dead_stack_that_fails_to_delete_is_reported_not_deleted_on_every_poll() {
+    let cfn = FakeCfn::default();
+    let old = want(r#"{"QueueName":"a"}"#);
+    let mut dead = stack_for(&old, StackStatus::RollbackComplete);
+    dead.tags = old.ownership.clone();
+    cfn.insert(dead);
+    let mut memo = outdated();
+    let fixed = want(r#"{"QueueName":"b"}"#);
+    let fail_delete = || {
+        cfn.lock().next_delete = Some((
+            StackStatus::DeleteFailed,
+            vec![failed_event(
+                "Bucket",
+                "AWS::S3::Bucket",
+                "DELETE_FAILED",
+                "not empty",
+            )],
+        ))
+    };
+    fail_delete();
+    let first = apply(&cfn, &fixed, &mut memo).await.unwrap();
+    assert_eq!(first.verdict, Verdict::Pending);
+    assert!(matches!(
+        &first.effects[..],
+        [Effect::StackRecreating { .. }]
+    ));
+    // The next passes see DELETE_FAILED: reported with the resource's
+    // reason; each asks for the deletion once more, and only the resync
+    // (the controller settles on a failure) brings the next pass.
+    let mut failures = 0;
+    for _ in 0..4 {
+        fail_delete();
+        let a = apply(&cfn, &fixed, &mut memo).await.unwrap();
+        if a.verdict == Verdict::Pending {
+            continue;
+        }
+        let (why, keep) = stack_failure(&a);
+        assert!(!keep);
+        assert!(
+            why.contains("DELETE_FAILED") && why.contains("not empty"),
+            "{why}"
+        );
+        assert!(
+            a.effects.is_empty(),
+            "no StackRecreating again: {:?}",
+            a.effects
+        );
+        failures += 1;
+        break;
+    }
+    assert_eq!(failures, 1, "{:?}", cfn.calls());
+    assert_eq!(cfn.mutating_calls(), ["DeleteStack", "DeleteStack"]);
+    // Once it is gone, the stack is created for the fixed spec.
+    cfn.set_status(&fixed.request.stack_name, StackStatus::DeleteComplete);
+    ready(&cfn, &fixed, &mut memo).await;
+}
