@@ -34,6 +34,8 @@ expect=(
   'stack-status CREATE_COMPLETE'
   'ConfigMap shared-stack-outputs: {"'
   'worker envFrom: [{"configMapRef":{"name":"worker-stack-outputs"'
+  'annotation aws.hawser.io/region: invalid value "eu-west-1": 1 object(s) in this namespace hold AWS resources'
+  'Deployment/worker (stack arn:aws:cloudformation:'
   'vpce.hawser.io/state: Available'
   'spec: ExternalName -> '
   "'available'"

@@ -155,6 +155,8 @@ done
 printf '   worker envFrom: '
 kubectl -n hawser-demo-stack get deployment worker -o 'jsonpath={.spec.template.spec.containers[0].envFrom}'
 echo
+echo '   The namespace cannot move to another region while its stacks exist:'
+kubectl annotate namespace hawser-demo-stack aws.hawser.io/region=eu-west-1 2>&1 | sed 's/^/     /' || true
 
 echo
 echo "== A refused annotation (server-side dry run would only warn; this is a real apply):"

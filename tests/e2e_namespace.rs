@@ -100,10 +100,15 @@ async fn routing_keys_are_created_once_survive_a_restart_and_rotate_once_per_val
     assert_ne!(third, first);
 
     // Turning the annotation off leaves the Secret as it is.
+    let skipped = r#"hawser_reconcile_total{controller="namespace",result="skipped"}"#;
+    let before = bed.hawser().metric(skipped).await;
     bed.annotate(&ns, "env.hawser.io/rotate-keys", None).await;
     bed.annotate(&ns, "env.hawser.io/routing-secret", Some("false"))
         .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    eventually("a pass with nothing to do", WAIT, || async {
+        (bed.hawser().metric(skipped).await > before).then_some(())
+    })
+    .await;
     assert_eq!(bed.keys(&ns).await, third);
 }
 

@@ -372,7 +372,7 @@ async fn outside_selector(
 ) -> Result<Action, Error> {
     let deleting = obj.meta().deletion_timestamp.is_some();
     let unmapped = !obj.annotations().contains_key(IAM_ROLE_ARN);
-    *result = "skipped";
+    *result = "out_of_scope";
     if !has_finalizer || !(deleting || unmapped) {
         return Ok(Action::await_change());
     }
