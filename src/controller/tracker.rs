@@ -22,6 +22,18 @@ pub trait GaugeState: Copy + PartialEq + Send + 'static {
     fn as_str(self) -> &'static str;
 }
 
+/// For a controller that reports no states (the namespace controller):
+/// the tracker then only keeps backoff and settled inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoState {}
+
+impl GaugeState for NoState {
+    const ALL: &'static [Self] = &[];
+    fn as_str(self) -> &'static str {
+        match self {}
+    }
+}
+
 /// The inputs of one object: its annotations minus hawser's outputs.
 pub type Fingerprint = BTreeMap<String, String>;
 
@@ -77,6 +89,7 @@ impl<S: GaugeState> Tracker<S> {
     pub fn failed(&self, uid: &str) -> Duration {
         self.with(uid, |e| {
             e.failures = e.failures.saturating_add(1);
+            e.settled = None;
             Backoff::FAILURE.delay(e.failures - 1)
         })
     }

@@ -100,8 +100,8 @@ impl Context {
             client,
             settings,
             writer,
+            tracker: Tracker::new(CONTROLLER, metrics.managed_objects.clone()),
             metrics,
-            tracker: Tracker::default(),
         }
     }
 }

@@ -1,103 +1,43 @@
-//! What the controller remembers per Namespace between passes: the inputs
-//! it last settled (so the echo of its own write, and a terminal failure
-//! whose inputs have not changed, cost no API call until the resync) and
-//! the failure count for backoff.
-
-use std::{
-    collections::{BTreeMap, HashMap},
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+//! What the namespace controller remembers per Namespace between passes:
+//! the shared [`Tracker`](crate::controller::tracker::Tracker), with no
+//! states to report, and inputs that include whether the namespace
+//! carries hawser's finalizer.
 
 use kube::ResourceExt;
 
 use super::NamespaceMeta;
-use crate::annotations::keys;
-use crate::controller::backoff::Backoff;
+use crate::controller::tracker::{self, Fingerprint, NoState};
+
+pub type Tracker = tracker::Tracker<NoState>;
+
+/// Not an annotation key (those cannot contain parentheses): marks the
+/// finalizer's presence among the inputs.
+const FINALIZER_INPUT: &str = "(finalizer)";
 
 /// A Namespace's inputs: its annotations minus hawser's outputs, and
-/// whether it carries the finalizer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fingerprint {
-    annotations: BTreeMap<String, String>,
-    finalizer: bool,
-}
-
+/// whether it carries the finalizer `finalizer`.
 pub fn fingerprint(obj: &NamespaceMeta, finalizer: &str) -> Fingerprint {
-    Fingerprint {
-        annotations: obj
-            .annotations()
-            .iter()
-            .filter(|(k, _)| !keys::is_output(k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        finalizer: obj.finalizers().iter().any(|f| f == finalizer),
+    let mut inputs = tracker::fingerprint(obj.annotations());
+    if obj.finalizers().iter().any(|f| f == finalizer) {
+        inputs.insert(FINALIZER_INPUT.to_owned(), String::new());
     }
-}
-
-#[derive(Default)]
-struct Entry {
-    failures: u32,
-    settled: Option<(Fingerprint, Instant)>,
-}
-
-#[derive(Default)]
-pub struct Tracker {
-    // Held only for map lookups, never across an await.
-    entries: Mutex<HashMap<String, Entry>>,
-}
-
-impl Tracker {
-    fn with<T>(&self, uid: &str, f: impl FnOnce(&mut Entry) -> T) -> T {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        f(entries.entry(uid.to_owned()).or_default())
-    }
-
-    pub fn failed(&self, uid: &str) -> Duration {
-        self.with(uid, |e| {
-            e.failures = e.failures.saturating_add(1);
-            e.settled = None;
-            Backoff::FAILURE.delay(e.failures - 1)
-        })
-    }
-
-    pub fn settle(&self, uid: &str, inputs: Fingerprint) {
-        self.with(uid, |e| {
-            e.failures = 0;
-            e.settled = Some((inputs, Instant::now()));
-        })
-    }
-
-    /// Time left until the resync when `inputs` are what was settled.
-    pub fn settled_for(
-        &self,
-        uid: &str,
-        inputs: &Fingerprint,
-        resync: Duration,
-    ) -> Option<Duration> {
-        self.with(uid, |e| {
-            let (settled, at) = e.settled.as_ref()?;
-            let left = resync.checked_sub(at.elapsed())?;
-            (settled == inputs && !left.is_zero()).then_some(left)
-        })
-    }
-
-    pub fn forget(&self, uid: &str) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(uid);
-    }
+    inputs
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::annotations::keys::IAM_FINALIZER;
     use crate::namespaces::namespace_meta;
 
     #[test]
-    fn settled_inputs_skip_until_they_change_or_the_resync_is_due() {
-        let t = Tracker::default();
+    fn the_finalizer_is_an_input_and_outputs_are_not() {
+        let gauge =
+            prometheus::IntGaugeVec::new(prometheus::Opts::new("g", "g"), &["controller", "state"])
+                .unwrap();
+        let t = Tracker::new("namespace", gauge);
         let a = namespace_meta("a", &[("env.hawser.io/routing-secret", "true")]);
         let echo = namespace_meta(
             "a",
@@ -106,26 +46,23 @@ mod tests {
                 ("env.hawser.io/rotated-keys", "1"),
             ],
         );
-        let changed = namespace_meta("a", &[("env.hawser.io/routing-secret", "false")]);
+        let mut finalized = a.clone();
+        finalized.metadata.finalizers = Some(vec![IAM_FINALIZER.to_owned()]);
         let resync = Duration::from_secs(60);
-        assert!(t
-            .settled_for("u", &fingerprint(&a, keys::IAM_FINALIZER), resync)
-            .is_none());
-        t.settle("u", fingerprint(&a, keys::IAM_FINALIZER));
+        t.settle("u", fingerprint(&a, IAM_FINALIZER));
         assert!(
-            t.settled_for("u", &fingerprint(&echo, keys::IAM_FINALIZER), resync)
+            t.settled_for("u", &fingerprint(&echo, IAM_FINALIZER), resync)
                 .is_some(),
             "outputs are not inputs"
         );
-        assert!(t
-            .settled_for("u", &fingerprint(&changed, keys::IAM_FINALIZER), resync)
-            .is_none());
-        assert!(t
-            .settled_for("u", &fingerprint(&a, keys::IAM_FINALIZER), Duration::ZERO)
-            .is_none());
+        assert!(
+            t.settled_for("u", &fingerprint(&finalized, IAM_FINALIZER), resync)
+                .is_none(),
+            "the finalizer is"
+        );
         t.failed("u");
         assert!(
-            t.settled_for("u", &fingerprint(&a, keys::IAM_FINALIZER), resync)
+            t.settled_for("u", &fingerprint(&a, IAM_FINALIZER), resync)
                 .is_none(),
             "a failure unsettles"
         );
