@@ -57,6 +57,8 @@ pub enum WriteError {
     Kube(String),
     #[error(transparent)]
     TimedOut(#[from] timeout::TimedOut),
+    #[error("kube-system/aws-auth: the writer gave no answer within {0:?} (its batch is still retrying conflicts or slow API calls); this change may still be written, and the next pass checks")]
+    NoReply(Duration),
     #[error("the aws-auth writer has stopped (leadership lost or shutting down)")]
     Stopped,
 }
@@ -68,7 +70,7 @@ impl WriteError {
             WriteError::Refused(_) => "aws_auth_refused",
             WriteError::Conflicts { .. } => "aws_auth_conflict",
             WriteError::Kube(_) => "kube",
-            WriteError::TimedOut(_) => "timeout",
+            WriteError::TimedOut(_) | WriteError::NoReply(_) => "timeout",
             WriteError::Stopped => "stopped",
         }
     }
@@ -108,15 +110,24 @@ impl AwsAuthWriter {
         Self { tx }
     }
 
+    /// A writer that takes wishes and never answers (the guard that keeps
+    /// its queue open is returned beside it).
+    #[cfg(test)]
+    pub(super) fn unanswered() -> (Self, Box<dyn std::any::Any + Send>) {
+        let (tx, rx) = mpsc::unbounded_channel::<Request>();
+        (Self { tx }, Box::new(rx))
+    }
+
     /// Asks for `change` and waits for it to be written (or refused).
     pub async fn submit(&self, change: Change) -> Result<Effect, WriteError> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Request { change, reply })
             .map_err(|_| WriteError::Stopped)?;
-        match timeout::within("waiting for the aws-auth writer", REPLY_DEADLINE, answer).await? {
-            Ok(result) => result,
-            Err(_) => Err(WriteError::Stopped),
+        match tokio::time::timeout(REPLY_DEADLINE, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(WriteError::Stopped),
+            Err(_) => Err(WriteError::NoReply(REPLY_DEADLINE)),
         }
     }
 }

@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full};
 use prometheus::{IntCounterVec, Opts};
 use tokio_util::sync::CancellationToken;
 
-use super::writer::{AwsAuthWriter, Target, WriteError, BATCH_DEADLINE};
+use super::writer::{AwsAuthWriter, Target, WriteError, BATCH_DEADLINE, REPLY_DEADLINE};
 use crate::aws_auth::{Change, Effect, MapRole};
 
 #[derive(Default)]
@@ -160,4 +160,13 @@ async fn an_apiserver_that_never_answers_is_an_error_not_a_stall() {
     // The writer survives and serves the next wish once the API answers.
     server.lock().unwrap().hang = false;
     assert_eq!(w.submit(change("a")).await, Ok(Effect::Added));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_writer_that_does_not_answer_in_time_is_reported_as_such() {
+    let (w, _queue) = AwsAuthWriter::unanswered();
+    let answer = w.submit(change("a")).await;
+    assert_eq!(answer, Err(WriteError::NoReply(REPLY_DEADLINE)));
+    let message = answer.unwrap_err().to_string();
+    assert!(message.contains("may still be written"), "{message}");
 }
