@@ -129,7 +129,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                     .contains(&ControllerKind::Stack),
                 only_namespace: args.controllers.watch_namespace.clone(),
             },
-            default_region: args.controllers.region.clone(),
+            // As the SDK resolves it (IRSA on EKS sets AWS_REGION).
+            default_region: args
+                .controllers
+                .region
+                .clone()
+                .or_else(|| std::env::var("AWS_REGION").ok())
+                .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+                .filter(|r| !r.is_empty()),
         },
         namespaces,
         metrics: metrics.clone(),
