@@ -2,7 +2,8 @@
 //! moto: one test per "Done when" item of issue 4, plus terminal failure,
 //! steady-state cost and trigger removal. Each test has its own VPC,
 //! namespace, cluster name and hawser (`--watch-namespace`), so tests run
-//! in parallel. No webhook is registered: the controller stands alone.
+//! in parallel. No webhook is registered, so the controller stands alone,
+//! except in the namespace-region test, which is about the webhook.
 
 mod support;
 
@@ -415,4 +416,35 @@ async fn removing_the_trigger_cleans_up_and_lets_go_of_the_service() {
     assert_eq!(ann(&svc, ENDPOINT_ID), None);
     assert!(bed.net.live_endpoints(&bed.ec2).await.is_empty());
     assert_eq!(bed.group_id("db").await, None);
+}
+
+#[tokio::test]
+async fn the_namespace_region_cannot_change_under_a_services_endpoint() {
+    let (bed, _hooks) = Bed::start_with_hooks("10m").await;
+    let svc = bed.available_endpoint("s3").await;
+    let endpoint = ann(&svc, ENDPOINT_ID).unwrap().to_owned();
+
+    let region = "aws.hawser.io/region=eu-west-1";
+    let out = kubectl(&["annotate", "namespace", &bed.ns.name, region], "");
+    assert!(!out.success, "the region change was admitted");
+    let expected = format!(
+        "annotation aws.hawser.io/region: invalid value \"eu-west-1\": 1 object(s) in this namespace hold AWS resources made with region unset (the controller's default), which would be left behind, running unseen: Service/s3 (endpoint {endpoint})"
+    );
+    assert!(out.stderr.contains(&expected), "{}", out.stderr);
+    // The region hawser already uses, spelled out, moves nothing.
+    let same = format!("aws.hawser.io/region={}", moto::REGION);
+    let out = kubectl(&["annotate", "namespace", &bed.ns.name, &same], "");
+    assert!(out.success, "{}", out.stderr);
+
+    // Once the endpoint is gone, the namespace may move.
+    bed.services()
+        .delete("s3", &Default::default())
+        .await
+        .unwrap();
+    bed.gone("s3").await;
+    let out = kubectl(
+        &["annotate", "--overwrite", "namespace", &bed.ns.name, region],
+        "",
+    );
+    assert!(out.success, "{}", out.stderr);
 }

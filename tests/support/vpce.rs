@@ -54,6 +54,31 @@ impl Bed {
         }
     }
 
+    /// With hawser's webhooks too, scoped to a namespace of this test's
+    /// own (the others share one label). The webhook admits output writes
+    /// only from the controller's user: here, the test bed's admin.
+    pub async fn start_with_hooks(resync: &str) -> (Self, Registration) {
+        let client = client().await;
+        let ec2 = moto::ec2();
+        let net = Network::create(&ec2).await;
+        let id = unique("vpcehooks");
+        let ns = TestNamespace::create(&client, &id, &[]).await;
+        let cluster = unique("cluster");
+        let extra = ["--controller-username", "testenv-admin"];
+        let hawser = start_hawser(&ns.name, &cluster, &net, resync, &extra).await;
+        let hooks = Registration::create(&client, &hawser, &id, Hooks::Both).await;
+        wait_for_hooks(&client, &ns.name, Hooks::Both).await;
+        let bed = Self {
+            client,
+            ec2,
+            net,
+            ns,
+            cluster,
+            hawser: Some(hawser),
+        };
+        (bed, hooks)
+    }
+
     pub fn hawser(&self) -> &Hawser {
         self.hawser.as_ref().expect("hawser is running")
     }
