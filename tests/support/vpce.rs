@@ -39,9 +39,13 @@ impl Bed {
     /// Like [`start`](Self::start), with extra hawser flags.
     pub async fn start_with(resync: &str, extra: &[&str]) -> Self {
         let client = client().await;
+        let ns = TestNamespace::create(&client, "vpce", &[]).await;
+        Self::start_in(client, ns, resync, extra).await
+    }
+
+    async fn start_in(client: Client, ns: TestNamespace, resync: &str, extra: &[&str]) -> Self {
         let ec2 = moto::ec2();
         let net = Network::create(&ec2).await;
-        let ns = TestNamespace::create(&client, "vpce", &[]).await;
         let cluster = unique("cluster");
         let hawser = start_hawser(&ns.name, &cluster, &net, resync, extra).await;
         Self {
@@ -59,23 +63,12 @@ impl Bed {
     /// only from the controller's user: here, the test bed's admin.
     pub async fn start_with_hooks(resync: &str) -> (Self, Registration) {
         let client = client().await;
-        let ec2 = moto::ec2();
-        let net = Network::create(&ec2).await;
         let id = unique("vpcehooks");
         let ns = TestNamespace::create(&client, &id, &[]).await;
-        let cluster = unique("cluster");
         let extra = ["--controller-username", "testenv-admin"];
-        let hawser = start_hawser(&ns.name, &cluster, &net, resync, &extra).await;
-        let hooks = Registration::create(&client, &hawser, &id, Hooks::Both).await;
-        wait_for_hooks(&client, &ns.name, Hooks::Both).await;
-        let bed = Self {
-            client,
-            ec2,
-            net,
-            ns,
-            cluster,
-            hawser: Some(hawser),
-        };
+        let bed = Self::start_in(client.clone(), ns, resync, &extra).await;
+        let hooks = Registration::create(&client, bed.hawser(), &id, Hooks::Both).await;
+        wait_for_hooks(&client, &bed.ns.name, Hooks::Both).await;
         (bed, hooks)
     }
 
