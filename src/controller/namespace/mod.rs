@@ -205,19 +205,23 @@ async fn dispatch(
         .selector
         .as_ref()
         .is_none_or(|s| s.matches(obj.labels()));
+    // Whether or not it matches --namespace-selector (it may have left
+    // it): hawser's finalizer must never hold a deletion up.
+    if obj.meta().deletion_timestamp.is_some() {
+        *result = match (has_finalizer, in_scope) {
+            (true, _) => {
+                unmap(obj, ctx).await?;
+                "cleaned_up"
+            }
+            (false, true) => "skipped",
+            (false, false) => "out_of_scope",
+        };
+        ctx.tracker.forget(&uid);
+        return Ok(Action::await_change());
+    }
     if !in_scope {
         ctx.tracker.forget(&uid);
         return outside_selector(obj, ctx, has_finalizer, result).await;
-    }
-    if obj.meta().deletion_timestamp.is_some() {
-        if has_finalizer {
-            unmap(obj, ctx).await?;
-            *result = "cleaned_up";
-        } else {
-            *result = "skipped";
-        }
-        ctx.tracker.forget(&uid);
-        return Ok(Action::await_change());
     }
     let inputs = fingerprint(obj, &ctx.settings.finalizer);
     if let Some(left) = ctx.tracker.settled_for(&uid, &inputs, ctx.settings.resync) {
@@ -359,56 +363,39 @@ async fn map(
     Ok(())
 }
 
-/// A namespace outside `--namespace-selector` (or one that has left it):
-/// nothing new is made for it and what hawser made stays as it is, but
-/// when it is deleted or loses `iam.hawser.io/role-arn` its entry (if
-/// aws-auth records one as hawser's), RoleBinding and finalizer go, so a
-/// deletion is never held up, even after a pass that failed half-way.
+/// A live namespace outside `--namespace-selector` (or one that has left
+/// it): nothing new is made for it and what hawser made stays as it is (a
+/// label edit takes nobody's access away), but once it drops
+/// `iam.hawser.io/role-arn`, its entry, RoleBinding and finalizer go.
 async fn outside_selector(
     obj: &NamespaceMeta,
     ctx: &Context,
     has_finalizer: bool,
     result: &mut &'static str,
 ) -> Result<Action, Error> {
-    let deleting = obj.meta().deletion_timestamp.is_some();
-    let unmapped = !obj.annotations().contains_key(IAM_ROLE_ARN);
     *result = "out_of_scope";
-    if !has_finalizer || !(deleting || unmapped) {
-        return Ok(Action::await_change());
+    if has_finalizer && !obj.annotations().contains_key(IAM_ROLE_ARN) {
+        unmap(obj, ctx).await?;
+        *result = "released";
     }
-    if remove_entry(ctx, &obj.name_any()).await? == Effect::Removed {
-        let note = format!(
-            "removed this namespace's role mapping from kube-system/aws-auth (the namespace no longer matches --namespace-selector {:?}, and {})",
-            ctx.settings.selector.as_ref().map_or("", |s| s.as_str()),
-            if deleting { "is being deleted" } else { "no longer sets iam.hawser.io/role-arn" }
-        );
-        publish(ctx, obj, EventType::Normal, "AwsAuthUnmapped", note).await;
-    }
-    remove_binding_then_finalizer(obj, ctx).await?;
-    *result = if deleting { "cleaned_up" } else { "released" };
     Ok(Action::await_change())
 }
 
 /// Removes hawser's entry and RoleBinding, then the finalizer.
 async fn unmap(obj: &NamespaceMeta, ctx: &Context) -> Result<(), Error> {
-    if remove_entry(ctx, &obj.name_any()).await? == Effect::Removed {
+    let ns = obj.name_any();
+    let effect = ctx
+        .writer
+        .submit(Change {
+            namespace: ns.clone(),
+            desired: None,
+        })
+        .await?;
+    if effect == Effect::Removed {
         let note = "removed this namespace's role mapping from kube-system/aws-auth".to_owned();
         publish(ctx, obj, EventType::Normal, "AwsAuthUnmapped", note).await;
     }
-    remove_binding_then_finalizer(obj, ctx).await
-}
-
-/// Removes the namespace's aws-auth entry, if hawser has one for it.
-async fn remove_entry(ctx: &Context, namespace: &str) -> Result<Effect, Error> {
-    let change = Change {
-        namespace: namespace.to_owned(),
-        desired: None,
-    };
-    Ok(ctx.writer.submit(change).await?)
-}
-
-async fn remove_binding_then_finalizer(obj: &NamespaceMeta, ctx: &Context) -> Result<(), Error> {
-    let bindings: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), &obj.name_any());
+    let bindings: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), &ns);
     let binding = iam::remove_binding(&bindings).await?;
     publish_binding(ctx, obj, binding, &[]).await;
     remove_finalizer(obj, ctx).await
