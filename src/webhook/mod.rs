@@ -291,6 +291,15 @@ async fn review_request(
                 Ok(pair) => pair,
                 Err(msg) => return response.deny(msg),
             };
+            let inherited_region = ctx
+                .namespaces
+                .get(namespace)
+                .and_then(|ns| {
+                    ns.annotations
+                        .get(crate::annotations::keys::AWS_REGION)
+                        .cloned()
+                })
+                .or_else(|| ctx.config.default_region.clone());
             service::decide(
                 webhook,
                 &service::Input {
@@ -300,6 +309,7 @@ async fn review_request(
                     new: &new,
                     old: old.as_ref(),
                     controller_usernames: &ctx.config.controller_usernames,
+                    inherited_region: inherited_region.as_deref(),
                 },
             )
         }

@@ -26,6 +26,9 @@ pub struct Input<'a> {
     pub new: &'a Service,
     pub old: Option<&'a Service>,
     pub controller_usernames: &'a [String],
+    /// What an unset `aws.hawser.io/region` on the Service means: its
+    /// namespace's, else `--region` (when known).
+    pub inherited_region: Option<&'a str>,
 }
 
 fn annotations(s: &Service) -> Option<&BTreeMap<String, String>> {
@@ -159,7 +162,13 @@ fn validate(input: &Input<'_>) -> Decision {
         for (key, what) in [(keys::VPCE_VPC_ID, "VPC"), (keys::AWS_REGION, "region")] {
             let before = old_ann.and_then(|a| a.get(key));
             let after = ann.get(key);
-            if before != after {
+            // A region is compared where it sends calls: spelling out the
+            // inherited one moves nothing.
+            let effective = |v: Option<&String>| match (key == keys::AWS_REGION, v) {
+                (true, None) => input.inherited_region.map(str::to_owned),
+                (_, v) => v.cloned(),
+            };
+            if effective(before) != effective(after) {
                 let shown = |v: Option<&String>| {
                     v.map(|s| format!("{s:?}"))
                         .unwrap_or_else(|| "unset (the namespace's or controller's default)".into())
@@ -199,6 +208,7 @@ mod tests {
             new,
             old,
             controller_usernames: ctl,
+            inherited_region: Some("us-west-2"),
         }
     }
 
@@ -295,5 +305,35 @@ mod tests {
         assert!(validate(&input(&Operation::Update, &old, Some(&old), &ctl))
             .denials
             .is_empty());
+    }
+
+    #[test]
+    fn the_region_may_be_spelled_out_but_not_moved_once_the_endpoint_exists() {
+        let ctl = vec![];
+        let old = svc(json!({"metadata": {"name": "db", "annotations": {
+            "vpce.hawser.io/service-name": "com.amazonaws.us-west-2.s3", "vpce.hawser.io/endpoint-id": "vpce-0123456789abcdef0"}}}));
+        let with_region = |region: &str| {
+            let mut new = old.clone();
+            new.metadata
+                .annotations
+                .as_mut()
+                .unwrap()
+                .insert("aws.hawser.io/region".into(), region.into());
+            new
+        };
+        let same = with_region("us-west-2");
+        assert!(
+            validate(&input(&Operation::Update, &same, Some(&old), &ctl))
+                .denials
+                .is_empty()
+        );
+        let moved = with_region("eu-west-1");
+        let d = validate(&input(&Operation::Update, &moved, Some(&old), &ctl));
+        assert_eq!(d.denials.len(), 1, "{:?}", d.denials);
+        assert!(
+            d.denials[0].starts_with(r#"annotation aws.hawser.io/region: invalid value "eu-west-1": endpoint vpce-0123456789abcdef0 already exists in region unset"#),
+            "{}",
+            d.denials[0]
+        );
     }
 }
