@@ -176,10 +176,28 @@ async fn sigterm_answers_in_flight_admission_then_releases_the_lease() {
     let mut conn = tls_connect(&hawser).await;
     let head = format!(
         "POST /mutate?timeout=10s HTTP/1.1\r\nHost: 127.0.0.1\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+         Content-Type: application/json\r\nExpect: 100-continue\r\n\
+         Content-Length: {}\r\n\r\n",
         body.len()
     );
     conn.write_all(head.as_bytes()).await.unwrap();
+    conn.flush().await.unwrap();
+    // The server answers "100 Continue" once the handler reads the body:
+    // from then on the request is in flight, not bytes in a socket buffer
+    // that a SIGTERM sent earlier would find unread.
+    let until_blank_line = async {
+        let mut got = Vec::new();
+        let mut byte = [0u8; 1];
+        while !got.ends_with(b"\r\n\r\n") {
+            assert_eq!(conn.read(&mut byte).await.unwrap(), 1, "connection closed");
+            got.push(byte[0]);
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    let interim = tokio::time::timeout(Duration::from_secs(10), until_blank_line)
+        .await
+        .expect("no 100 Continue within 10s");
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
     conn.write_all(first).await.unwrap();
     conn.flush().await.unwrap();
 
