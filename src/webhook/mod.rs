@@ -291,15 +291,26 @@ async fn review_request(
                 Ok(pair) => pair,
                 Err(msg) => return response.deny(msg),
             };
-            let inherited_region = ctx
-                .namespaces
-                .get(namespace)
-                .and_then(|ns| {
-                    ns.annotations
-                        .get(crate::annotations::keys::AWS_REGION)
-                        .cloned()
-                })
-                .or_else(|| ctx.config.default_region.clone());
+            // Read only where the region guard can use it (an update of a
+            // Service whose endpoint exists), not on every Service admission.
+            let endpoint_exists = old.as_ref().is_some_and(|o: &Service| {
+                o.metadata
+                    .annotations
+                    .as_ref()
+                    .is_some_and(|a| a.contains_key(crate::annotations::keys::VPCE_ENDPOINT_ID))
+            });
+            let inherited_region = if webhook == Webhook::Validate && endpoint_exists {
+                ctx.namespaces
+                    .get(namespace)
+                    .and_then(|ns| {
+                        ns.annotations
+                            .get(crate::annotations::keys::AWS_REGION)
+                            .cloned()
+                    })
+                    .or_else(|| ctx.config.default_region.clone())
+            } else {
+                None
+            };
             service::decide(
                 webhook,
                 &service::Input {
