@@ -68,10 +68,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 grace: c.ca_rotation_grace,
                 interval: args.tls_reload_interval,
             };
-            let manager =
-                SelfManaged::start(client.clone(), cfg, provider.clone(), metrics.clone())
-                    .await
-                    .context("loading or creating the self-managed certificate Secret")?;
+            let manager = SelfManaged::start(
+                client.clone(),
+                cfg,
+                provider.clone(),
+                metrics.clone(),
+                readiness.clone(),
+            )
+            .await
+            .context("loading or creating the self-managed certificate Secret")?;
             let cert = manager.cert();
             tokio::spawn(manager.run(shutdown.clone()));
             cert

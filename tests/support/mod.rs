@@ -32,6 +32,7 @@ pub mod fault_proxy;
 pub mod lease;
 pub mod moto;
 pub mod namespace;
+pub mod rbac;
 pub mod stack;
 pub mod vpce;
 
@@ -98,6 +99,8 @@ pub struct Hawser {
     pub admin: String,
     pub webhook_url: String,
     pub cert_dir: PathBuf,
+    /// The chart's ServiceAccount this process runs as.
+    pub identity: std::sync::Arc<rbac::Identity>,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -127,6 +130,20 @@ impl Hawser {
     /// [`write_certs`]) instead of one of its own, so several processes can
     /// sit behind one address, as replicas do behind a Service.
     pub async fn start_with_certs(certs: Option<&Path>, extra_args: &[&str]) -> Self {
+        let lease = unique("hawser-e2e-lease");
+        let lease = rbac::flag(extra_args, "lease-name").unwrap_or(&lease);
+        let identity = rbac::Identity::shared(&rbac::Needs::of(extra_args, lease)).await;
+        Self::start_as(identity, lease, certs, extra_args).await
+    }
+
+    /// Like [`Hawser::start`], as `identity` (e.g. one whose RBAC lacks a
+    /// rule), with Lease `lease` unless `extra_args` name one.
+    pub async fn start_as(
+        identity: std::sync::Arc<rbac::Identity>,
+        lease: &str,
+        certs: Option<&Path>,
+        extra_args: &[&str],
+    ) -> Self {
         testenv_dir();
         let dir = tempfile::tempdir().unwrap();
         let cert_dir = match certs {
@@ -148,10 +165,14 @@ impl Hawser {
             .args(["--tls-reload-interval", "1s"])
             .args(extra_args)
             .env("RUST_LOG", "info,hawser=debug")
+            // As the chart runs it: the ServiceAccount's token, and only
+            // that identity may write hawser's output annotations.
+            .env("KUBECONFIG", &identity.kubeconfig)
+            .env("HAWSER_CONTROLLER_USERNAMES", &identity.username)
             // The test bed has no hawser-system; each process leads its own
             // Lease, so parallel tests do not compete (flags override these).
             .env("HAWSER_NAMESPACE", "default")
-            .env("HAWSER_LEASE_NAME", unique("hawser-e2e-lease"))
+            .env("HAWSER_LEASE_NAME", lease)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -161,6 +182,7 @@ impl Hawser {
             admin: format!("http://127.0.0.1:{aport}"),
             webhook_url: format!("https://127.0.0.1:{wport}"),
             cert_dir,
+            identity,
             log,
             _dir: dir,
         };

@@ -57,7 +57,6 @@ pub struct Bed {
     pub id: String,
     pub cluster: String,
     resync: String,
-    extra: Vec<&'static str>,
     hawser: Option<Hawser>,
     _hooks: Option<Registration>,
 }
@@ -76,7 +75,6 @@ impl Bed {
             id,
             cluster,
             resync: resync.to_owned(),
-            extra: vec![],
             hawser: Some(hawser),
             _hooks: None,
         }
@@ -93,9 +91,9 @@ impl Bed {
         // Dropping TestNamespace would delete it; the bed's Drop does.
         std::mem::forget(ns);
         // The webhook denies writes of output annotations to anyone but
-        // the controller's user: here, the test bed's admin.
-        let extra = vec!["--controller-username", "testenv-admin"];
-        let hawser = start_hawser(&name, &cluster, resync, &extra).await;
+        // the controller's user: hawser's ServiceAccount (the harness sets
+        // it, as the chart does).
+        let hawser = start_hawser(&name, &cluster, resync, &[]).await;
         let hooks = Registration::create(&client, &hawser, &id, Hooks::Both).await;
         wait_for_hooks(&client, &name, Hooks::Both).await;
         Self {
@@ -105,7 +103,6 @@ impl Bed {
             id,
             cluster,
             resync: resync.to_owned(),
-            extra,
             hawser: Some(hawser),
             _hooks: Some(hooks),
         }
@@ -119,7 +116,7 @@ impl Bed {
     /// in memory survives, as after a crash or a change of leader.
     pub async fn restart(&mut self) {
         drop(self.hawser.take());
-        let hawser = start_hawser(&self.ns, &self.cluster, &self.resync, &self.extra).await;
+        let hawser = start_hawser(&self.ns, &self.cluster, &self.resync, &[]).await;
         self.hawser = Some(hawser);
     }
 

@@ -43,6 +43,32 @@ impl Bed {
         Self::start_in(client, ns, resync, extra).await
     }
 
+    /// Like [`start`](Self::start), with hawser's RBAC (the chart's)
+    /// changed by `edit` before it is applied.
+    pub async fn start_with_rbac(
+        resync: &str,
+        edit: impl FnOnce(&mut Vec<serde_json::Value>),
+    ) -> Self {
+        let client = client().await;
+        let ns = TestNamespace::create(&client, "vpce", &[]).await;
+        let ec2 = moto::ec2();
+        let net = Network::create(&ec2).await;
+        let cluster = unique("cluster");
+        let args = hawser_args(&ns.name, &cluster, &net, resync, &[]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let lease = unique("hawser-e2e-lease");
+        let identity = rbac::Identity::create(&rbac::Needs::of(&args, &lease), edit).await;
+        let hawser = Hawser::start_as(std::sync::Arc::new(identity), &lease, None, &args).await;
+        Self {
+            client,
+            ec2,
+            net,
+            ns,
+            cluster,
+            hawser: Some(hawser),
+        }
+    }
+
     async fn start_in(client: Client, ns: TestNamespace, resync: &str, extra: &[&str]) -> Self {
         let ec2 = moto::ec2();
         let net = Network::create(&ec2).await;
@@ -60,13 +86,13 @@ impl Bed {
 
     /// With hawser's webhooks too, scoped to a namespace of this test's
     /// own (the others share one label). The webhook admits output writes
-    /// only from the controller's user: here, the test bed's admin.
+    /// only from the controller's user: hawser's ServiceAccount, as the
+    /// chart configures it.
     pub async fn start_with_hooks(resync: &str) -> (Self, Registration) {
         let client = client().await;
         let id = unique("vpcehooks");
         let ns = TestNamespace::create(&client, &id, &[]).await;
-        let extra = ["--controller-username", "testenv-admin"];
-        let bed = Self::start_in(client.clone(), ns, resync, &extra).await;
+        let bed = Self::start_in(client.clone(), ns, resync, &[]).await;
         let hooks = Registration::create(&client, bed.hawser(), &id, Hooks::Both).await;
         wait_for_hooks(&client, &bed.ns.name, Hooks::Both).await;
         (bed, hooks)
@@ -202,7 +228,19 @@ pub async fn start_hawser(
     resync: &str,
     extra: &[&str],
 ) -> Hawser {
-    let mut args = vec![
+    let args = hawser_args(ns, cluster, net, resync, extra);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Hawser::start(&args).await
+}
+
+fn hawser_args(
+    ns: &str,
+    cluster: &str,
+    net: &Network,
+    resync: &str,
+    extra: &[&str],
+) -> Vec<String> {
+    let mut args: Vec<String> = [
         "--controllers",
         "vpce",
         "--cluster-name",
@@ -215,9 +253,11 @@ pub async fn start_hawser(
         resync,
         "--watch-namespace",
         ns,
-    ];
-    args.extend_from_slice(extra);
-    Hawser::start(&args).await
+    ]
+    .map(String::from)
+    .into();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
 }
 
 pub fn ann<'a>(svc: &'a Service, key: &str) -> Option<&'a str> {

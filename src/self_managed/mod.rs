@@ -18,7 +18,6 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use base64::Engine as _;
 use k8s_openapi::{
     api::{
         admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration},
@@ -26,16 +25,17 @@ use k8s_openapi::{
     },
     ByteString,
 };
-use kube::{
-    api::{Patch, PatchParams, PostParams},
-    core::ObjectMeta,
-    Api, Client, Resource,
-};
+use kube::{api::PostParams, core::ObjectMeta, Api, Client};
 use rustls::crypto::CryptoProvider;
-use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
+mod registration;
+
+use registration::Synced;
+pub use registration::NAMESPACE_SELECTOR_ANNOTATION;
+
 use crate::{
+    admin::Readiness,
     certs::{generate, CertRequest, GeneratedCerts},
     metrics::Metrics,
     tls::{self, SwappableCert},
@@ -272,6 +272,9 @@ pub struct SelfManaged {
     cert: Arc<SwappableCert>,
     metrics: Arc<Metrics>,
     served: String,
+    gate: registration::Gate,
+    /// Why the webhooks are not active yet, while they wait.
+    waiting: Option<String>,
 }
 
 fn now() -> i64 {
@@ -295,16 +298,22 @@ impl SelfManaged {
         cfg: Config,
         provider: Arc<CryptoProvider>,
         metrics: Arc<Metrics>,
+        readiness: Arc<Readiness>,
     ) -> anyhow::Result<Self> {
         let secrets: Api<Secret> = Api::namespaced(client.clone(), &cfg.namespace);
         let mut this = SelfManaged {
             cfg,
             secrets,
-            client,
+            client: client.clone(),
             provider,
             cert: Arc::new(SwappableCert::new(placeholder_key()?)),
             metrics,
             served: String::new(),
+            gate: registration::Gate {
+                readiness,
+                client: client.clone(),
+            },
+            waiting: None,
         };
         let state = match this.secrets.get_opt(&this.cfg.secret_name).await? {
             Some(s) => from_secret(&s).map_err(anyhow::Error::msg)?,
@@ -335,7 +344,7 @@ impl SelfManaged {
             }
         };
         this.serve(&state.current)?;
-        this.sync_ca_bundle(&state.bundle()).await;
+        this.sync_webhooks(&state.bundle()).await;
         Ok(this)
     }
 
@@ -410,16 +419,21 @@ impl SelfManaged {
                 Err(e) => return Err(e.into()),
             }
         }
-        self.sync_ca_bundle(&state.bundle()).await;
+        self.sync_webhooks(&state.bundle()).await;
         Ok(())
     }
 
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(self.cfg.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // While the webhooks wait for activation, look again every
+            // second: the wait is what stands between a ready replica and
+            // admission.
+            let pause = match self.waiting {
+                Some(_) => self.cfg.interval.min(Duration::from_secs(1)),
+                None => self.cfg.interval,
+            };
             tokio::select! {
-                _ = tick.tick() => {
+                _ = tokio::time::sleep(pause) => {
                     if let Err(e) = self.tick().await {
                         self.metrics.cert_reloads.with_label_values(&["error"]).inc();
                         tracing::warn!(error = %e, "self-managed certificates: keeping the current certificate");
@@ -430,65 +444,41 @@ impl SelfManaged {
         }
     }
 
-    /// Makes every webhook of both configurations trust `bundle`.
-    async fn sync_ca_bundle(&self, bundle: &str) {
-        let name = &self.cfg.webhook_config_name;
-        if let Err(e) =
-            patch_bundle::<MutatingWebhookConfiguration>(&self.client, name, bundle).await
-        {
-            tracing::warn!(error = %e, config = %name, "cannot update the mutating webhook's caBundle");
-        }
-        if let Err(e) =
-            patch_bundle::<ValidatingWebhookConfiguration>(&self.client, name, bundle).await
-        {
-            tracing::warn!(error = %e, config = %name, "cannot update the validating webhook's caBundle");
-        }
-    }
-}
-
-async fn patch_bundle<K>(client: &Client, name: &str, bundle: &str) -> Result<(), kube::Error>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::ClusterResourceScope>
-        + Clone
-        + DeserializeOwned
-        + serde::Serialize
-        + std::fmt::Debug,
-{
-    let api: Api<K> = Api::all(client.clone());
-    let Some(obj) = api.get_opt(name).await? else {
-        return Ok(());
-    };
-    let value = serde_json::to_value(&obj).unwrap_or_default();
-    let want = base64::engine::general_purpose::STANDARD.encode(bundle);
-    let ops: Vec<json_patch::PatchOperation> = value["webhooks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .enumerate()
-        .filter(|(_, w)| w["clientConfig"]["caBundle"].as_str() != Some(want.as_str()))
-        .map(|(i, _)| {
-            crate::webhook::patch::add(
-                crate::webhook::patch::pointer([
-                    "webhooks",
-                    &i.to_string(),
-                    "clientConfig",
-                    "caBundle",
-                ]),
-                serde_json::Value::String(want.clone()),
+    /// Makes every webhook of both configurations trust `bundle` and,
+    /// once hawser can answer, admit (see [`registration`]).
+    async fn sync_webhooks(&mut self, bundle: &str) {
+        let name = self.cfg.webhook_config_name.clone();
+        let results = [
+            registration::sync::<MutatingWebhookConfiguration>(
+                &self.client,
+                &name,
+                bundle,
+                &self.gate,
             )
-        })
-        .collect();
-    if ops.is_empty() {
-        return Ok(());
+            .await,
+            registration::sync::<ValidatingWebhookConfiguration>(
+                &self.client,
+                &name,
+                bundle,
+                &self.gate,
+            )
+            .await,
+        ];
+        let mut waiting = None;
+        for (kind, result) in ["mutating", "validating"].into_iter().zip(results) {
+            match result {
+                Ok(Synced::Waiting(why)) => waiting = Some(format!("{kind}: {why}")),
+                Ok(Synced::Absent | Synced::Done) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, config = %name, kind, "cannot update the webhook configuration")
+                }
+            }
+        }
+        if waiting.is_some() && waiting != self.waiting {
+            tracing::info!(reason = waiting.as_deref(), config = %name, "webhooks not activated yet");
+        }
+        self.waiting = waiting;
     }
-    api.patch(
-        name,
-        &PatchParams::default(),
-        &Patch::<()>::Json(json_patch::Patch(ops)),
-    )
-    .await?;
-    tracing::info!(config = %name, kind = K::kind(&()).as_ref(), "caBundle updated");
-    Ok(())
 }
 
 /// Something to hand rustls before the Secret has been read; replaced in

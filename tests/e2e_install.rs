@@ -1,0 +1,396 @@
+//! Installed as users install it, against the real apiserver:
+//! - `helm install` with the chart's defaults blocks no write while hawser
+//!   is not running; hawser started exactly as the rendered Deployment
+//!   says (args, env, ports, probes) activates its webhooks by itself, and
+//!   the same Deployment then comes back hardened;
+//! - a permission the chart lacks is reported (Event and log), not a hang.
+
+mod support;
+
+use std::{
+    collections::BTreeMap,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use k8s_openapi::api::{
+    admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration},
+    apps::v1::Deployment,
+    authentication::v1::{TokenRequest, TokenRequestSpec},
+    core::v1::ServiceAccount,
+};
+use kube::{
+    api::{Patch, PatchParams, PostParams},
+    Api,
+};
+use serde_json::{json, Value};
+use support::artefacts::CHART;
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A Helm release, uninstalled on drop.
+struct Release {
+    name: String,
+    namespace: String,
+}
+
+impl Release {
+    fn install(name: &str, namespace: &str, set: &[String]) -> Self {
+        let mut cmd = Command::new(rbac::helm());
+        cmd.args(["install", name, CHART, "--namespace", namespace]);
+        for s in set {
+            cmd.args(["--set", s]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "helm install: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self {
+            name: name.into(),
+            namespace: namespace.into(),
+        }
+    }
+
+    /// What Helm applied, one value per object.
+    fn manifest(&self) -> Vec<Value> {
+        let out = Command::new(rbac::helm())
+            .args([
+                "get",
+                "manifest",
+                &self.name,
+                "--namespace",
+                &self.namespace,
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        serde_yaml_ng::Deserializer::from_str(&String::from_utf8(out.stdout).unwrap())
+            .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
+            .filter(|v: &Value| !v.is_null())
+            .collect()
+    }
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let _ = Command::new(rbac::helm())
+            .args(["uninstall", &self.name, "--namespace", &self.namespace])
+            .output();
+    }
+}
+
+/// The hawser container of the rendered Deployment, started here as the
+/// kubelet would start it: the same args and env (field references
+/// resolved), the ServiceAccount's token, nothing else. Killed on drop.
+struct AsDeployed {
+    child: Child,
+    admin_port: u16,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl AsDeployed {
+    async fn start(release: &Release, deployment: &Value) -> Self {
+        let pod = &deployment["spec"]["template"]["spec"];
+        let container = &pod["containers"][0];
+        let args: Vec<&str> = container["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        let mut env = BTreeMap::new();
+        for e in container["env"].as_array().unwrap() {
+            let name = e["name"].as_str().unwrap().to_string();
+            let value = match e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+                Some("metadata.name") => "hawser-0".to_string(),
+                Some("metadata.namespace") => release.namespace.clone(),
+                Some(other) => panic!("{name}: field reference {other} not handled"),
+                None => e["value"].as_str().unwrap().to_string(),
+            };
+            env.insert(name, value);
+        }
+        assert!(
+            container["volumeMounts"]
+                .as_array()
+                .is_none_or(Vec::is_empty),
+            "the default install mounts nothing; this test would have to mount it"
+        );
+        let port = |name: &str| -> u16 {
+            container["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .and_then(|p| p["containerPort"].as_u64())
+                .unwrap_or_else(|| panic!("no port {name}")) as u16
+        };
+        let probe_port = |probe: &str| {
+            container[probe]["httpGet"]["port"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(probe_port("readinessProbe"), "admin");
+        assert_eq!(probe_port("livenessProbe"), "admin");
+
+        let sa = pod["serviceAccountName"].as_str().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(&kubeconfig, sa_kubeconfig(&release.namespace, sa).await).unwrap();
+        let log = dir.path().join("hawser.log");
+        let child = Command::new(hawser_bin())
+            .args(&args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            // What the pod's projected token and the in-cluster config give it.
+            .env("KUBECONFIG", &kubeconfig)
+            .envs(&env)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut this = Self {
+            child,
+            admin_port: port("admin"),
+            log,
+            _dir: dir,
+        };
+        for path in [
+            container["livenessProbe"]["httpGet"]["path"]
+                .as_str()
+                .unwrap(),
+            container["readinessProbe"]["httpGet"]["path"]
+                .as_str()
+                .unwrap(),
+        ] {
+            this.wait_for(path).await;
+        }
+        this
+    }
+
+    async fn wait_for(&mut self, path: &str) {
+        let url = format!("http://127.0.0.1:{}{path}", self.admin_port);
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("hawser exited ({status}):\n{}", self.log());
+            }
+            if reqwest::get(&url)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{path} not passing after {WAIT:?}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for AsDeployed {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- hawser log ----\n{}", self.log());
+        }
+    }
+}
+
+/// A kubeconfig with a token of ServiceAccount `namespace/name`.
+async fn sa_kubeconfig(namespace: &str, name: &str) -> String {
+    let api: Api<ServiceAccount> = Api::namespaced(client().await, namespace);
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let token = api
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token;
+    json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "t", "cluster": {
+            "server": std::env::var("HAWSER_TESTENV_APISERVER").unwrap(),
+            "certificate-authority": testenv_dir().join("pki/ca.crt"),
+        }}],
+        "users": [{"name": "t", "user": {"token": token}}],
+        "contexts": [{"name": "t", "context": {"cluster": "t", "user": "t"}}],
+        "current-context": "t",
+    })
+    .to_string()
+}
+
+fn app(namespace: &str) -> Deployment {
+    let mut d = probe_deployment(namespace);
+    d.metadata.name = Some("app".into());
+    d
+}
+
+fn privileged(d: &Deployment) -> Option<bool> {
+    d.spec.as_ref()?.template.spec.as_ref()?.containers[0]
+        .security_context
+        .as_ref()?
+        .privileged
+}
+
+/// The namespaceSelector of every hawser entry (not the aws-auth guard's).
+async fn selectors(client: &kube::Client, name: &str) -> Vec<Value> {
+    let m = Api::<MutatingWebhookConfiguration>::all(client.clone())
+        .get(name)
+        .await
+        .unwrap();
+    let v = Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .get(name)
+        .await
+        .unwrap();
+    let mut out: Vec<Value> = m
+        .webhooks
+        .unwrap_or_default()
+        .iter()
+        .map(|w| serde_json::to_value(&w.namespace_selector).unwrap())
+        .collect();
+    out.extend(
+        v.webhooks
+            .unwrap_or_default()
+            .iter()
+            .filter(|w| !w.name.starts_with("aws-auth-guard"))
+            .map(|w| serde_json::to_value(&w.namespace_selector).unwrap()),
+    );
+    out
+}
+
+#[tokio::test]
+async fn a_default_install_blocks_nothing_until_hawser_serves_then_hardens() {
+    let client = client().await;
+    let id = unique("install");
+    let ns = TestNamespace::create(&client, &id, &[]).await;
+    let home = TestNamespace::create(&client, &unique("install-home"), &[]).await;
+    let (webhook_port, admin_port) = (free_port(), free_port());
+    // The defaults, but for what this machine needs: the apiserver reaches
+    // hawser on loopback (no pod network here), on ports of this test's
+    // own, and only for this test's namespace (tests share the apiserver).
+    let release = Release::install(
+        &unique("hawser"),
+        &home.name,
+        &[
+            format!("webhook.url=https://127.0.0.1:{webhook_port}"),
+            "certs.ipAddresses={127.0.0.1}".into(),
+            format!("webhook.port={webhook_port}"),
+            format!("admin.port={admin_port}"),
+            format!("webhook.namespaceSelector.matchLabels.{E2E_LABEL}={id}"),
+        ],
+    );
+    let manifest = release.manifest();
+    let config_name = manifest
+        .iter()
+        .find(|d| d["kind"] == "MutatingWebhookConfiguration")
+        .expect("the chart registers its webhooks")["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // hawser is not running: an ordinary (privileged) Deployment goes in
+    // untouched, although both webhooks are registered with failurePolicy Fail.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let created = deployments
+        .create(&PostParams::default(), &app(&ns.name))
+        .await
+        .expect("a write while hawser is not running");
+    assert_eq!(privileged(&created), Some(true), "mutated by nobody");
+    let inert = selectors(&client, &config_name).await;
+    assert_eq!(inert.len(), 2, "{inert:?}");
+
+    // hawser as the Deployment runs it: self-managed certificates, no
+    // manual step.
+    let deployment = manifest.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    let hawser = AsDeployed::start(&release, deployment).await;
+    let active = eventually("hawser to activate its webhooks", WAIT, || {
+        let client = client.clone();
+        let (name, inert) = (config_name.clone(), inert.clone());
+        async move {
+            let now = selectors(&client, &name).await;
+            now.iter().all(|s| !inert.contains(s)).then_some(now)
+        }
+    })
+    .await;
+    assert!(
+        active.iter().all(|s| s.to_string().contains(&id)),
+        "the chart's selector, from its annotation: {active:?}"
+    );
+
+    // The same Deployment, updated, comes back hardened.
+    let patch = json!({"metadata": {"annotations": {"touched": "1"}}});
+    let updated = deployments
+        .patch("app", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", hawser.log()));
+    assert_eq!(privileged(&updated), Some(false), "{}", hawser.log());
+    let stored = deployments.get("app").await.unwrap();
+    assert_eq!(privileged(&stored), Some(false));
+}
+
+/// Without `patch` on Services, the vpce controller cannot add its
+/// finalizer: it says so (a Warning Event naming the refusal, and its
+/// log) and keeps retrying; nothing is made in AWS.
+#[tokio::test]
+async fn a_permission_the_chart_lacks_is_reported_not_hung_on() {
+    use support::vpce::Bed;
+    let bed = Bed::start_with_rbac("10m", |docs| {
+        let mut removed = 0;
+        for doc in docs.iter_mut() {
+            for rule in doc["rules"].as_array_mut().into_iter().flatten() {
+                if rule["resources"] == json!(["services"]) {
+                    let verbs = rule["verbs"].as_array_mut().unwrap();
+                    verbs.retain(|v| v != "patch");
+                    removed += 1;
+                }
+            }
+        }
+        assert_eq!(removed, 1, "the chart grants patch on Services in one rule");
+    })
+    .await;
+    bed.create(
+        "s3",
+        &[("vpce.hawser.io/service-name", support::vpce::SERVICE_NAME)],
+    )
+    .await;
+    let note = bed.wait_event("s3", "ReconcileError").await;
+    let log = bed.hawser().log();
+    assert!(
+        note.contains("forbidden") || log.contains("forbidden"),
+        "Event: {note}\nlog:\n{log}"
+    );
+    assert!(
+        log.contains("cannot patch resource \"services\""),
+        "the log names the missing permission:\n{log}"
+    );
+    assert_eq!(bed.aws_calls("CreateVpcEndpoint", "success").await, 0.0);
+}
