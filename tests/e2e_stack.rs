@@ -185,7 +185,7 @@ async fn a_deployment_with_a_configmap_template_gets_its_stack_and_env_from_its_
 
 async fn queue_namespace(bed: &Bed, queue: &str) {
     let params = format!(r#"{{"QueueName":"{queue}"}}"#);
-    bed.create_namespace(&[
+    bed.annotate_namespace(&[
         ("cfn.hawser.io/template", QUEUE_TEMPLATE),
         ("cfn.hawser.io/parameters", &params),
     ])
@@ -388,7 +388,7 @@ async fn a_template_that_fails_in_moto_surfaces_the_failure_on_the_object() {
     let bed = Bed::start("10m").await;
     // moto refuses a FIFO queue whose name lacks .fifo at CreateStack.
     let template = "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties: {QueueName: plain, FifoQueue: true}\n";
-    bed.create_namespace(&[("cfn.hawser.io/template", template)])
+    bed.annotate_namespace(&[("cfn.hawser.io/template", template)])
         .await;
     let ns = bed
         .namespace_where("stack-status Failed", |a| {
@@ -412,7 +412,7 @@ async fn a_template_that_fails_in_moto_surfaces_the_failure_on_the_object() {
 #[tokio::test]
 async fn deleting_a_deployment_deletes_its_stack() {
     let bed = Bed::start("10m").await;
-    bed.create_namespace(&[]).await;
+    bed.annotate_namespace(&[]).await;
     queue_deployment(&bed, "api").await;
     let name = bed.stack_name(Some("api"));
     assert!(bed.stack(&name).await.is_some());
@@ -448,7 +448,7 @@ async fn a_stack_with_hawsers_name_but_foreign_tags_is_never_touched() {
         .send()
         .await
         .unwrap();
-    bed.create_namespace(&[("cfn.hawser.io/template", QUEUE_TEMPLATE)])
+    bed.annotate_namespace(&[("cfn.hawser.io/template", QUEUE_TEMPLATE)])
         .await;
     let ns = bed
         .namespace_where("stack-status Failed", |a| {
@@ -480,7 +480,7 @@ async fn a_stack_with_hawsers_name_but_foreign_tags_is_never_touched() {
 #[tokio::test]
 async fn removing_the_template_deletes_the_stack_and_lets_go_of_the_deployment() {
     let bed = Bed::start("10m").await;
-    bed.create_namespace(&[]).await;
+    bed.annotate_namespace(&[]).await;
     queue_deployment(&bed, "api").await;
     bed.configmap("api-stack-outputs").await;
     remove_template(&bed, "api").await;

@@ -21,7 +21,7 @@ const TENANT_REGION: &str = "eu-west-1";
 async fn a_namespace_stack_is_made_in_the_namespaces_account_and_region() {
     let bed = Bed::start("10m").await;
     let role = create_role(&unique("stack-tenant")).await;
-    bed.create_namespace(&[
+    bed.annotate_namespace(&[
         ("cfn.hawser.io/template", TEMPLATE),
         ("aws.hawser.io/role-arn", &role),
         ("aws.hawser.io/region", TENANT_REGION),

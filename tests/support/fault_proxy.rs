@@ -5,7 +5,7 @@
 //! `RequestLimitExceeded` and a trust policy that does not admit hawser.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex},
     time::Instant,
 };
@@ -28,6 +28,8 @@ struct Faults {
     given: HashMap<String, u32>,
     /// Action -> when each request arrived (throttled or passed on).
     seen: HashMap<String, Vec<Instant>>,
+    /// Action -> the form parameters of each request.
+    params: HashMap<String, Vec<BTreeMap<String, String>>>,
 }
 
 #[derive(Clone)]
@@ -107,6 +109,20 @@ impl FaultProxy {
     }
 }
 
+impl FaultProxy {
+    /// The form parameters of each request for `action`, in arrival
+    /// order: what hawser asked for, exactly as AWS would see it.
+    pub fn requests(&self, action: &str) -> Vec<BTreeMap<String, String>> {
+        self.faults
+            .lock()
+            .unwrap()
+            .params
+            .get(action)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
 impl Drop for FaultProxy {
     fn drop(&mut self) {
         self.task.abort();
@@ -151,6 +167,11 @@ async fn forward(
             .entry(action.clone())
             .or_default()
             .push(Instant::now());
+        faults
+            .params
+            .entry(action.clone())
+            .or_default()
+            .push(form_urlencoded::parse(&body).into_owned().collect());
         if let Some((canned, left)) = faults.pending.get_mut(&action).filter(|(_, n)| *n > 0) {
             let canned = *canned;
             *left -= 1;

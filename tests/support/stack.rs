@@ -14,7 +14,10 @@ use k8s_openapi::api::{
     core::v1::{ConfigMap, Namespace},
     events::v1::Event,
 };
-use kube::{api::PostParams, core::ObjectMeta, Api, Client, ResourceExt};
+use kube::{
+    api::{Patch, PatchParams, PostParams},
+    Api, Client, ResourceExt,
+};
 
 use super::moto::{endpoint_url, REGION};
 use super::*;
@@ -66,12 +69,17 @@ impl Bed {
         let client = client().await;
         let id = unique("stack");
         let cluster = unique("cluster");
-        let ns = unique("stack-ns");
-        let hawser = start_hawser(&ns, &cluster, resync, &[]).await;
+        // The namespace exists before hawser starts: hawser's Role (the
+        // chart's, for --watch-namespace) lives in it.
+        let ns = TestNamespace::create(&client, &id, &[]).await;
+        let name = ns.name.clone();
+        // Dropping TestNamespace would delete it; the bed's Drop does.
+        std::mem::forget(ns);
+        let hawser = start_hawser(&name, &cluster, resync, &[]).await;
         Self {
             client,
             cfn: cfn(),
-            ns,
+            ns: name,
             id,
             cluster,
             resync: resync.to_owned(),
@@ -120,25 +128,15 @@ impl Bed {
         self.hawser = Some(hawser);
     }
 
-    pub async fn create_namespace(&self, annotations: &[(&str, &str)]) {
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                name: Some(self.ns.clone()),
-                labels: Some([(E2E_LABEL.to_string(), self.id.clone())].into()),
-                annotations: Some(
-                    annotations
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
-                ),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
+    /// Gives the bed's namespace `annotations`, as a user's `kubectl
+    /// annotate` would.
+    pub async fn annotate_namespace(&self, annotations: &[(&str, &str)]) {
+        let annotations: BTreeMap<&str, &str> = annotations.iter().copied().collect();
+        let patch = serde_json::json!({"metadata": {"annotations": annotations}});
         Api::<Namespace>::all(self.client.clone())
-            .create(&PostParams::default(), &ns)
+            .patch(&self.ns, &PatchParams::default(), &Patch::Merge(&patch))
             .await
-            .expect("create namespace");
+            .expect("annotate the namespace");
     }
 
     pub async fn create_deployment(&self, name: &str, annotations: &[(&str, &str)]) {
