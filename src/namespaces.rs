@@ -19,7 +19,13 @@ type NamespaceMeta = PartialObjectMeta<Namespace>;
 #[derive(Clone)]
 pub struct NamespaceCache {
     store: Store<NamespaceMeta>,
+    /// For the one live look-up of a namespace the synced cache lacks.
+    client: Option<Client>,
 }
+
+/// How long the live look-up of a namespace the synced cache lacks may
+/// take (at most `--namespace-wait`).
+const LIVE_LOOKUP: Duration = Duration::from_millis(500);
 
 /// What the webhook needs to know about a namespace.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -35,7 +41,7 @@ impl NamespaceCache {
     pub fn watch(client: Client) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
         let (reader, writer) = reflector::store();
         // Api<PartialObjectMeta<_>> makes metadata-only list and watch calls.
-        let api: Api<NamespaceMeta> = Api::all(client);
+        let api: Api<NamespaceMeta> = Api::all(client.clone());
         let stream = watcher(api, watcher::Config::default())
             .default_backoff()
             .reflect(writer)
@@ -44,7 +50,13 @@ impl NamespaceCache {
                     tracing::warn!(error = %e, "namespace watch error; retrying with backoff");
                 }
             });
-        (Self { store: reader }, stream)
+        (
+            Self {
+                store: reader,
+                client: Some(client),
+            },
+            stream,
+        )
     }
 
     /// A cache filled once from a list, for tests and tools.
@@ -55,7 +67,10 @@ impl NamespaceCache {
             writer.apply_watcher_event(&watcher::Event::InitApply(ns));
         }
         writer.apply_watcher_event(&watcher::Event::InitDone);
-        Self { store: reader }
+        Self {
+            store: reader,
+            client: None,
+        }
     }
 
     /// Resolves once the first full list has been read.
@@ -79,21 +94,34 @@ impl NamespaceCache {
         self.store.get(&ObjectRef::new(name)).map(|ns| info(&ns))
     }
 
-    /// Like [`get`](Self::get), but waits up to `wait` for a namespace the
-    /// cache has not seen yet: `kubectl apply -f dir/` creates a Namespace
-    /// and its first objects within milliseconds of each other.
+    /// Like [`get`](Self::get), for a namespace the cache may not have
+    /// seen yet: `kubectl apply -f dir/` creates a Namespace and its first
+    /// objects within milliseconds of each other. Before the cache's first
+    /// full list, waits up to `wait` for it. After that, a namespace it
+    /// lacks is looked up once on the API (at most 500 ms, and never past
+    /// `wait`), so a request naming a namespace that does not exist is
+    /// answered at once instead of after `wait` every time.
     pub async fn get_or_wait(&self, name: &str, wait: Duration) -> Option<NamespaceInfo> {
         if let Some(found) = self.get(name) {
             return Some(found);
         }
         let deadline = tokio::time::Instant::now() + wait;
-        while tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            if let Some(found) = self.get(name) {
-                return Some(found);
-            }
+        let synced = futures::FutureExt::now_or_never(self.store.wait_until_ready()).is_some();
+        if synced {
+            let client = self.client.as_ref()?;
+            let api: Api<Namespace> = Api::all(client.clone());
+            let lookup = tokio::time::timeout(wait.min(LIVE_LOOKUP), api.get_metadata_opt(name));
+            return match lookup.await {
+                Ok(Ok(found)) => found.map(|ns| info(&ns)),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, namespace = name, "live namespace look-up failed");
+                    None
+                }
+                Err(_) => None,
+            };
         }
-        None
+        let _ = tokio::time::timeout_at(deadline, self.wait_synced()).await;
+        self.get(name)
     }
 
     pub fn all(&self) -> Vec<Arc<NamespaceMeta>> {
@@ -134,8 +162,8 @@ pub fn namespace_meta(name: &str, annotations: &[(&str, &str)]) -> NamespaceMeta
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn finds_namespaces_and_reports_missing_ones_after_the_wait() {
+    #[tokio::test(start_paused = true)]
+    async fn finds_namespaces_and_answers_a_missing_one_at_once_once_synced() {
         let cache = NamespaceCache::from_list(vec![namespace_meta("a", &[("k", "v")])]);
         assert!(cache.synced().await);
         assert_eq!(
@@ -147,11 +175,30 @@ mod tests {
                 .map(String::as_str),
             Some("v")
         );
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         assert!(cache
-            .get_or_wait("b", Duration::from_millis(60))
+            .get_or_wait("b", Duration::from_secs(2))
             .await
             .is_none());
-        assert!(started.elapsed() >= Duration::from_millis(60));
+        assert_eq!(started.elapsed(), Duration::ZERO, "no wait once synced");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn before_the_first_list_a_namespace_is_waited_for_up_to_the_wait() {
+        let (reader, _writer) = reflector::store::<NamespaceMeta>();
+        let cache = NamespaceCache {
+            store: reader,
+            client: None,
+        };
+        let started = tokio::time::Instant::now();
+        assert!(cache
+            .get_or_wait("b", Duration::from_secs(2))
+            .await
+            .is_none());
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs(2) && waited < Duration::from_millis(2300),
+            "{waited:?}"
+        );
     }
 }
