@@ -287,6 +287,52 @@ async fn editing_a_parameter_updates_the_stack_through_a_change_set() {
     bed.wait_event("Namespace", &bed.ns, "StackUpdating").await;
 }
 
+/// A parameter-only edit reaches the outputs ConfigMap: an Output computed
+/// from the parameter says the new value once the update completes. (The
+/// test bed patches moto, which otherwise kept the Outputs it had built on
+/// the first read: see hack/testenv/install-moto.sh.)
+#[tokio::test]
+async fn a_parameter_only_edit_reaches_the_outputs_configmap() {
+    const LABEL_TEMPLATE: &str = "\
+Parameters:
+  Label: {Type: String, Default: v1}
+Resources:
+  Queue: {Type: 'AWS::SQS::Queue'}
+Outputs:
+  Label: {Value: {Ref: Label}}
+";
+    let bed = Bed::start("10m").await;
+    bed.annotate_namespace(&[
+        ("cfn.hawser.io/template", LABEL_TEMPLATE),
+        ("cfn.hawser.io/outputs-configmap", "labels"),
+    ])
+    .await;
+    let label = |cm: &k8s_openapi::api::core::v1::ConfigMap| {
+        cm.data.as_ref().and_then(|d| d.get("Label")).cloned()
+    };
+    let first = bed.configmap("labels").await;
+    assert_eq!(label(&first).as_deref(), Some("v1"));
+
+    bed.annotate_namespace(&[("cfn.hawser.io/parameters", r#"{"Label":"v2"}"#)])
+        .await;
+    let api = bed.configmaps();
+    eventually("the outputs ConfigMap to say v2", WAIT, || {
+        let api = api.clone();
+        async move {
+            let cm = api.get_opt("labels").await.ok()??;
+            (label(&cm).as_deref() == Some("v2")).then_some(())
+        }
+    })
+    .await;
+    let stack = bed.stack(&bed.stack_name(None)).await.unwrap();
+    assert_eq!(parameter(&stack, "Label"), Some("v2"));
+    assert_eq!(
+        stack.outputs()[0].output_value(),
+        Some("v2"),
+        "CloudFormation's own answer"
+    );
+}
+
 #[tokio::test]
 async fn reapplying_the_same_manifest_makes_no_mutating_aws_call() {
     let bed = Bed::start("2s").await;
