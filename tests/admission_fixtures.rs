@@ -67,18 +67,20 @@ async fn post(router: &Router, path: &str, body: Vec<u8>) -> (u16, Value) {
     (status, value)
 }
 
-/// The JSON patch of a response. kube-core encodes the bytes as a JSON
-/// array of numbers, which the apiserver (Go's []byte) accepts as readily
-/// as the base64 string other webhooks send; read either.
+/// The JSON patch of a response, decoded as the AdmissionReview API
+/// specifies it: `patch` is a base64 string (not kube-core's array of
+/// byte values).
 fn patch_of(response: &Value) -> Value {
     assert_eq!(response["response"]["patchType"], "JSONPatch");
-    let bytes: Vec<u8> = match &response["response"]["patch"] {
-        Value::String(b64) => base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .unwrap(),
-        Value::Array(items) => items.iter().map(|b| b.as_u64().unwrap() as u8).collect(),
-        other => panic!("no patch in the response: {other}"),
+    let Value::String(b64) = &response["response"]["patch"] else {
+        panic!(
+            "response.patch is not a base64 string: {}",
+            response["response"]["patch"]
+        );
     };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("response.patch is base64");
     serde_json::from_slice(&bytes).unwrap()
 }
 
