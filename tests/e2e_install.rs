@@ -287,6 +287,16 @@ async fn selectors(client: &kube::Client, name: &str) -> Vec<Value> {
     out
 }
 
+/// Waits until no hawser entry has its `inert` selector any more; the
+/// selectors then.
+async fn activated(client: &kube::Client, config_name: &str, inert: &[Value]) -> Vec<Value> {
+    eventually("hawser to activate its webhooks", WAIT, || async {
+        let now = selectors(client, config_name).await;
+        now.iter().all(|s| !inert.contains(s)).then_some(now)
+    })
+    .await
+}
+
 #[tokio::test]
 async fn a_default_install_blocks_nothing_until_hawser_serves_then_hardens() {
     let client = client().await;
@@ -332,15 +342,7 @@ async fn a_default_install_blocks_nothing_until_hawser_serves_then_hardens() {
     // manual step.
     let deployment = manifest.iter().find(|d| d["kind"] == "Deployment").unwrap();
     let hawser = AsDeployed::start(&release, deployment).await;
-    let active = eventually("hawser to activate its webhooks", WAIT, || {
-        let client = client.clone();
-        let (name, inert) = (config_name.clone(), inert.clone());
-        async move {
-            let now = selectors(&client, &name).await;
-            now.iter().all(|s| !inert.contains(s)).then_some(now)
-        }
-    })
-    .await;
+    let active = activated(&client, &config_name, &inert).await;
     assert!(
         active.iter().all(|s| s.to_string().contains(&id)),
         "the chart's selector, from its annotation: {active:?}"
@@ -355,6 +357,81 @@ async fn a_default_install_blocks_nothing_until_hawser_serves_then_hardens() {
     assert_eq!(privileged(&updated), Some(false), "{}", hawser.log());
     let stored = deployments.get("app").await.unwrap();
     assert_eq!(privileged(&stored), Some(false));
+}
+
+/// In the chart's own mode, where the apiserver calls the webhook Service,
+/// hawser waits for that Service to have a ready endpoint (a Ready pod)
+/// before it turns its webhooks on: a replica that answers on its own
+/// port is not yet one the apiserver can reach. The selector names a
+/// label no namespace carries, so the apiserver never calls the webhook
+/// here (the test bed cannot route to a Service).
+#[tokio::test]
+async fn through_the_service_hawser_waits_for_a_ready_endpoint() {
+    let client = client().await;
+    let home = TestNamespace::create(&client, &unique("install-svc"), &[]).await;
+    let (webhook_port, admin_port) = (free_port(), free_port());
+    let nobody = unique("nobody");
+    let release = Release::install(
+        &unique("hawser"),
+        &home.name,
+        &[
+            format!("webhook.port={webhook_port}"),
+            format!("admin.port={admin_port}"),
+            format!("webhook.namespaceSelector.matchLabels.{E2E_LABEL}={nobody}"),
+        ],
+    );
+    let manifest = release.manifest();
+    let named = |kind: &str| {
+        manifest.iter().find(|d| d["kind"] == kind).unwrap()["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (config_name, service) = (named("MutatingWebhookConfiguration"), named("Service"));
+    let inert = selectors(&client, &config_name).await;
+    let deployment = manifest.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    let hawser = AsDeployed::start(&release, deployment).await;
+    let reason = format!("Service {}/{service} has no ready endpoint yet", home.name);
+    eventually("hawser to say why it waits", WAIT, || async {
+        hawser.log().contains(&reason).then_some(())
+    })
+    .await;
+    assert_eq!(
+        selectors(&client, &config_name).await,
+        inert,
+        "activated without an endpoint"
+    );
+
+    // A ready pod, as the endpoints controller would record it (the test
+    // bed runs no pods: the Service loses its selector so the controller
+    // leaves these Endpoints alone).
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::namespaced(client.clone(), &home.name);
+    let unselect = json!({"spec": {"selector": null}});
+    services
+        .patch(&service, &PatchParams::default(), &Patch::Merge(&unselect))
+        .await
+        .unwrap();
+    let endpoints: Api<k8s_openapi::api::core::v1::Endpoints> =
+        Api::namespaced(client.clone(), &home.name);
+    let ready = json!({
+        "metadata": {"name": service},
+        "subsets": [{"addresses": [{"ip": "192.0.2.10"}], "ports": [{"name": "https", "port": webhook_port}]}],
+    });
+    endpoints
+        .patch(
+            &service,
+            &PatchParams::apply("hawser-e2e").force(),
+            &Patch::Apply(&ready),
+        )
+        .await
+        .unwrap();
+    let active = activated(&client, &config_name, &inert).await;
+    assert!(
+        active.iter().all(|s| s.to_string().contains(&nobody)),
+        "{active:?}\n{}",
+        hawser.log()
+    );
 }
 
 /// Without `patch` on Services, the vpce controller cannot add its
