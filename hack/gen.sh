@@ -2,7 +2,10 @@
 # Regenerates the files derived from the code: docs/cli.md from the
 # binary's --help, and manifests/ from charts/hawser (Helm from
 # hack/install-helm.sh). With --check, fails if a committed file is stale,
-# and also lints the chart and renders it in every certificate mode.
+# and also lints the chart, renders it in every certificate mode and with
+# each optional feature (checking what each must render), checks that bad
+# values are refused by name, and that the chart's README documents every
+# value. Each failed check is named.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -49,19 +52,94 @@ render monitoring.yaml --set serviceMonitor.enabled=true --set prometheusRule.en
   --show-only templates/servicemonitor.yaml --show-only templates/prometheusrule.yaml
 
 status=0
+# fail CHECK MESSAGE: reports which check failed; gen.sh then exits 1.
+fail() {
+  echo "hack/gen.sh --check: $1: $2" >&2
+  status=1
+}
+# template ARGS...: the chart as release `hawser` in hawser-system.
+template() { "$helm" template hawser charts/hawser --namespace hawser-system "$@"; }
+# renders CHECK ARGS...: the chart must render with ARGS; kept in $out/CHECK.yaml.
+renders() {
+  local name=$1; shift
+  template "$@" >"$out/$name.yaml" 2>"$out/$name.err" ||
+    fail "$name" "charts/hawser does not render with: $* ($(cat "$out/$name.err"))"
+}
+# has / lacks CHECK FILE REGEX: a line of the render matches, or none does.
+has() { grep -qE -- "$3" "$2" || fail "$1" "$(basename "$2") has no line matching /$3/"; }
+lacks() { ! grep -qE -- "$3" "$2" || fail "$1" "$(basename "$2") has a line matching /$3/"; }
+# refused CHECK WANT ARGS...: helm template must fail with ARGS, and its
+# error must contain WANT (the offending key).
+refused() {
+  local name=$1 want=$2; shift 2
+  if template "$@" >/dev/null 2>"$out/$name.err"; then
+    fail "$name" "helm template accepted: $*"
+  elif ! grep -qF -- "$want" "$out/$name.err"; then
+    fail "$name" "the error for $* does not name $want: $(cat "$out/$name.err")"
+  fi
+}
+
 if $check; then
-  "$helm" lint --strict charts/hawser >"$out/lint.log" 2>&1 || { cat "$out/lint.log" >&2; status=1; }
-  for variant in "--set certs.mode=self-managed" "--set certs.mode=cert-manager" \
-    "--set certs.mode=cert-manager --set certs.certManager.issuerRef.kind=ClusterIssuer --set certs.certManager.issuerRef.name=ca" \
-    "--set controllers={vpce} --set clusterName=ci --set watchNamespace=team-a" \
-    "--set controllers={vpce,namespace} --set clusterName=ci --set namespaceController.awsAuthGuard=true" \
-    "--kube-version 1.20.2"; do
-    # shellcheck disable=SC2086
-    "$helm" template hawser charts/hawser --namespace hawser-system $variant >/dev/null ||
-      { echo "charts/hawser does not render with: $variant" >&2; status=1; }
-  done
+  "$helm" lint --strict charts/hawser >"$out/lint.log" 2>&1 || { cat "$out/lint.log" >&2; fail lint "helm lint --strict charts/hawser failed"; }
+
+  # The default (self-managed): webhooks inert until hawser serves, the real
+  # selector in the annotation; a PDB for the two replicas; no controllers,
+  # so no Lease settings or RBAC.
+  default="$out/hawser.yaml"
+  has self-managed-inert "$default" 'key: hawser\.io/inactive'
+  has self-managed-annotation "$default" '^    hawser\.io/namespace-selector: "\{\\"matchExpressions\\":\[\{\\"key\\":\\"kubernetes\.io/metadata\.name\\",\\"operator\\":\\"NotIn\\",\\"values\\":\[\\"kube-system\\",\\"hawser-system\\"\]\}'
+  has self-managed-endpoints-rbac "$default" 'resources: \[endpoints\]'
+  has pdb-two-replicas "$default" '^kind: PodDisruptionBudget'
+  lacks no-controllers-no-lease "$default" 'HAWSER_LEASE_NAME|resources: \[leases\]'
+  has priority-class "$default" 'priorityClassName: system-cluster-critical'
+
+  renders directory --set certs.mode=directory
+  has directory "$out/directory.yaml" 'key: kubernetes\.io/metadata\.name'
+  lacks directory "$out/directory.yaml" 'hawser\.io/inactive|hawser\.io/namespace-selector|resources: \[endpoints\]'
+  renders cert-manager --set certs.mode=cert-manager
+  has cert-manager "$out/cert-manager.yaml" 'cert-manager\.io/inject-ca-from: hawser-system/hawser-webhook'
+  renders cert-manager-issuer --set certs.mode=cert-manager \
+    --set certs.certManager.issuerRef.kind=ClusterIssuer --set certs.certManager.issuerRef.name=ca
+  renders webhook-url --set webhook.url=https://10.0.0.5:8443/ --set 'certs.ipAddresses={10.0.0.5}' \
+    --set namespaceController.awsAuthGuard=true --set webhook.failurePolicy=Ignore --set webhook.timeoutSeconds=10
+  has webhook-url "$out/webhook-url.yaml" 'url: "https://10\.0\.0\.5:8443/mutate"'
+  has webhook-url "$out/webhook-url.yaml" 'url: "https://10\.0\.0\.5:8443/validate-aws-auth"'
+  lacks webhook-url "$out/webhook-url.yaml" 'path: /(mutate|validate)'
+  has webhook-url "$out/webhook-url.yaml" 'value: "10\.0\.0\.5"'
+  has webhook-url "$out/webhook-url.yaml" 'timeoutSeconds: 10'
+  renders namespace-selector --set webhook.namespaceSelector.matchLabels.team=a \
+    --set 'webhook.namespaceSelector.matchExpressions[0].key=tier' \
+    --set 'webhook.namespaceSelector.matchExpressions[0].operator=Exists' --set webhook.objectSelector.matchLabels.app=x
+  has namespace-selector "$out/namespace-selector.yaml" '\\"hawser\.io/admission\\",\\"operator\\":\\"NotIn\\",\\"values\\":\[\\"disabled\\"\]\},\{\\"key\\":\\"tier\\",\\"operator\\":\\"Exists\\"\}\],\\"matchLabels\\":\{\\"team\\":\\"a\\"\}'
+  has namespace-selector "$out/namespace-selector.yaml" '^  objectSelector:'
+  renders controllers --set 'controllers={vpce}' --set clusterName=ci --set watchNamespace=team-a \
+    --set defaultTags.team=platform --set-string defaultTags.cost-center=1234
+  has controllers "$out/controllers.yaml" 'HAWSER_LEASE_NAME'
+  has controllers "$out/controllers.yaml" 'resources: \[leases\]'
+  has controllers "$out/controllers.yaml" 'value: "cost-center=1234,team=platform"'
+  renders controllers-guard --set 'controllers={vpce,namespace}' --set clusterName=ci --set namespaceController.awsAuthGuard=true
+  renders one-replica --set replicaCount=1
+  lacks one-replica "$out/one-replica.yaml" '^kind: PodDisruptionBudget'
+  renders host-network --set hostNetwork=true \
+    --set image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef \
+    --set 'extraVolumes[0].name=scratch' --set 'extraVolumes[0].emptyDir.medium=Memory' \
+    --set 'extraVolumeMounts[0].name=scratch' --set 'extraVolumeMounts[0].mountPath=/scratch'
+  has host-network "$out/host-network.yaml" 'dnsPolicy: ClusterFirstWithHostNet'
+  has host-network "$out/host-network.yaml" 'image: "hawser@sha256:0123456789abcdef'
+  has host-network "$out/host-network.yaml" 'mountPath: /scratch'
+  renders kube-1.20 --kube-version 1.20.2
+  has kube-1.20 "$out/kube-1.20.yaml" 'apiVersion: policy/v1beta1'
+
+  # Values the chart must refuse, by name.
+  refused wrong-type replicaCount --set-string replicaCount=two
+  refused wrong-type-timeout webhook.timeoutSeconds --set webhook.timeoutSeconds=abc
+  refused unknown-key "Additional property replicas is not allowed" --set replicas=3
+  refused removed-key "Additional property matchNamespaceLabels is not allowed" --set webhook.matchNamespaceLabels.a=b
+  refused reserved-tag '"hawser.io/x"' --set 'defaultTags.hawser\.io/x=1'
+  refused tag-value-comma '"a"' --set-string 'defaultTags.a=x\,y'
+
   # Every value is documented in the chart's README.
-  python3 - charts/hawser/values.yaml charts/hawser/README.md <<'PY' || status=1
+  python3 - charts/hawser/values.yaml charts/hawser/README.md <<'PY' || fail readme "a value is not documented"
 import sys, yaml
 values, readme = yaml.safe_load(open(sys.argv[1])), open(sys.argv[2]).read()
 def leaves(d, prefix=""):
@@ -81,8 +159,7 @@ fi
 for f in docs/cli.md manifests/hawser.yaml manifests/monitoring.yaml; do
   if $check; then
     if ! diff -u "$f" "$out/$(basename "$f")" >&2; then
-      echo "$f is stale: run hack/gen.sh and commit the result" >&2
-      status=1
+      fail stale "$f is stale: run hack/gen.sh and commit the result"
     fi
   else
     mkdir -p "$(dirname "$f")"
