@@ -415,6 +415,8 @@ async fn through_the_service_hawser_waits_for_a_ready_endpoint() {
     let endpoints: Api<k8s_openapi::api::core::v1::Endpoints> =
         Api::namespaced(client.clone(), &home.name);
     let ready = json!({
+        "apiVersion": "v1",
+        "kind": "Endpoints",
         "metadata": {"name": service},
         "subsets": [{"addresses": [{"ip": "192.0.2.10"}], "ports": [{"name": "https", "port": webhook_port}]}],
     });
