@@ -1,8 +1,10 @@
 //! The deployable artefacts against the real apiserver and promtool:
 //! - manifests/hawser.yaml (charts/hawser rendered by hack/gen.sh) holds
-//!   the same webhook configurations as `hawser manifests webhook`;
+//!   the same webhook configurations as `hawser manifests webhook`, once
+//!   hawser has turned them on (self-managed mode renders them inert);
 //! - every object in it passes a server-side dry run and a real apply;
 //! - the Deployment's configuration starts a hawser that gets ready;
+//! - Helm refuses values that the chart's schema does not allow, by name;
 //!
 //! promtool's checks of the monitoring artefacts: tests/e2e_monitoring.rs.
 
@@ -19,8 +21,60 @@ use serde_json::{json, Value};
 use support::artefacts::{find, load, CHART, MANIFESTS};
 use support::*;
 
-/// Variables the chart may set for flags `hawser run` does not have: none.
-const PENDING_ENV: &[&str] = &[];
+/// Variables the chart may set for flags `hawser run` does not have yet:
+/// `--default-tags` (the chart's defaultTags) is being added to src/cli.rs.
+const PENDING_ENV: &[&str] = &["HAWSER_DEFAULT_TAGS"];
+
+/// The annotation holding the real selector of a self-managed install.
+const SELECTOR_ANNOTATION: &str = "hawser.io/namespace-selector";
+
+/// The namespaceSelector that matches no namespace, rendered on the
+/// mutate and validate entries until hawser turns them on.
+fn inert() -> Value {
+    json!({"matchExpressions": [
+        {"key": "hawser.io/inactive", "operator": "Exists"},
+        {"key": "hawser.io/inactive", "operator": "DoesNotExist"},
+    ]})
+}
+
+fn is_guard(hook: &Value) -> bool {
+    hook["name"].as_str().unwrap().starts_with("aws-auth-guard")
+}
+
+/// A self-managed configuration as hawser turns it on: the annotation's
+/// selector (compact JSON) in every entry but the aws-auth guard's, which
+/// the chart renders live. Panics unless the chart rendered the others
+/// inert.
+fn activated(mut config: Value) -> Value {
+    let kind = config["kind"].as_str().unwrap().to_string();
+    let annotation = config["metadata"]["annotations"][SELECTOR_ANNOTATION]
+        .as_str()
+        .unwrap_or_else(|| panic!("{kind} lacks the annotation {SELECTOR_ANNOTATION}"))
+        .to_string();
+    assert!(
+        !annotation.contains([' ', '\n']),
+        "{kind}: not compact JSON: {annotation}"
+    );
+    let selector: Value = serde_json::from_str(&annotation).unwrap();
+    for hook in config["webhooks"].as_array_mut().unwrap() {
+        if is_guard(hook) {
+            assert_ne!(
+                hook["namespaceSelector"],
+                inert(),
+                "{kind}: the guard is live"
+            );
+            continue;
+        }
+        assert_eq!(
+            hook["namespaceSelector"],
+            inert(),
+            "{kind} {}: not inert before hawser serves",
+            hook["name"]
+        );
+        hook["namespaceSelector"] = selector.clone();
+    }
+    config
+}
 
 /// The comparable part of a webhook configuration: no labels, annotations
 /// or caBundle (filled at install time).
@@ -50,9 +104,13 @@ fn chart_options(aws_auth_guard: bool) -> WebhookOptions {
     }
 }
 
+/// manifests/hawser.yaml (self-managed, the default) once hawser has
+/// turned it on, and the chart in directory mode as rendered, are both
+/// `hawser manifests webhook`.
 #[test]
 fn the_chart_renders_the_webhooks_of_hawser_manifests_webhook() {
-    let docs = load(MANIFESTS);
+    let self_managed = load(MANIFESTS);
+    let directory = helm_template("hawser-system", &["--set", "certs.mode=directory"]);
     let opts = chart_options(false);
     let expected = [
         manifests::with_type_meta(&manifests::mutating(&opts)).unwrap(),
@@ -61,11 +119,18 @@ fn the_chart_renders_the_webhooks_of_hawser_manifests_webhook() {
     for want in expected {
         let kind = want["kind"].as_str().unwrap();
         assert_eq!(
-            comparable(find(&docs, kind).clone()),
+            comparable(activated(find(&self_managed, kind).clone())),
             comparable(want.clone()),
-            "{kind} in manifests/hawser.yaml differs from `hawser manifests webhook`: \
+            "{kind} in manifests/hawser.yaml, turned on, differs from `hawser manifests webhook`: \
              change charts/hawser/templates/webhooks.yaml to match src/manifests.rs, \
              then run hack/gen.sh"
+        );
+        let got = find(&directory, kind).clone();
+        assert!(got["metadata"]["annotations"][SELECTOR_ANNOTATION].is_null());
+        assert_eq!(
+            comparable(got),
+            comparable(want.clone()),
+            "{kind} of certs.mode=directory differs from `hawser manifests webhook`"
         );
     }
 }
@@ -79,7 +144,31 @@ fn the_charts_aws_auth_guard_is_the_one_of_hawser_manifests_webhook() {
     let opts = chart_options(true);
     let want = manifests::with_type_meta(&manifests::validating(&opts)).unwrap();
     let got = find(&docs, "ValidatingWebhookConfiguration").clone();
-    assert_eq!(comparable(got), comparable(want));
+    assert_eq!(comparable(activated(got)), comparable(want));
+}
+
+/// Every HAWSER_* variable of the Deployment is a flag of `hawser run`
+/// (docs/cli.md, which CI keeps in step with --help), or awaits one.
+fn assert_known_variables(deploy: &Value) {
+    let cli = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/cli.md")).unwrap();
+    let run_help = cli
+        .split("## hawser run")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let c = &deploy["spec"]["template"]["spec"]["containers"][0];
+    for e in c["env"].as_array().unwrap() {
+        let name = e["name"].as_str().unwrap();
+        if name.starts_with("HAWSER_") && !PENDING_ENV.contains(&name) {
+            assert!(
+                run_help.contains(&format!("[env: {name}=")),
+                "the chart sets {name}, which `hawser run` does not read"
+            );
+        }
+    }
 }
 
 #[test]
@@ -96,26 +185,53 @@ fn the_deployment_is_hardened_and_configured_only_through_known_variables() {
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert!(c["resources"]["requests"].is_object());
     assert!(pod["topologySpreadConstraints"].as_array().unwrap().len() >= 2);
-    // Every HAWSER_* variable is a flag of `hawser run` (docs/cli.md, which
-    // CI keeps in step with --help), or awaits one.
-    let cli = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/cli.md")).unwrap();
-    let run_help = cli
-        .split("## hawser run")
-        .nth(1)
-        .and_then(|s| s.split("\n## ").next())
-        .unwrap()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    for e in c["env"].as_array().unwrap() {
-        let name = e["name"].as_str().unwrap();
-        if name.starts_with("HAWSER_") && !PENDING_ENV.contains(&name) {
-            assert!(
-                run_help.contains(&format!("[env: {name}=")),
-                "the chart sets {name}, which `hawser run` does not read"
-            );
-        }
+    assert_eq!(pod["priorityClassName"], "system-cluster-critical");
+    assert_known_variables(deploy);
+    // Every variable the other values add, too.
+    let every = helm_template(
+        "hawser-system",
+        &[
+            "--set",
+            "controllers={vpce,stack,namespace}",
+            "--set",
+            "clusterName=e2e",
+            "--set",
+            "defaultTags.team=platform",
+            "--set",
+            "certs.ipAddresses={10.0.0.5}",
+            "--set",
+            "aws.region=eu-west-1",
+            "--set",
+            "aws.endpointUrl=http://127.0.0.1:5000",
+            "--set",
+            "watchNamespace=team-a",
+            "--set",
+            "vpce.defaultVpcId=vpc-0a1b2c3d",
+            "--set",
+            "vpce.defaultSubnetIds={subnet-0a1b2c3d}",
+            "--set",
+            "namespaceController.selector=team=a",
+            "--set",
+            "namespaceController.protectedRoleArnPattern=admin",
+            "--set",
+            "webhook.allowPrivilegedContainers=true",
+            "--set",
+            "webhook.allowSystemGroups=true",
+        ],
+    );
+    let deploy = find(&every, "Deployment");
+    let env = &deploy["spec"]["template"]["spec"]["containers"][0]["env"];
+    for name in [
+        "HAWSER_DEFAULT_TAGS",
+        "HAWSER_CERT_IPS",
+        "HAWSER_LEASE_NAME",
+    ] {
+        assert!(
+            env.as_array().unwrap().iter().any(|e| e["name"] == name),
+            "{name} not rendered: {env}"
+        );
     }
+    assert_known_variables(deploy);
     // The grafana dashboard is valid JSON.
     let dashboard = &find(&docs, "ConfigMap")["data"]["hawser.json"];
     serde_json::from_str::<Value>(dashboard.as_str().unwrap()).expect("dashboard JSON");
@@ -266,8 +382,9 @@ async fn every_object_in_manifests_is_accepted_by_the_apiserver() {
 
 /// The Deployment's environment, as the kubelet would give it (field
 /// references resolved), with addresses and the certificate directory
-/// moved to this machine.
-fn deployment_env(cert_dir: &Path, webhook: u16, admin: u16) -> Vec<(String, String)> {
+/// moved to this machine, its namespace to `ns`, and its webhook
+/// configurations to a name that no configuration in the test bed has.
+fn deployment_env(cert_dir: &Path, ns: &str, webhook: u16, admin: u16) -> Vec<(String, String)> {
     let docs = load(MANIFESTS);
     let c = &find(&docs, "Deployment")["spec"]["template"]["spec"]["containers"][0];
     c["env"]
@@ -278,7 +395,8 @@ fn deployment_env(cert_dir: &Path, webhook: u16, admin: u16) -> Vec<(String, Str
             let name = e["name"].as_str().unwrap().to_string();
             let value = match name.as_str() {
                 "POD_NAME" => "hawser-0".to_string(),
-                "POD_NAMESPACE" => "hawser-system".to_string(),
+                "POD_NAMESPACE" | "HAWSER_NAMESPACE" => ns.to_string(),
+                "HAWSER_WEBHOOK_CONFIG_NAME" => format!("{ns}-none"),
                 "HAWSER_WEBHOOK_ADDR" => format!("127.0.0.1:{webhook}"),
                 "HAWSER_ADMIN_ADDR" => format!("127.0.0.1:{admin}"),
                 "HAWSER_TLS_CERT_DIR" => cert_dir.display().to_string(),
@@ -289,9 +407,12 @@ fn deployment_env(cert_dir: &Path, webhook: u16, admin: u16) -> Vec<(String, Str
         .collect()
 }
 
+/// In self-managed mode (the default) too: hawser makes its certificate
+/// Secret, named as the chart's RBAC expects, and gets ready.
 #[tokio::test]
 async fn the_deployments_configuration_starts_a_ready_hawser() {
     testenv_dir();
+    let ns = TestNamespace::create(&client().await, "deployenv", &[]).await;
     let dir = tempfile::tempdir().unwrap();
     write_certs(dir.path());
     let port = || {
@@ -316,7 +437,7 @@ async fn the_deployments_configuration_starts_a_ready_hawser() {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("KUBECONFIG", std::env::var("KUBECONFIG").unwrap())
-        .envs(deployment_env(dir.path(), webhook, admin))
+        .envs(deployment_env(dir.path(), &ns.name, webhook, admin))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -348,6 +469,23 @@ async fn the_deployments_configuration_starts_a_ready_hawser() {
         serde_json::from_str::<Value>(first).is_ok(),
         "not a JSON log line: {first}"
     );
+    // HAWSER_CERTS=self-managed took effect, with the Secret the chart's
+    // Role names.
+    let role = find(&docs, "Role");
+    let secret = role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resources"] == json!(["secrets"]) && !r["resourceNames"].is_null())
+        .expect("the Role's rule on the certificate Secret")["resourceNames"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = kubectl(
+        &["get", "secret", &secret, "-n", &ns.name, "-o", "json"],
+        "",
+    );
+    assert!(out.success, "no Secret {secret}: {}\n{text}", out.stderr);
 }
 
 /// Helm, from hack/install-helm.sh (cached).
@@ -398,8 +536,52 @@ async fn chart_variants_pass_a_server_dry_run() {
         .as_str()
         .unwrap()
         .to_string();
-    let variants: [&[&str]; 4] = [
-        &["--set", "certs.mode=self-managed"],
+    let variants: [&[&str]; 7] = [
+        &["--set", "certs.mode=directory"],
+        &[
+            "--set",
+            "webhook.url=https://10.0.0.5:8443",
+            "--set",
+            "certs.ipAddresses={10.0.0.5}",
+            "--set",
+            "namespaceController.awsAuthGuard=true",
+            "--set",
+            "webhook.failurePolicy=Ignore",
+            "--set",
+            "webhook.timeoutSeconds=30",
+            "--set",
+            "webhook.objectSelector.matchLabels.app=x",
+            "--set",
+            "webhook.namespaceSelector.matchExpressions[0].key=tier",
+            "--set",
+            "webhook.namespaceSelector.matchExpressions[0].operator=In",
+            "--set",
+            "webhook.namespaceSelector.matchExpressions[0].values={a,b}",
+        ],
+        &[
+            "--set",
+            "certs.mode=directory",
+            "--set",
+            "webhook.url=https://hawser.example.com/",
+            "--set",
+            "webhook.namespaceSelector.matchLabels.team=a",
+        ],
+        &[
+            "--set",
+            "hostNetwork=true",
+            "--set",
+            "replicaCount=1",
+            "--set",
+            "image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "--set",
+            "extraVolumes[0].name=scratch",
+            "--set",
+            "extraVolumes[0].emptyDir.medium=Memory",
+            "--set",
+            "extraVolumeMounts[0].name=scratch",
+            "--set",
+            "extraVolumeMounts[0].mountPath=/scratch",
+        ],
         &[
             "--set",
             "controllers={vpce,namespace,stack}",
@@ -421,6 +603,8 @@ async fn chart_variants_pass_a_server_dry_run() {
             "serviceAccount.roleArn=arn:aws:iam::111122223333:role/hawser",
             "--set",
             "vpce.defaultSubnetIds={subnet-0a1b2c3d,subnet-0e1f2a3b}",
+            "--set",
+            "defaultTags.team=platform",
         ],
         &[
             "--set",
@@ -453,10 +637,12 @@ async fn chart_variants_pass_a_server_dry_run() {
 }
 
 /// A real `helm install` and `upgrade` against the apiserver: the PDB's
-/// API version follows the server's, and an upgrade without
-/// `certs.caBundle` keeps the caBundle already there (as self-managed
-/// mode or cert-manager's injector would have set it). The webhooks are
-/// scoped to a label no other namespace has.
+/// API version follows the server's; an upgrade without `certs.caBundle`
+/// keeps the caBundle already there (as self-managed mode or
+/// cert-manager's injector would have set it); the install registers the
+/// self-managed webhooks inert, and an upgrade keeps a selector that
+/// hawser has turned on (here by hand, on the mutating one only). The
+/// webhooks are scoped to a label no other namespace has.
 #[tokio::test]
 async fn helm_upgrade_keeps_the_ca_bundle_in_the_cluster() {
     testenv_dir();
@@ -469,7 +655,7 @@ async fn helm_upgrade_keeps_the_ca_bundle_in_the_cluster() {
             .args([&release, CHART, "--namespace", &ns.name])
             .args([
                 "--set",
-                &format!("webhook.matchNamespaceLabels.{E2E_LABEL}={id}-nobody"),
+                &format!("webhook.namespaceSelector.matchLabels.{E2E_LABEL}={id}-nobody"),
             ])
             .output()
             .unwrap();
@@ -479,15 +665,23 @@ async fn helm_upgrade_keeps_the_ca_bundle_in_the_cluster() {
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    let ca_bundles = || {
+    let configs = || {
         [
             "mutatingwebhookconfiguration",
             "validatingwebhookconfiguration",
         ]
         .map(|kind| {
             let out = kubectl(&["get", kind, &release, "-o", "json"], "");
-            let v: Value = serde_json::from_str(&out.stdout).unwrap();
-            v["webhooks"][0]["clientConfig"]["caBundle"].clone()
+            serde_json::from_str::<Value>(&out.stdout).unwrap()
+        })
+    };
+    let ca_bundles = || configs().map(|v| v["webhooks"][0]["clientConfig"]["caBundle"].clone());
+    // The first entry's selector, and the one the annotation holds.
+    let selectors = || {
+        configs().map(|v| {
+            let annotation = v["metadata"]["annotations"][SELECTOR_ANNOTATION].as_str();
+            let real: Value = serde_json::from_str(annotation.unwrap()).unwrap();
+            (v["webhooks"][0]["namespaceSelector"].clone(), real)
         })
     };
     helm(&["install", "--set", "certs.caBundle=UEVN"]);
@@ -499,8 +693,31 @@ async fn helm_upgrade_keeps_the_ca_bundle_in_the_cluster() {
     if !versions.lines().any(|l| l == "policy/v1") {
         assert_eq!(pdb["apiVersion"], "policy/v1beta1");
     }
+    let [(mutating, real), (validating, _)] = selectors();
+    assert_eq!([&mutating, &validating], [&inert(), &inert()]);
+    assert_eq!(
+        real["matchLabels"],
+        json!({E2E_LABEL: format!("{id}-nobody")})
+    );
+    // What hawser does once it serves, on the mutating configuration.
+    let patch = json!([{"op": "replace", "path": "/webhooks/0/namespaceSelector", "value": real}]);
+    let out = kubectl(
+        &[
+            "patch",
+            "mutatingwebhookconfiguration",
+            &release,
+            "--type=json",
+            "-p",
+            &patch.to_string(),
+        ],
+        "",
+    );
+    assert!(out.success, "{}", out.stderr);
     helm(&["upgrade"]);
     assert_eq!(ca_bundles(), [json!("UEVN"), json!("UEVN")]);
+    let [(mutating, _), (validating, _)] = selectors();
+    assert_eq!(mutating, real, "the upgrade turned the webhook off again");
+    assert_eq!(validating, inert());
     drop(uninstall);
 }
 
@@ -513,4 +730,64 @@ impl Drop for Uninstall {
             .args(["uninstall", &self.0, "--namespace", &self.1])
             .output();
     }
+}
+
+/// `helm install --dry-run` against the test bed refuses a value of the
+/// wrong type and a key the chart does not know, naming the key (the
+/// chart's values.schema.json); the same install without them passes, so
+/// the refusals come from the values.
+#[test]
+fn helm_install_refuses_a_wrong_type_and_an_unknown_key_by_name() {
+    testenv_dir();
+    let release = unique("schema");
+    let install = |args: &[&str]| {
+        Command::new(helm())
+            .args([
+                "install",
+                "--dry-run",
+                &release,
+                CHART,
+                "--namespace",
+                &release,
+            ])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--set-string", "replicaCount=two"],
+            "replicaCount: Invalid type. Expected: integer, given: string",
+        ),
+        (
+            &["--set", "webhook.timeoutSeconds=abc"],
+            "webhook.timeoutSeconds: Invalid type. Expected: integer, given: string",
+        ),
+        (
+            &["--set", "replicas=3"],
+            "Additional property replicas is not allowed",
+        ),
+        (
+            &["--set", "leaderElection.enabled=false"],
+            "leaderElection: Additional property enabled is not allowed",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = install(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "helm install --dry-run {args:?} passed"
+        );
+        assert!(
+            stderr.contains(want),
+            "{args:?}: expected {want:?} in: {stderr}"
+        );
+    }
+    let out = install(&[]);
+    assert!(
+        out.status.success(),
+        "helm install --dry-run with the defaults: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
