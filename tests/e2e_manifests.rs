@@ -3,18 +3,15 @@
 //!   the same webhook configurations as `hawser manifests webhook`, once
 //!   hawser has turned them on (self-managed mode renders them inert);
 //! - every object in it passes a server-side dry run and a real apply;
-//! - the Deployment's configuration starts a hawser that gets ready;
+//! - (a real install, and hawser run exactly as its Deployment says:
+//!   tests/e2e_install.rs)
 //! - Helm refuses values that the chart's schema does not allow, by name;
 //!
 //! promtool's checks of the monitoring artefacts: tests/e2e_monitoring.rs.
 
 mod support;
 
-use std::{
-    path::Path,
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::process::Command;
 
 use hawser::manifests::{self, Endpoint, WebhookOptions};
 use serde_json::{json, Value};
@@ -380,132 +377,9 @@ async fn every_object_in_manifests_is_accepted_by_the_apiserver() {
     kubectl(&["delete", "namespace", &ns, "--wait=false"], "");
 }
 
-/// The Deployment's environment, as the kubelet would give it (field
-/// references resolved), with addresses and the certificate directory
-/// moved to this machine, its namespace to `ns`, and its webhook
-/// configurations to a name that no configuration in the test bed has.
-fn deployment_env(cert_dir: &Path, ns: &str, webhook: u16, admin: u16) -> Vec<(String, String)> {
-    let docs = load(MANIFESTS);
-    let c = &find(&docs, "Deployment")["spec"]["template"]["spec"]["containers"][0];
-    c["env"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            let name = e["name"].as_str().unwrap().to_string();
-            let value = match name.as_str() {
-                "POD_NAME" => "hawser-0".to_string(),
-                "POD_NAMESPACE" | "HAWSER_NAMESPACE" => ns.to_string(),
-                "HAWSER_WEBHOOK_CONFIG_NAME" => format!("{ns}-none"),
-                "HAWSER_WEBHOOK_ADDR" => format!("127.0.0.1:{webhook}"),
-                "HAWSER_ADMIN_ADDR" => format!("127.0.0.1:{admin}"),
-                "HAWSER_TLS_CERT_DIR" => cert_dir.display().to_string(),
-                _ => e["value"].as_str().unwrap().to_string(),
-            };
-            (name, value)
-        })
-        .collect()
-}
-
-/// In self-managed mode (the default) too: hawser makes its certificate
-/// Secret, named as the chart's RBAC expects, and gets ready.
-#[tokio::test]
-async fn the_deployments_configuration_starts_a_ready_hawser() {
-    testenv_dir();
-    let ns = TestNamespace::create(&client().await, "deployenv", &[]).await;
-    let dir = tempfile::tempdir().unwrap();
-    write_certs(dir.path());
-    let port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let (webhook, admin) = (port(), port());
-    let docs = load(MANIFESTS);
-    let args: Vec<String> = find(&docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
-        ["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap().to_string())
-        .collect();
-    let log = dir.path().join("hawser.log");
-    let mut child = Command::new(hawser_bin())
-        .args(&args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("KUBECONFIG", std::env::var("KUBECONFIG").unwrap())
-        .envs(deployment_env(dir.path(), &ns.name, webhook, admin))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let ready = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{admin}/readyz")).await {
-                if r.status().is_success() {
-                    return;
-                }
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("hawser exited with {status}");
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
-    .await;
-    let _ = child.kill();
-    let _ = child.wait();
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(
-        ready.is_ok(),
-        "hawser did not get ready with the Deployment's env:\n{text}"
-    );
-    // HAWSER_LOG_FORMAT=json from the chart took effect.
-    let first = text.lines().next().unwrap_or_default();
-    assert!(
-        serde_json::from_str::<Value>(first).is_ok(),
-        "not a JSON log line: {first}"
-    );
-    // HAWSER_CERTS=self-managed took effect, with the Secret the chart's
-    // Role names.
-    let role = find(&docs, "Role");
-    let secret = role["rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["resources"] == json!(["secrets"]) && !r["resourceNames"].is_null())
-        .expect("the Role's rule on the certificate Secret")["resourceNames"][0]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let out = kubectl(
-        &["get", "secret", &secret, "-n", &ns.name, "-o", "json"],
-        "",
-    );
-    assert!(out.success, "no Secret {secret}: {}\n{text}", out.stderr);
-}
-
-/// Helm, from hack/install-helm.sh (cached).
-fn helm() -> String {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let out = Command::new("bash")
-        .arg(Path::new(root).join("hack/install-helm.sh"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "hack/install-helm.sh: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 /// `helm template` of charts/hawser.
 fn helm_template(namespace: &str, args: &[&str]) -> Vec<Value> {
-    let out = Command::new(helm())
+    let out = Command::new(rbac::helm())
         .args(["template", "hawser", CHART, "--namespace", namespace])
         .args(args)
         .output()
@@ -650,7 +524,7 @@ async fn helm_upgrade_keeps_the_ca_bundle_in_the_cluster() {
     let ns = TestNamespace::create(&client().await, &id, &[]).await;
     let release = format!("{id}-hawser");
     let helm = |args: &[&str]| {
-        let out = Command::new(helm())
+        let out = Command::new(rbac::helm())
             .args(args)
             .args([&release, CHART, "--namespace", &ns.name])
             .args([
@@ -726,7 +600,7 @@ struct Uninstall(String, String);
 
 impl Drop for Uninstall {
     fn drop(&mut self) {
-        let _ = Command::new(helm())
+        let _ = Command::new(rbac::helm())
             .args(["uninstall", &self.0, "--namespace", &self.1])
             .output();
     }
@@ -741,7 +615,7 @@ fn helm_install_refuses_a_wrong_type_and_an_unknown_key_by_name() {
     testenv_dir();
     let release = unique("schema");
     let install = |args: &[&str]| {
-        Command::new(helm())
+        Command::new(rbac::helm())
             .args([
                 "install",
                 "--dry-run",
