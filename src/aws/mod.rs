@@ -6,7 +6,8 @@
 //! role), and cached: each has its own adaptive retry budget, so one
 //! throttled account or region does not slow the others down. Every call
 //! is counted in `hawser_aws_api_calls_total{service,operation,outcome}`
-//! under its entry in [`ops`], the one list of the operations hawser calls.
+//! under its entry in [`ops`], the one list of the operations hawser calls
+//! (and of the IAM actions `docs/iam-policy.json` must grant).
 
 mod assume_role;
 mod cfn;

@@ -1,7 +1,8 @@
 //! Every AWS operation hawser calls, in one list: the `service` and
 //! `operation` labels of `hawser_aws_api_calls_total`, and the IAM actions
 //! a call needs. Every call site names its entry here, so the metric's
-//! labels cannot drift from the code.
+//! labels and `docs/iam-policy.json` (checked against [`ALL`] by a unit
+//! test) cannot drift from the code.
 
 /// One AWS API operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -189,6 +190,108 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+
+    /// The policy the README tells users to install.
+    const POLICY: &str = include_str!("../../docs/iam-policy.json");
+
+    /// Every action a registry entry needs.
+    fn needed() -> BTreeSet<&'static str> {
+        ALL.iter()
+            .flat_map(|op| op.iam_actions.iter().copied())
+            .collect()
+    }
+
+    /// The actions `policy` allows, or what is wrong with its shape.
+    fn allowed(policy: &serde_json::Value) -> Result<BTreeSet<String>, String> {
+        let statements = match &policy["Statement"] {
+            serde_json::Value::Array(list) => list.clone(),
+            one @ serde_json::Value::Object(_) => vec![one.clone()],
+            other => return Err(format!("Statement is not a list: {other}")),
+        };
+        let mut actions = BTreeSet::new();
+        for st in &statements {
+            let sid = st["Sid"].as_str().unwrap_or("(no Sid)");
+            if st.get("NotAction").is_some() || st.get("NotResource").is_some() {
+                return Err(format!(
+                    "{sid}: NotAction/NotResource grant more than they name"
+                ));
+            }
+            if st["Effect"] != "Allow" {
+                continue;
+            }
+            let names = match &st["Action"] {
+                serde_json::Value::String(a) => vec![a.clone()],
+                serde_json::Value::Array(list) => list
+                    .iter()
+                    .map(|a| a.as_str().map(str::to_owned))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| format!("{sid}: an Action is not a string"))?,
+                other => return Err(format!("{sid}: Action is {other}")),
+            };
+            actions.extend(names);
+        }
+        Ok(actions)
+    }
+
+    /// `Ok` when `policy` allows exactly the registry's actions, none by
+    /// wildcard; else what is missing and what is extra.
+    fn compare(policy: &serde_json::Value) -> Result<(), String> {
+        let allowed = allowed(policy)?;
+        let needed = needed();
+        let missing: Vec<&str> = needed
+            .iter()
+            .copied()
+            .filter(|a| !allowed.contains(*a))
+            .collect();
+        let extra: Vec<&str> = allowed
+            .iter()
+            .map(String::as_str)
+            .filter(|a| a.contains('*') || !needed.contains(a))
+            .collect();
+        if missing.is_empty() && extra.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "docs/iam-policy.json is out of step with src/aws/ops.rs: \
+             missing (a registry operation needs them) {missing:?}; \
+             extra (no registry operation needs them, or a wildcard) {extra:?}"
+        ))
+    }
+
+    #[test]
+    fn the_iam_policy_allows_exactly_what_the_registry_needs() {
+        let policy: serde_json::Value =
+            serde_json::from_str(POLICY).expect("docs/iam-policy.json is JSON");
+        if let Err(e) = compare(&policy) {
+            panic!("{e}");
+        }
+        assert!(
+            !POLICY.contains("GetCallerIdentity"),
+            "sts:GetCallerIdentity needs no grant"
+        );
+    }
+
+    #[test]
+    fn a_policy_out_of_step_is_reported_with_the_actions() {
+        let mut policy: serde_json::Value = serde_json::from_str(POLICY).unwrap();
+        let statements = policy["Statement"].as_array_mut().unwrap();
+        let assume = statements
+            .iter()
+            .position(|st| st["Action"] == "sts:AssumeRole")
+            .expect("the AssumeRole statement");
+        statements[assume]["Action"] = serde_json::json!(["ec2:*", "sts:GetCallerIdentity"]);
+        let err = compare(&policy).unwrap_err();
+        assert!(
+            err.contains(r#"missing (a registry operation needs them) ["sts:AssumeRole"]"#),
+            "{err}"
+        );
+        assert!(
+            err.contains(r#"["ec2:*", "sts:GetCallerIdentity"]"#),
+            "{err}"
+        );
+        policy["Statement"][0]["NotAction"] = serde_json::json!("ec2:DeleteVpc");
+        assert!(compare(&policy).unwrap_err().contains("NotAction"));
+    }
 
     #[test]
     fn every_entry_is_listed_once_and_grants_its_own_action_first() {

@@ -121,7 +121,7 @@ impl CloudFormationApi for SdkCfn {
             .create_change_set()
             .stack_name(&req.stack_name)
             .change_set_name(change_set_name)
-            // moto makes a second stack without it (see MOTO.md).
+            // moto 5.2.5 (hack/testenv) makes a second stack without it.
             .change_set_type(ChangeSetType::Update)
             .template_body(&req.template_body)
             .set_parameters(Some(parameters(req)))
