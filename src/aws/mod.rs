@@ -34,8 +34,8 @@ pub use cfn::{
     ChangeSet, ChangeSetStatus, CloudFormationApi, Stack, StackEvent, StackRequest, StackStatus,
 };
 pub use ec2::{
-    CidrRule, CreateEndpoint, CreateSecurityGroup, Ec2Api, Endpoint, EndpointState, ModifyEndpoint,
-    SecurityGroup, Tags,
+    with_default_tags, CidrRule, CreateEndpoint, CreateSecurityGroup, Ec2Api, Endpoint,
+    EndpointState, ModifyEndpoint, SecurityGroup, Tags,
 };
 pub use error::{classify, AwsError, AwsErrorKind};
 pub use ops::Op;
