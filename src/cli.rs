@@ -5,6 +5,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::aws::Tags;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "hawser",
@@ -183,6 +185,22 @@ pub struct ControllerArgs {
     )]
     pub default_subnet_ids: Vec<String>,
 
+    /// Tags added to every AWS resource hawser creates (VPC endpoints,
+    /// security groups, CloudFormation stacks) beside its own, as
+    /// comma-separated KEY=VALUE, e.g. team=platform,cost-center=42. Keys
+    /// 1-128 and values 0-256 characters of letters, digits, spaces and
+    /// _ . : / = + - @; keys starting with aws: or hawser.io/ are refused,
+    /// and hawser's own tags (hawser.io/*, Name on endpoints and groups)
+    /// win. Written when a resource is created and, for a stack, with each
+    /// update; a change of this flag does not retag existing resources.
+    #[arg(
+        long,
+        env = "HAWSER_DEFAULT_TAGS",
+        value_name = "KEY=VALUE,...",
+        value_parser = parse_default_tags
+    )]
+    pub default_tags: Option<Tags>,
+
     /// How often every managed object is compared with AWS and drift repaired.
     #[arg(long, env = "HAWSER_RESYNC_PERIOD", default_value = "10m", value_parser = humantime::parse_duration)]
     pub resync_period: Duration,
@@ -271,6 +289,58 @@ fn parse_cluster_name(s: &str) -> Result<String, String> {
             "{s:?} is not a cluster name: 1-100 letters, digits, '-' or '_', starting with a letter or digit"
         ))
     }
+}
+
+/// AWS's limit on tags per resource, less the ones hawser writes itself
+/// (cluster, owner, uid, Name, and released-from on a retained resource).
+pub const MAX_DEFAULT_TAGS: usize = 45;
+
+/// `--default-tags`: comma-separated KEY=VALUE, each checked against
+/// AWS's rules for tags, none of them hawser's or AWS's own.
+fn parse_default_tags(s: &str) -> Result<Tags, String> {
+    const ALLOWED: &str = "letters, digits, spaces and _ . : / = + - @";
+    let mut tags = Tags::new();
+    for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let bad = |why: String| Err(format!("{entry:?}: {why}"));
+        let Some((key, value)) = entry.split_once('=') else {
+            return bad("not KEY=VALUE".into());
+        };
+        let key_len = key.chars().count();
+        if !(1..=128).contains(&key_len) {
+            return bad(format!(
+                "the key is {key_len} characters; 1-128 are allowed"
+            ));
+        }
+        let value_len = value.chars().count();
+        if value_len > 256 {
+            return bad(format!(
+                "the value is {value_len} characters; at most 256 are allowed"
+            ));
+        }
+        let is_tag_char = |c: char| {
+            c.is_alphanumeric() || (c.is_whitespace() && !c.is_control()) || "_.:/=+-@".contains(c)
+        };
+        if let Some(c) = entry.chars().find(|c| !is_tag_char(*c)) {
+            return bad(format!("{c:?} is not allowed; tags allow {ALLOWED}"));
+        }
+        let lower = key.to_ascii_lowercase();
+        if lower.starts_with("aws:") {
+            return bad("keys starting with aws: are reserved for AWS".into());
+        }
+        if lower.starts_with("hawser.io/") {
+            return bad("keys starting with hawser.io/ are hawser's own".into());
+        }
+        if tags.insert(key.to_owned(), value.to_owned()).is_some() {
+            return bad(format!("the key {key:?} is given twice"));
+        }
+    }
+    if tags.len() > MAX_DEFAULT_TAGS {
+        return Err(format!(
+            "{} tags; at most {MAX_DEFAULT_TAGS} are allowed (AWS allows 50 per resource, and hawser writes up to 5 of its own)",
+            tags.len()
+        ));
+    }
+    Ok(tags)
 }
 
 fn parse_vpc_id_flag(s: &str) -> Result<String, String> {
@@ -502,6 +572,99 @@ mod tests {
         assert!(run(&["--default-subnet-ids", "sub-1"]).is_err());
         assert!(run(&["--cluster-name", "-bad"]).is_err());
         assert!(run(&["--cluster-name", "prod_eu-1"]).is_ok());
+    }
+
+    #[test]
+    fn default_tags_are_parsed_into_a_map() {
+        let run = |args: &[&str]| Cli::try_parse_from([&["hawser", "run"][..], args].concat());
+        let Command::Run(none) = run(&[]).unwrap().command else {
+            panic!("not run")
+        };
+        assert_eq!(none.controllers.default_tags, None);
+        let parsed = run(&["--default-tags", "team=platform,cost-center=42"]).unwrap();
+        let Command::Run(args) = parsed.command else {
+            panic!("not run")
+        };
+        assert_eq!(
+            args.controllers.default_tags,
+            Some(Tags::from([
+                ("cost-center".into(), "42".into()),
+                ("team".into(), "platform".into()),
+            ]))
+        );
+        for (given, key, value) in [
+            ("empty=", "empty", ""),
+            ("a=b=c", "a", "b=c"),
+            (
+                "Ünïcode Key=v_1.2:3/4+5-6@7",
+                "Ünïcode Key",
+                "v_1.2:3/4+5-6@7",
+            ),
+            (" team=a , ", "team", "a"),
+        ] {
+            assert_eq!(
+                parse_default_tags(given),
+                Ok(Tags::from([(key.into(), value.into())])),
+                "{given}"
+            );
+        }
+        assert_eq!(parse_default_tags(""), Ok(Tags::new()));
+        let k128 = format!("{}=v", "k".repeat(128));
+        let v256 = format!("k={}", "v".repeat(256));
+        assert!(parse_default_tags(&k128).is_ok() && parse_default_tags(&v256).is_ok());
+    }
+
+    #[test]
+    fn bad_default_tags_stop_hawser_naming_the_entry_and_the_rule() {
+        let k129 = format!("{}=v", "k".repeat(129));
+        let v257 = format!("k={}", "v".repeat(257));
+        let many: Vec<String> = (0..=MAX_DEFAULT_TAGS).map(|i| format!("k{i}=v")).collect();
+        let many = many.join(",");
+        for (given, message) in [
+            ("team", r#""team": not KEY=VALUE"#),
+            ("=x", r#""=x": the key is 0 characters; 1-128 are allowed"#),
+            (
+                k129.as_str(),
+                "the key is 129 characters; 1-128 are allowed",
+            ),
+            (
+                v257.as_str(),
+                "the value is 257 characters; at most 256 are allowed",
+            ),
+            (
+                "team=a!",
+                r#""team=a!": '!' is not allowed; tags allow letters, digits, spaces and _ . : / = + - @"#,
+            ),
+            (
+                "owner=a,cost#center=1",
+                r#""cost#center=1": '#' is not allowed"#,
+            ),
+            (
+                "aws:createdBy=me",
+                r#""aws:createdBy=me": keys starting with aws: are reserved for AWS"#,
+            ),
+            (
+                "AWS:x=1",
+                "keys starting with aws: are reserved for AWS",
+            ),
+            (
+                "hawser.io/cluster=other",
+                r#""hawser.io/cluster=other": keys starting with hawser.io/ are hawser's own"#,
+            ),
+            ("team=a,team=b", r#""team=b": the key "team" is given twice"#),
+            (
+                many.as_str(),
+                "46 tags; at most 45 are allowed (AWS allows 50 per resource, and hawser writes up to 5 of its own)",
+            ),
+        ] {
+            let err = Cli::try_parse_from(["hawser", "run", "--default-tags", given])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("--default-tags") && err.contains(message),
+                "{given}: {err}"
+            );
+        }
     }
 
     #[test]

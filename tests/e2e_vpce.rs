@@ -448,3 +448,41 @@ async fn the_namespace_region_cannot_change_under_a_services_endpoint() {
     );
     assert!(out.success, "{}", out.stderr);
 }
+
+#[tokio::test]
+async fn default_tags_are_on_the_endpoint_and_the_group_beside_hawsers_own() {
+    let bed = Bed::start_with("10m", &["--default-tags", "team=platform,cost-center=42"]).await;
+    let svc = bed.available_endpoint("tagged").await;
+    let owner = format!("Service/{}/tagged", bed.ns.name);
+    let uid = svc.uid().unwrap();
+    let name = bed.group_name("tagged");
+    let expected = [
+        ("team", "platform"),
+        ("cost-center", "42"),
+        ("hawser.io/cluster", bed.cluster.as_str()),
+        ("hawser.io/owner", owner.as_str()),
+        ("hawser.io/uid", uid.as_str()),
+        ("Name", name.as_str()),
+    ];
+
+    let live = bed.net.live_endpoints(&bed.ec2).await;
+    assert_eq!(live.len(), 1, "exactly one endpoint");
+    for (key, value) in expected {
+        assert_eq!(moto::tag(&live[0], key), Some(value), "endpoint tag {key}");
+    }
+    let group_id = ann(&svc, GROUP_ID).expect("generated group");
+    let groups = bed
+        .ec2
+        .describe_security_groups()
+        .group_ids(group_id)
+        .send()
+        .await
+        .expect("DescribeSecurityGroups");
+    let group = &groups.security_groups()[0];
+    for (key, value) in expected {
+        let tag = group.tags().iter().find(|t| t.key() == Some(key));
+        assert_eq!(tag.and_then(|t| t.value()), Some(value), "group tag {key}");
+    }
+    // Tagged by the create requests themselves.
+    assert_eq!(bed.aws_calls("CreateTags", "success").await, 0.0);
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use aws_config::sts::AssumeRoleProvider;
 use aws_credential_types::provider::{error::CredentialsError, future, ProvideCredentials};
 
-use super::CallCounter;
+use super::{ops::sts::ASSUME_ROLE, CallCounter};
 
 /// The credentials for a role could not be had. Found in the source chain
 /// of the SDK error of the call that needed them.
@@ -80,11 +80,11 @@ impl ProvideCredentials for Counted {
         future::ProvideCredentials::new(async move {
             match self.inner.provide_credentials().await {
                 Ok(creds) => {
-                    self.calls.record_outcome("sts", "AssumeRole", "success");
+                    self.calls.record_outcome(ASSUME_ROLE, "success");
                     Ok(creds)
                 }
                 Err(e) => {
-                    self.calls.record_outcome("sts", "AssumeRole", "error");
+                    self.calls.record_outcome(ASSUME_ROLE, "error");
                     let reason = sts_reason(&e);
                     Err(CredentialsError::provider_error(AssumeRoleFailed {
                         role: self.role.clone(),

@@ -9,6 +9,14 @@ use super::AwsError;
 /// Tags by key.
 pub type Tags = BTreeMap<String, String>;
 
+/// The tags a resource is created with: `defaults` (`--default-tags`)
+/// with hawser's `own` over them, so hawser's keys always hold its values.
+pub fn with_default_tags(defaults: &Tags, own: &Tags) -> Tags {
+    let mut tags = defaults.clone();
+    tags.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+    tags
+}
+
 /// The lifecycle state of a VPC endpoint, read case-insensitively
 /// (moto sends `available`, AWS `Available`).
 #[derive(Debug, Clone, PartialEq, Eq)]

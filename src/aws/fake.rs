@@ -9,24 +9,11 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use super::ops::{ec2 as op, Op};
 use super::{
     AwsError, CidrRule, CreateEndpoint, CreateSecurityGroup, Ec2Api, Ec2Provider, Endpoint,
     EndpointState, ModifyEndpoint, Scope, SecurityGroup, Tags,
 };
-
-/// Operations that change something in AWS.
-pub const MUTATING: &[&str] = &[
-    "CreateVpcEndpoint",
-    "ModifyVpcEndpoint",
-    "DeleteVpcEndpoints",
-    "CreateSecurityGroup",
-    "AuthorizeSecurityGroupIngress",
-    "RevokeSecurityGroupIngress",
-    "AuthorizeSecurityGroupEgress",
-    "DeleteSecurityGroup",
-    "CreateTags",
-    "DeleteTags",
-];
 
 #[derive(Default)]
 pub struct State {
@@ -78,10 +65,11 @@ impl FakeEc2 {
         self.lock().calls.clone()
     }
 
+    /// The calls that change something in AWS ([`Op::writes`]).
     pub fn mutating_calls(&self) -> Vec<&'static str> {
         self.calls()
             .into_iter()
-            .filter(|c| MUTATING.contains(c))
+            .filter(|c| Op::named(c).is_some_and(|o| o.writes))
             .collect()
     }
 
@@ -118,10 +106,10 @@ impl FakeEc2 {
         );
     }
 
-    fn call(&self, operation: &'static str) -> Result<std::sync::MutexGuard<'_, State>, AwsError> {
+    fn call(&self, op: Op) -> Result<std::sync::MutexGuard<'_, State>, AwsError> {
         let mut s = self.lock();
-        s.calls.push(operation);
-        match s.failures.get_mut(operation).and_then(VecDeque::pop_front) {
+        s.calls.push(op.name);
+        match s.failures.get_mut(op.name).and_then(VecDeque::pop_front) {
             Some(e) => Err(e),
             None => Ok(s),
         }
@@ -143,7 +131,7 @@ impl State {
 
 impl Ec2Api for FakeEc2 {
     async fn find_endpoints(&self, tags: &Tags) -> Result<Vec<Endpoint>, AwsError> {
-        let mut s = self.call("DescribeVpcEndpoints")?;
+        let mut s = self.call(op::DESCRIBE_VPC_ENDPOINTS)?;
         let found = s
             .endpoints
             .values()
@@ -160,7 +148,7 @@ impl Ec2Api for FakeEc2 {
     }
 
     async fn create_endpoint(&self, req: &CreateEndpoint) -> Result<Endpoint, AwsError> {
-        let mut s = self.call("CreateVpcEndpoint")?;
+        let mut s = self.call(op::CREATE_VPC_ENDPOINT)?;
         if let Some(id) = s.tokens.get(&req.client_token) {
             return Ok(s.endpoints[id].clone());
         }
@@ -170,7 +158,7 @@ impl Ec2Api for FakeEc2 {
             .find(|id| !s.subnets.is_empty() && !s.subnets.contains(id))
         {
             return Err(AwsError::new(
-                "CreateVpcEndpoint",
+                op::CREATE_VPC_ENDPOINT.name,
                 "InvalidSubnetID.NotFound",
                 format!("The subnet ID '{bad}' does not exist"),
             ));
@@ -196,10 +184,10 @@ impl Ec2Api for FakeEc2 {
     }
 
     async fn modify_endpoint(&self, req: &ModifyEndpoint) -> Result<(), AwsError> {
-        let mut s = self.call("ModifyVpcEndpoint")?;
+        let mut s = self.call(op::MODIFY_VPC_ENDPOINT)?;
         let Some(e) = s.endpoints.get_mut(&req.endpoint_id) else {
             return Err(AwsError::new(
-                "ModifyVpcEndpoint",
+                op::MODIFY_VPC_ENDPOINT.name,
                 "InvalidVpcEndpointId.NotFound",
                 "no such endpoint",
             ));
@@ -218,7 +206,7 @@ impl Ec2Api for FakeEc2 {
     }
 
     async fn delete_endpoint(&self, id: &str) -> Result<(), AwsError> {
-        let mut s = self.call("DeleteVpcEndpoints")?;
+        let mut s = self.call(op::DELETE_VPC_ENDPOINTS)?;
         if let Some(e) = s.endpoints.get_mut(id) {
             e.state = EndpointState::Deleting;
             s.lingering.push(id.to_owned());
@@ -227,7 +215,7 @@ impl Ec2Api for FakeEc2 {
     }
 
     async fn find_security_groups(&self, tags: &Tags) -> Result<Vec<SecurityGroup>, AwsError> {
-        let s = self.call("DescribeSecurityGroups")?;
+        let s = self.call(op::DESCRIBE_SECURITY_GROUPS)?;
         Ok(s.groups
             .values()
             .filter(|g| has_tags(&g.tags, tags))
@@ -236,13 +224,13 @@ impl Ec2Api for FakeEc2 {
     }
 
     async fn create_security_group(&self, req: &CreateSecurityGroup) -> Result<String, AwsError> {
-        let mut s = self.call("CreateSecurityGroup")?;
+        let mut s = self.call(op::CREATE_SECURITY_GROUP)?;
         if s.groups
             .values()
             .any(|g| g.name == req.name && g.vpc_id == req.vpc_id)
         {
             return Err(AwsError::new(
-                "CreateSecurityGroup",
+                op::CREATE_SECURITY_GROUP.name,
                 "InvalidGroup.Duplicate",
                 format!("The security group '{}' already exists", req.name),
             ));
@@ -263,31 +251,31 @@ impl Ec2Api for FakeEc2 {
     }
 
     async fn authorize_ingress(&self, group_id: &str, rules: &[CidrRule]) -> Result<(), AwsError> {
-        let mut s = self.call("AuthorizeSecurityGroupIngress")?;
-        let g = group(&mut s, "AuthorizeSecurityGroupIngress", group_id)?;
+        let mut s = self.call(op::AUTHORIZE_SECURITY_GROUP_INGRESS)?;
+        let g = group(&mut s, op::AUTHORIZE_SECURITY_GROUP_INGRESS.name, group_id)?;
         g.ingress.extend(rules.iter().cloned());
         Ok(())
     }
 
     async fn revoke_ingress(&self, group_id: &str, rules: &[CidrRule]) -> Result<(), AwsError> {
-        let mut s = self.call("RevokeSecurityGroupIngress")?;
-        let g = group(&mut s, "RevokeSecurityGroupIngress", group_id)?;
+        let mut s = self.call(op::REVOKE_SECURITY_GROUP_INGRESS)?;
+        let g = group(&mut s, op::REVOKE_SECURITY_GROUP_INGRESS.name, group_id)?;
         g.ingress.retain(|r| !rules.contains(r));
         Ok(())
     }
 
     async fn authorize_egress(&self, group_id: &str, rules: &[CidrRule]) -> Result<(), AwsError> {
-        let mut s = self.call("AuthorizeSecurityGroupEgress")?;
-        let g = group(&mut s, "AuthorizeSecurityGroupEgress", group_id)?;
+        let mut s = self.call(op::AUTHORIZE_SECURITY_GROUP_EGRESS)?;
+        let g = group(&mut s, op::AUTHORIZE_SECURITY_GROUP_EGRESS.name, group_id)?;
         g.egress.extend(rules.iter().cloned());
         Ok(())
     }
 
     async fn delete_security_group(&self, id: &str) -> Result<(), AwsError> {
-        let mut s = self.call("DeleteSecurityGroup")?;
+        let mut s = self.call(op::DELETE_SECURITY_GROUP)?;
         if s.group_in_use(id) {
             return Err(AwsError::new(
-                "DeleteSecurityGroup",
+                op::DELETE_SECURITY_GROUP.name,
                 "DependencyViolation",
                 format!("resource {id} has a dependent object"),
             ));
@@ -297,7 +285,7 @@ impl Ec2Api for FakeEc2 {
     }
 
     async fn retag(&self, ids: &[String], add: &Tags, remove: &[&str]) -> Result<(), AwsError> {
-        let mut s = self.call("CreateTags")?;
+        let mut s = self.call(op::CREATE_TAGS)?;
         let apply = |tags: &mut Tags| {
             tags.extend(add.clone());
             tags.retain(|k, _| !remove.contains(&k.as_str()));
@@ -310,7 +298,7 @@ impl Ec2Api for FakeEc2 {
                 apply(&mut g.tags);
             }
         }
-        s.calls.push("DeleteTags");
+        s.calls.push(op::DELETE_TAGS.name);
         Ok(())
     }
 }

@@ -14,17 +14,8 @@ use std::{
 use super::cfn::{
     ChangeSet, ChangeSetStatus, CloudFormationApi, Stack, StackEvent, StackRequest, StackStatus,
 };
+use super::ops::{cfn as op, Op};
 use super::{AwsError, CfnProvider, Scope};
-
-/// Operations that change something in AWS.
-pub const MUTATING: &[&str] = &[
-    "CreateStack",
-    "UpdateStack",
-    "DeleteStack",
-    "CreateChangeSet",
-    "ExecuteChangeSet",
-    "DeleteChangeSet",
-];
 
 pub const NO_CHANGES: &str = "The submitted information didn't contain changes. Submit different \
      information to create a change set.";
@@ -97,10 +88,11 @@ impl FakeCfn {
         self.lock().calls.clone()
     }
 
+    /// The calls that change something in AWS ([`Op::writes`]).
     pub fn mutating_calls(&self) -> Vec<&'static str> {
         self.calls()
             .into_iter()
-            .filter(|c| MUTATING.contains(c))
+            .filter(|c| Op::named(c).is_some_and(|o| o.writes))
             .collect()
     }
 
@@ -134,10 +126,10 @@ impl FakeCfn {
         }
     }
 
-    fn call(&self, operation: &'static str) -> Result<MutexGuard<'_, State>, AwsError> {
+    fn call(&self, op: Op) -> Result<MutexGuard<'_, State>, AwsError> {
         let mut s = self.lock();
-        s.calls.push(operation);
-        match s.failures.get_mut(operation).and_then(VecDeque::pop_front) {
+        s.calls.push(op.name);
+        match s.failures.get_mut(op.name).and_then(VecDeque::pop_front) {
             Some(e) => Err(e),
             None => Ok(s),
         }
@@ -154,7 +146,7 @@ fn missing(operation: &'static str, name: &str) -> AwsError {
 
 impl CloudFormationApi for FakeCfn {
     async fn describe_stack(&self, name: &str) -> Result<Option<Stack>, AwsError> {
-        let mut s = self.call("DescribeStacks")?;
+        let mut s = self.call(op::DESCRIBE_STACKS)?;
         let Some(fs) = s.stacks.get_mut(name) else {
             return Ok(None);
         };
@@ -171,10 +163,10 @@ impl CloudFormationApi for FakeCfn {
     }
 
     async fn create_stack(&self, req: &StackRequest) -> Result<String, AwsError> {
-        let mut s = self.call("CreateStack")?;
+        let mut s = self.call(op::CREATE_STACK)?;
         if s.stacks.contains_key(&req.stack_name) {
             return Err(AwsError::new(
-                "CreateStack",
+                op::CREATE_STACK.name,
                 "AlreadyExistsException",
                 format!("Stack [{}] already exists", req.stack_name),
             ));
@@ -222,17 +214,17 @@ impl CloudFormationApi for FakeCfn {
     }
 
     async fn create_change_set(&self, name: &str, req: &StackRequest) -> Result<String, AwsError> {
-        let mut s = self.call("CreateChangeSet")?;
+        let mut s = self.call(op::CREATE_CHANGE_SET)?;
         let key = (req.stack_name.clone(), name.to_owned());
         if s.change_sets.contains_key(&key) {
             return Err(AwsError::new(
-                "CreateChangeSet",
+                op::CREATE_CHANGE_SET.name,
                 "AlreadyExistsException",
                 format!("ChangeSet {name} already exists"),
             ));
         }
         let Some(fs) = s.stacks.get(&req.stack_name) else {
-            return Err(missing("CreateChangeSet", &req.stack_name));
+            return Err(missing(op::CREATE_CHANGE_SET.name, &req.stack_name));
         };
         let same = fs.template == req.template_body && fs.stack.parameters == req.parameters;
         let id = format!("{}/changeSet/{name}", fs.stack.id);
@@ -256,7 +248,7 @@ impl CloudFormationApi for FakeCfn {
         stack_name: &str,
         change_set_name: &str,
     ) -> Result<Option<ChangeSet>, AwsError> {
-        let s = self.call("DescribeChangeSet")?;
+        let s = self.call(op::DESCRIBE_CHANGE_SET)?;
         let key = (stack_name.to_owned(), change_set_name.to_owned());
         Ok(s.change_sets.get(&key).map(|(cs, _)| cs.clone()))
     }
@@ -266,11 +258,11 @@ impl CloudFormationApi for FakeCfn {
         stack_name: &str,
         change_set_name: &str,
     ) -> Result<(), AwsError> {
-        let mut s = self.call("ExecuteChangeSet")?;
+        let mut s = self.call(op::EXECUTE_CHANGE_SET)?;
         let key = (stack_name.to_owned(), change_set_name.to_owned());
         let Some((_, req)) = s.change_sets.get(&key).cloned() else {
             return Err(AwsError::new(
-                "ExecuteChangeSet",
+                op::EXECUTE_CHANGE_SET.name,
                 "ChangeSetNotFound",
                 format!("ChangeSet [{change_set_name}] does not exist"),
             ));
@@ -302,14 +294,14 @@ impl CloudFormationApi for FakeCfn {
         stack_name: &str,
         change_set_name: &str,
     ) -> Result<(), AwsError> {
-        let mut s = self.call("DeleteChangeSet")?;
+        let mut s = self.call(op::DELETE_CHANGE_SET)?;
         s.change_sets
             .remove(&(stack_name.to_owned(), change_set_name.to_owned()));
         Ok(())
     }
 
     async fn delete_stack(&self, stack: &str) -> Result<(), AwsError> {
-        let mut s = self.call("DeleteStack")?;
+        let mut s = self.call(op::DELETE_STACK)?;
         let (end, events) = s
             .next_delete
             .take()
@@ -331,12 +323,12 @@ impl CloudFormationApi for FakeCfn {
     }
 
     async fn stack_events(&self, stack: &str) -> Result<Vec<StackEvent>, AwsError> {
-        let s = self.call("DescribeStackEvents")?;
+        let s = self.call(op::DESCRIBE_STACK_EVENTS)?;
         let fs = s
             .stacks
             .values()
             .find(|fs| fs.stack.name == stack || fs.stack.id == stack)
-            .ok_or_else(|| missing("DescribeStackEvents", stack))?;
+            .ok_or_else(|| missing(op::DESCRIBE_STACK_EVENTS.name, stack))?;
         let mut events = fs.events.clone();
         events.reverse();
         Ok(events)

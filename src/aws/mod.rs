@@ -5,7 +5,9 @@
 //! Clients are built lazily, one set per [`Scope`] (region + assumed
 //! role), and cached: each has its own adaptive retry budget, so one
 //! throttled account or region does not slow the others down. Every call
-//! is counted in `hawser_aws_api_calls_total{service,operation,outcome}`.
+//! is counted in `hawser_aws_api_calls_total{service,operation,outcome}`
+//! under its entry in [`ops`], the one list of the operations hawser calls
+//! (and of the IAM actions `docs/iam-policy.json` must grant).
 
 mod assume_role;
 mod cfn;
@@ -15,6 +17,7 @@ mod error;
 pub mod fake;
 #[cfg(test)]
 pub mod fake_cfn;
+pub mod ops;
 mod sdk_cfn;
 mod sdk_ec2;
 mod sts;
@@ -31,10 +34,11 @@ pub use cfn::{
     ChangeSet, ChangeSetStatus, CloudFormationApi, Stack, StackEvent, StackRequest, StackStatus,
 };
 pub use ec2::{
-    CidrRule, CreateEndpoint, CreateSecurityGroup, Ec2Api, Endpoint, EndpointState, ModifyEndpoint,
-    SecurityGroup, Tags,
+    with_default_tags, CidrRule, CreateEndpoint, CreateSecurityGroup, Ec2Api, Endpoint,
+    EndpointState, ModifyEndpoint, SecurityGroup, Tags,
 };
 pub use error::{classify, AwsError, AwsErrorKind};
+pub use ops::Op;
 pub use sdk_cfn::SdkCfn;
 pub use sdk_ec2::SdkEc2;
 pub use sts::{CallerIdentity, SdkSts, StsApi};
@@ -104,8 +108,8 @@ impl Default for AwsSettings {
     }
 }
 
-/// Counts AWS calls by service, operation and outcome (`success` or an
-/// [`AwsErrorKind`] label); all bounded sets.
+/// Counts AWS calls by service, operation (both from an [`ops`] entry)
+/// and outcome (`success` or an [`AwsErrorKind`] label); all bounded sets.
 pub struct CallCounter {
     calls: IntCounterVec,
 }
@@ -117,32 +121,31 @@ impl CallCounter {
         }
     }
 
-    pub fn record<T>(&self, service: &str, operation: &str, result: &Result<T, AwsError>) {
+    pub fn record<T>(&self, op: Op, result: &Result<T, AwsError>) {
         let outcome = match result {
             Ok(_) => "success",
             Err(e) => e.kind.as_str(),
         };
-        self.record_outcome(service, operation, outcome);
+        self.record_outcome(op, outcome);
     }
 
-    pub fn record_outcome(&self, service: &str, operation: &str, outcome: &str) {
+    pub fn record_outcome(&self, op: Op, outcome: &str) {
         self.calls
-            .with_label_values(&[service, operation, outcome])
+            .with_label_values(&[op.service, op.name, outcome])
             .inc();
     }
 
     /// Awaits one SDK call, converting its error and counting its outcome.
     pub async fn call<T, E>(
         &self,
-        service: &str,
-        operation: &'static str,
+        op: Op,
         request: impl Future<Output = Result<T, SdkError<E, HttpResponse>>>,
     ) -> Result<T, AwsError>
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let result = request.await.map_err(|e| AwsError::from_sdk(operation, e));
-        self.record(service, operation, &result);
+        let result = request.await.map_err(|e| AwsError::from_sdk(op.name, e));
+        self.record(op, &result);
         result
     }
 }

@@ -9,9 +9,8 @@ use aws_sdk_cloudformation::types::{Capability, ChangeSetType, Parameter, Tag};
 use super::cfn::{
     ChangeSet, ChangeSetStatus, CloudFormationApi, Stack, StackEvent, StackRequest, StackStatus,
 };
+use super::ops::cfn as op;
 use super::{AwsError, AwsErrorKind, CallCounter, Tags};
-
-const SERVICE: &str = "cloudformation";
 
 #[derive(Clone)]
 pub struct SdkCfn {
@@ -89,7 +88,7 @@ impl CloudFormationApi for SdkCfn {
         let request = self.client.describe_stacks().stack_name(name).send();
         let result = self
             .calls
-            .call(SERVICE, "DescribeStacks", request)
+            .call(op::DESCRIBE_STACKS, request)
             .await
             .map(|out| out.stacks().first().map(stack_of));
         match result {
@@ -108,7 +107,7 @@ impl CloudFormationApi for SdkCfn {
             .set_capabilities(Some(capabilities(req)))
             .set_tags(Some(tags(&req.tags)))
             .send();
-        let out = self.calls.call(SERVICE, "CreateStack", request).await?;
+        let out = self.calls.call(op::CREATE_STACK, request).await?;
         Ok(out.stack_id().unwrap_or_default().to_owned())
     }
 
@@ -122,14 +121,14 @@ impl CloudFormationApi for SdkCfn {
             .create_change_set()
             .stack_name(&req.stack_name)
             .change_set_name(change_set_name)
-            // moto makes a second stack without it (see MOTO.md).
+            // moto 5.2.5 (hack/testenv) makes a second stack without it.
             .change_set_type(ChangeSetType::Update)
             .template_body(&req.template_body)
             .set_parameters(Some(parameters(req)))
             .set_capabilities(Some(capabilities(req)))
             .set_tags(Some(tags(&req.tags)))
             .send();
-        let out = self.calls.call(SERVICE, "CreateChangeSet", request).await?;
+        let out = self.calls.call(op::CREATE_CHANGE_SET, request).await?;
         Ok(out.id().unwrap_or_default().to_owned())
     }
 
@@ -144,7 +143,7 @@ impl CloudFormationApi for SdkCfn {
             .stack_name(stack_name)
             .change_set_name(change_set_name)
             .send();
-        match self.calls.call(SERVICE, "DescribeChangeSet", request).await {
+        match self.calls.call(op::DESCRIBE_CHANGE_SET, request).await {
             Ok(out) => Ok(Some(ChangeSet {
                 id: out.change_set_id().unwrap_or_default().to_owned(),
                 status: ChangeSetStatus::parse(out.status().map(|s| s.as_str()).unwrap_or("")),
@@ -171,7 +170,7 @@ impl CloudFormationApi for SdkCfn {
             .change_set_name(change_set_name)
             .send();
         self.calls
-            .call(SERVICE, "ExecuteChangeSet", request)
+            .call(op::EXECUTE_CHANGE_SET, request)
             .await
             .map(drop)
     }
@@ -187,7 +186,7 @@ impl CloudFormationApi for SdkCfn {
             .stack_name(stack_name)
             .change_set_name(change_set_name)
             .send();
-        match self.calls.call(SERVICE, "DeleteChangeSet", request).await {
+        match self.calls.call(op::DELETE_CHANGE_SET, request).await {
             Err(e) if e.kind == AwsErrorKind::NotFound => Ok(()),
             other => other.map(drop),
         }
@@ -195,7 +194,7 @@ impl CloudFormationApi for SdkCfn {
 
     async fn delete_stack(&self, stack: &str) -> Result<(), AwsError> {
         let request = self.client.delete_stack().stack_name(stack).send();
-        match self.calls.call(SERVICE, "DeleteStack", request).await {
+        match self.calls.call(op::DELETE_STACK, request).await {
             Err(e) if is_missing_stack(&e) => Ok(()),
             other => other.map(drop),
         }
@@ -203,10 +202,7 @@ impl CloudFormationApi for SdkCfn {
 
     async fn stack_events(&self, stack: &str) -> Result<Vec<StackEvent>, AwsError> {
         let request = self.client.describe_stack_events().stack_name(stack).send();
-        let out = self
-            .calls
-            .call(SERVICE, "DescribeStackEvents", request)
-            .await?;
+        let out = self.calls.call(op::DESCRIBE_STACK_EVENTS, request).await?;
         Ok(out
             .stack_events()
             .iter()

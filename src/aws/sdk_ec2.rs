@@ -13,6 +13,7 @@ use super::ec2::{
     CidrRule, CreateEndpoint, CreateSecurityGroup, Ec2Api, Endpoint, EndpointState, ModifyEndpoint,
     SecurityGroup, Tags,
 };
+use super::ops::{ec2 as op, Op};
 use super::{error::HttpResponse, AwsError, AwsErrorKind, CallCounter};
 
 #[derive(Clone)]
@@ -29,13 +30,13 @@ impl SdkEc2 {
     /// Awaits one SDK call, converting and counting its outcome.
     async fn call<T, E>(
         &self,
-        operation: &'static str,
+        op: Op,
         request: impl Future<Output = Result<T, SdkError<E, HttpResponse>>>,
     ) -> Result<T, AwsError>
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        self.calls.call("ec2", operation, request).await
+        self.calls.call(op, request).await
     }
 }
 
@@ -143,7 +144,7 @@ impl Ec2Api for SdkEc2 {
                 .set_filters(Some(tag_filters(tags)))
                 .set_next_token(next.take())
                 .send();
-            let out = self.call("DescribeVpcEndpoints", request).await?;
+            let out = self.call(op::DESCRIBE_VPC_ENDPOINTS, request).await?;
             found.extend(out.vpc_endpoints().iter().map(endpoint_of));
             match out.next_token() {
                 Some(t) if !t.is_empty() => next = Some(t.to_owned()),
@@ -165,10 +166,10 @@ impl Ec2Api for SdkEc2 {
             .client_token(&req.client_token)
             .tag_specifications(tag_specification(ResourceType::VpcEndpoint, &req.tags))
             .send();
-        let out = self.call("CreateVpcEndpoint", request).await?;
+        let out = self.call(op::CREATE_VPC_ENDPOINT, request).await?;
         out.vpc_endpoint()
             .map(endpoint_of)
-            .ok_or_else(|| empty_response("CreateVpcEndpoint", "endpoint"))
+            .ok_or_else(|| empty_response(op::CREATE_VPC_ENDPOINT, "endpoint"))
     }
 
     async fn modify_endpoint(&self, req: &ModifyEndpoint) -> Result<(), AwsError> {
@@ -183,7 +184,7 @@ impl Ec2Api for SdkEc2 {
             .set_remove_security_group_ids(none_if_empty(&req.remove_security_group_ids))
             .set_private_dns_enabled(req.private_dns)
             .send();
-        self.call("ModifyVpcEndpoint", request).await.map(drop)
+        self.call(op::MODIFY_VPC_ENDPOINT, request).await.map(drop)
     }
 
     async fn delete_endpoint(&self, id: &str) -> Result<(), AwsError> {
@@ -192,7 +193,7 @@ impl Ec2Api for SdkEc2 {
             .delete_vpc_endpoints()
             .vpc_endpoint_ids(id)
             .send();
-        let out = match self.call("DeleteVpcEndpoints", request).await {
+        let out = match self.call(op::DELETE_VPC_ENDPOINTS, request).await {
             Err(e) if e.kind == AwsErrorKind::NotFound => return Ok(()),
             other => other?,
         };
@@ -201,7 +202,7 @@ impl Ec2Api for SdkEc2 {
             return Ok(());
         };
         let e = AwsError::new(
-            "DeleteVpcEndpoints",
+            op::DELETE_VPC_ENDPOINTS.name,
             err.code().unwrap_or(""),
             err.message().unwrap_or(""),
         );
@@ -222,7 +223,7 @@ impl Ec2Api for SdkEc2 {
                 .set_filters(Some(tag_filters(tags)))
                 .set_next_token(next.take())
                 .send();
-            let out = self.call("DescribeSecurityGroups", request).await?;
+            let out = self.call(op::DESCRIBE_SECURITY_GROUPS, request).await?;
             found.extend(out.security_groups().iter().map(group_of));
             match out.next_token() {
                 Some(t) if !t.is_empty() => next = Some(t.to_owned()),
@@ -240,10 +241,10 @@ impl Ec2Api for SdkEc2 {
             .description(&req.description)
             .tag_specifications(tag_specification(ResourceType::SecurityGroup, &req.tags))
             .send();
-        let out = self.call("CreateSecurityGroup", request).await?;
+        let out = self.call(op::CREATE_SECURITY_GROUP, request).await?;
         out.group_id()
             .map(str::to_owned)
-            .ok_or_else(|| empty_response("CreateSecurityGroup", "group id"))
+            .ok_or_else(|| empty_response(op::CREATE_SECURITY_GROUP, "group id"))
     }
 
     async fn authorize_ingress(&self, group_id: &str, rules: &[CidrRule]) -> Result<(), AwsError> {
@@ -253,7 +254,7 @@ impl Ec2Api for SdkEc2 {
             .group_id(group_id)
             .set_ip_permissions(Some(permissions_of(rules)))
             .send();
-        self.call("AuthorizeSecurityGroupIngress", request)
+        self.call(op::AUTHORIZE_SECURITY_GROUP_INGRESS, request)
             .await
             .map(drop)
     }
@@ -265,7 +266,7 @@ impl Ec2Api for SdkEc2 {
             .group_id(group_id)
             .set_ip_permissions(Some(permissions_of(rules)))
             .send();
-        self.call("RevokeSecurityGroupIngress", request)
+        self.call(op::REVOKE_SECURITY_GROUP_INGRESS, request)
             .await
             .map(drop)
     }
@@ -277,14 +278,14 @@ impl Ec2Api for SdkEc2 {
             .group_id(group_id)
             .set_ip_permissions(Some(permissions_of(rules)))
             .send();
-        self.call("AuthorizeSecurityGroupEgress", request)
+        self.call(op::AUTHORIZE_SECURITY_GROUP_EGRESS, request)
             .await
             .map(drop)
     }
 
     async fn delete_security_group(&self, id: &str) -> Result<(), AwsError> {
         let request = self.client.delete_security_group().group_id(id).send();
-        match self.call("DeleteSecurityGroup", request).await {
+        match self.call(op::DELETE_SECURITY_GROUP, request).await {
             Err(e) if e.kind == AwsErrorKind::NotFound => Ok(()),
             other => other.map(drop),
         }
@@ -296,22 +297,22 @@ impl Ec2Api for SdkEc2 {
             for (k, v) in add {
                 request = request.tags(Tag::builder().key(k).value(v).build());
             }
-            self.call("CreateTags", request.send()).await?;
+            self.call(op::CREATE_TAGS, request.send()).await?;
         }
         if !remove.is_empty() {
             let mut request = self.client.delete_tags().set_resources(Some(ids.to_vec()));
             for k in remove {
                 request = request.tags(Tag::builder().key(*k).build());
             }
-            self.call("DeleteTags", request.send()).await?;
+            self.call(op::DELETE_TAGS, request.send()).await?;
         }
         Ok(())
     }
 }
 
-fn empty_response(operation: &'static str, what: &str) -> AwsError {
+fn empty_response(op: Op, what: &str) -> AwsError {
     AwsError {
-        operation,
+        operation: op.name,
         kind: AwsErrorKind::Other,
         code: None,
         message: format!("the response carried no {what}"),

@@ -3,7 +3,7 @@
 
 use std::{future::Future, sync::Arc};
 
-use super::{AwsError, CallCounter};
+use super::{ops::sts::GET_CALLER_IDENTITY, AwsError, CallCounter};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallerIdentity {
@@ -38,8 +38,8 @@ impl StsApi for SdkSts {
                 account: out.account().unwrap_or_default().to_owned(),
                 arn: out.arn().unwrap_or_default().to_owned(),
             })
-            .map_err(|e| AwsError::from_sdk("GetCallerIdentity", e));
-        self.calls.record("sts", "GetCallerIdentity", &out);
+            .map_err(|e| AwsError::from_sdk(GET_CALLER_IDENTITY.name, e));
+        self.calls.record(GET_CALLER_IDENTITY, &out);
         out
     }
 }

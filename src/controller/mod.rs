@@ -142,6 +142,7 @@ pub async fn start(
                                 defaults: vpce::desired::Defaults {
                                     vpc_id: args.default_vpc_id.clone(),
                                     subnet_ids: args.default_subnet_ids.clone(),
+                                    tags: args.default_tags.clone().unwrap_or_default(),
                                 },
                                 default_region: aws().default_region().to_owned(),
                                 resync: args.resync_period,
@@ -201,6 +202,7 @@ pub async fn start(
                         ControllerKind::Stack => {
                             let settings = stack::Settings {
                                 cluster: cluster.clone(),
+                                default_tags: args.default_tags.clone().unwrap_or_default(),
                                 default_region: aws().default_region().to_owned(),
                                 resync: args.resync_period,
                                 namespace: args.watch_namespace.clone(),

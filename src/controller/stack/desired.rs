@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 use crate::annotations::{keys, ObjectKind, StackSpec};
-use crate::aws::{Stack, StackRequest, Tags};
+use crate::aws::{with_default_tags, Stack, StackRequest, Tags};
 
 /// CloudFormation's limit on a stack name.
 pub const MAX_STACK_NAME: usize = 128;
@@ -101,9 +101,10 @@ pub fn spec_hash(
 /// Everything hawser wants CloudFormation to hold for one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Desired {
-    /// Create and update request; its tags are the ownership tags (and
-    /// nothing that changes with the spec: stack tags propagate to every
-    /// resource, and a tag edit can replace some of them).
+    /// Create and update request; its tags are the ownership tags over
+    /// `--default-tags` (and nothing that changes with the spec: stack
+    /// tags propagate to every resource, and a tag edit can replace some
+    /// of them).
     pub request: StackRequest,
     pub spec_hash: String,
     /// Find-by tags: cluster, owner, uid.
@@ -114,7 +115,13 @@ pub struct Desired {
     pub change_set_name: String,
 }
 
-pub fn desired(spec: &StackSpec, template_body: &str, owner: &Owner, cluster: &str) -> Desired {
+pub fn desired(
+    spec: &StackSpec,
+    template_body: &str,
+    owner: &Owner,
+    cluster: &str,
+    default_tags: &Tags,
+) -> Desired {
     let mut capabilities: Vec<String> = spec
         .capabilities
         .iter()
@@ -123,7 +130,7 @@ pub fn desired(spec: &StackSpec, template_body: &str, owner: &Owner, cluster: &s
     capabilities.sort();
     let hash = spec_hash(template_body, &spec.parameters, &capabilities);
     let ownership = owner.ownership_tags(cluster);
-    let tags = ownership.clone();
+    let tags = with_default_tags(default_tags, &ownership);
     Desired {
         request: StackRequest {
             stack_name: owner.stack_name(cluster),

@@ -80,6 +80,8 @@ const TEMPLATE_INPUT: &str = "(template sha-256)";
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub cluster: String,
+    /// `--default-tags`, on every stack beside hawser's own.
+    pub default_tags: crate::aws::Tags,
     pub default_region: String,
     pub resync: Duration,
     pub namespace: Option<String>,
@@ -317,7 +319,13 @@ async fn apply_object<K: StackObject, P: CfnProvider>(
         Ok(body) => body,
         Err(failure) => return fail(obj, ctx, inputs, None, failure, result).await,
     };
-    let want = desired::desired(&spec, &body, &owner, &ctx.settings.cluster);
+    let want = desired::desired(
+        &spec,
+        &body,
+        &owner,
+        &ctx.settings.cluster,
+        &ctx.settings.default_tags,
+    );
     let cfn = ctx.aws.cfn(&scope_of(obj, ctx).await?).await;
     let mut memo = ctx.memo(&uid);
     if memo.applied.is_none() {

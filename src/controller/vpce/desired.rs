@@ -2,7 +2,7 @@
 //! Pure: no I/O, so every decision is unit-tested without AWS.
 
 use crate::annotations::{keys, SecurityGroups, VpceSpec};
-use crate::aws::{CidrRule, Endpoint, ModifyEndpoint, SecurityGroup, Tags};
+use crate::aws::{with_default_tags, CidrRule, Endpoint, ModifyEndpoint, SecurityGroup, Tags};
 
 /// Tag hawser adds to resources it lets go of (`hawser.io/deletion-policy:
 /// retain`), replacing the owner and uid tags: `Service/<ns>/<name>`.
@@ -49,6 +49,9 @@ impl Owner {
 pub struct Defaults {
     pub vpc_id: Option<String>,
     pub subnet_ids: Vec<String>,
+    /// `--default-tags`: written on the endpoint and the generated group
+    /// at creation, under hawser's own.
+    pub tags: Tags,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +77,8 @@ pub struct Desired {
     pub private_dns: bool,
     /// Find-by tags: cluster, owner, uid.
     pub ownership: Tags,
-    /// Tags written at creation: ownership plus `Name`.
+    /// Tags written at creation: ownership plus `Name`, over the
+    /// `--default-tags`.
     pub tags: Tags,
 }
 
@@ -139,8 +143,9 @@ pub fn desired(
         }
     };
     let ownership = owner.ownership_tags(cluster);
-    let mut tags = ownership.clone();
-    tags.insert(TAG_NAME.to_owned(), owner.resource_name());
+    let mut own = ownership.clone();
+    own.insert(TAG_NAME.to_owned(), owner.resource_name());
+    let tags = with_default_tags(&defaults.tags, &own);
     Ok(Desired {
         service_name: spec.service_name.clone(),
         vpc_id,

@@ -39,6 +39,33 @@ fn stack_failure(a: &Applied) -> (String, bool) {
 }
 
 #[tokio::test]
+async fn default_tags_go_into_the_create_and_each_update_under_hawsers_own() {
+    let cfn = FakeCfn::default();
+    let defaults = Tags::from([
+        ("team".into(), "platform".into()),
+        // Refused on the command line; hawser's own value wins anyway.
+        (keys::TAG_UID.into(), "not-the-uid".into()),
+    ]);
+    let tagged = |params: &str| desired(&spec(params), TEMPLATE, &owner(), CLUSTER, &defaults);
+    let w = tagged(r#"{"QueueName":"a"}"#);
+    let mut expected = w.ownership.clone();
+    expected.insert("team".into(), "platform".into());
+    assert_eq!(w.request.tags, expected);
+    let mut memo = Memo::default();
+    ready(&cfn, &w, &mut memo).await;
+    assert_eq!(cfn.peek(&w.request.stack_name).unwrap().tags, expected);
+
+    let edited = tagged(r#"{"QueueName":"b"}"#);
+    cfn.clear_calls();
+    ready(&cfn, &edited, &mut memo).await;
+    assert_eq!(
+        cfn.mutating_calls(),
+        ["CreateChangeSet", "ExecuteChangeSet"]
+    );
+    assert_eq!(cfn.peek(&w.request.stack_name).unwrap().tags, expected);
+}
+
+#[tokio::test]
 async fn create_polls_until_complete_then_costs_one_describe_per_pass() {
     let cfn = FakeCfn::default();
     let w = want(r#"{"QueueName":"a"}"#);
@@ -460,7 +487,7 @@ async fn a_template_reverted_while_its_update_runs_is_applied_again() {
     let params = r#"{"QueueName":"a"}"#;
     let old = want(params);
     let edited_text = TEMPLATE.replace("QueueUrl", "Url");
-    let edited = desired(&spec(params), &edited_text, &owner(), CLUSTER);
+    let edited = desired(&spec(params), &edited_text, &owner(), CLUSTER, &Tags::new());
     let mut memo = Memo::default();
     ready(&cfn, &old, &mut memo).await;
     // Passes for the edit until its change set is executed.

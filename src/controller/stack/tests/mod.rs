@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use super::desired::{desired, Desired, Owner};
 use super::machine::Memo;
 use crate::annotations::{keys, NamespaceSpec, ObjectKind, StackSpec};
-use crate::aws::{Stack, StackStatus};
+use crate::aws::{Stack, StackStatus, Tags};
 
 const UID: &str = "6f1c2a40-0000-4000-8000-000000000001";
 const CLUSTER: &str = "prod";
@@ -37,7 +37,7 @@ fn spec(parameters: &str) -> StackSpec {
 }
 
 fn want(parameters: &str) -> Desired {
-    desired(&spec(parameters), TEMPLATE, &owner(), CLUSTER)
+    desired(&spec(parameters), TEMPLATE, &owner(), CLUSTER, &Tags::new())
 }
 
 /// A stack as `want` would have made it, in `status`.

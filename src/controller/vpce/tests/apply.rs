@@ -33,6 +33,48 @@ async fn first_apply_creates_a_tagged_group_and_endpoint_with_the_uid_token() {
 }
 
 #[tokio::test]
+async fn default_tags_go_into_both_create_requests_under_hawsers_own() {
+    let ec2 = FakeEc2::default();
+    let mut with_tags = defaults();
+    with_tags.tags = Tags::from([
+        ("team".into(), "platform".into()),
+        ("cost-center".into(), "42".into()),
+        // Refused on the command line; hawser's own value wins anyway.
+        (keys::TAG_CLUSTER.into(), "other".into()),
+        ("Name".into(), "not-hawsers".into()),
+    ]);
+    let d = desired(&spec(), &owner(), "prod", &with_tags).unwrap();
+    assert_eq!(
+        d.ownership,
+        want(&spec()).ownership,
+        "found by hawser's tags alone"
+    );
+    let a = apply_ok(&ec2, &d, &Recorded::default()).await;
+    assert_eq!(
+        ec2.mutating_calls(),
+        [
+            "CreateSecurityGroup",
+            "AuthorizeSecurityGroupIngress",
+            "CreateVpcEndpoint"
+        ],
+        "tagged by the create requests, not by a CreateTags after them"
+    );
+    let expected = Tags::from([
+        ("team".into(), "platform".into()),
+        ("cost-center".into(), "42".into()),
+        (keys::TAG_CLUSTER.into(), "prod".into()),
+        (keys::TAG_OWNER.into(), "Service/team-a/db".into()),
+        (keys::TAG_UID.into(), UID.into()),
+        ("Name".into(), "hawser-team-a-db".into()),
+    ]);
+    assert_eq!(a.endpoint.tags, expected);
+    assert_eq!(ec2.groups()[0].tags, expected);
+    ec2.clear_calls();
+    apply_ok(&ec2, &d, &recorded(&a)).await;
+    assert!(ec2.mutating_calls().is_empty(), "{:?}", ec2.calls());
+}
+
+#[tokio::test]
 async fn an_unchanged_service_costs_two_reads_and_no_write() {
     let ec2 = FakeEc2::default();
     let d = want(&spec());

@@ -43,6 +43,7 @@ fn defaults() -> Defaults {
     Defaults {
         vpc_id: Some(VPC.into()),
         subnet_ids: vec![SUBNET_A.into()],
+        tags: Tags::new(),
     }
 }
 
