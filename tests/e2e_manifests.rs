@@ -20,7 +20,7 @@ use support::*;
 
 /// Variables the chart may set for flags `hawser run` does not have yet:
 /// `--default-tags` (the chart's defaultTags) is being added to src/cli.rs.
-const PENDING_ENV: &[&str] = &["HAWSER_DEFAULT_TAGS"];
+const PENDING_ENV: &[&str] = &[];
 
 /// The annotation holding the real selector of a self-managed install.
 const SELECTOR_ANNOTATION: &str = "hawser.io/namespace-selector";

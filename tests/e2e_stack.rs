@@ -573,72 +573,20 @@ async fn the_namespace_region_cannot_change_under_a_deployments_stack() {
     assert!(out.success, "{}", out.stderr);
 }
 
-/// Strips the stack finalizer from a namespace when dropped, so a failed
-/// test whose hawser is gone leaves no namespace stuck in Terminating.
-struct Unstick(String);
-
-impl Drop for Unstick {
-    fn drop(&mut self) {
-        let patch = r#"{"metadata":{"finalizers":null}}"#;
-        let _ = kubectl(
-            &["patch", "namespace", &self.0, "--type=merge", "-p", patch],
-            "",
-        );
-    }
-}
-
 #[tokio::test]
 async fn default_tags_are_on_the_stack_beside_hawsers_own() {
-    let client = client().await;
-    let params = format!(r#"{{"QueueName":"{}"}}"#, unique("q"));
-    let ns = TestNamespace::create(
-        &client,
-        "stacktags",
-        &[
-            ("cfn.hawser.io/template", QUEUE_TEMPLATE),
-            ("cfn.hawser.io/parameters", &params),
-        ],
-    )
-    .await;
-    let _unstick = Unstick(ns.name.clone());
-    let cluster = unique("cluster");
-    let extra = ["--default-tags", "team=platform,cost-center=42"];
-    let hawser = start_hawser(&ns.name, &cluster, "10m", &extra).await;
-
-    let cfn = cfn();
-    let name = format!("hawser-{cluster}-{}", ns.name);
-    let stack = eventually("the stack CREATE_COMPLETE", WAIT, || async {
-        let out = cfn.describe_stacks().stack_name(&name).send().await.ok()?;
-        let stack = out.stacks().first()?.clone();
-        (status(&stack) == "CREATE_COMPLETE").then_some(stack)
-    })
-    .await;
-    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client);
-    let uid = namespaces.get(&ns.name).await.unwrap().uid().unwrap();
-    let owner = format!("Namespace//{}", ns.name);
+    let bed = Bed::start_with("10m", &["--default-tags", "team=platform,cost-center=42"]).await;
+    queue_namespace(&bed, &unique("q")).await;
+    let stack = bed.stack(&bed.stack_name(None)).await.unwrap();
+    let uid = bed.namespaces().get(&bed.ns).await.unwrap().uid().unwrap();
+    let owner = format!("Namespace//{}", bed.ns);
     for (key, value) in [
         ("team", "platform"),
         ("cost-center", "42"),
-        ("hawser.io/cluster", cluster.as_str()),
+        ("hawser.io/cluster", bed.cluster.as_str()),
         ("hawser.io/owner", owner.as_str()),
         ("hawser.io/uid", uid.as_str()),
     ] {
         assert_eq!(tag(&stack, key), Some(value), "stack tag {key}");
     }
-
-    // Deleted while hawser runs: the stack goes, then the namespace.
-    namespaces
-        .delete(&ns.name, &DeleteParams::default())
-        .await
-        .unwrap();
-    eventually("the namespace gone", WAIT, || async {
-        namespaces
-            .get_opt(&ns.name)
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
-    .await;
-    drop(hawser);
 }

@@ -25,6 +25,7 @@ mod sts;
 use std::{collections::HashMap, future::Future, sync::Arc};
 
 use aws_config::{retry::RetryConfig, sts::AssumeRoleProvider, BehaviorVersion, Region};
+use aws_sdk_ec2::config::retry::RetryPartition;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use prometheus::IntCounterVec;
 use tokio::sync::Mutex;
@@ -72,6 +73,21 @@ impl Scope {
             role_arn: None,
             session_name: None,
         }
+    }
+
+    /// Whose request budget this scope's calls spend: AWS throttles per
+    /// account and region, so every client of one account (the role ARN's)
+    /// and region shares one SDK retry partition, and so one client-side
+    /// rate limiter and retry quota; another account's throttling never
+    /// slows it. hawser's own identity is its own partition.
+    pub fn retry_partition(&self, service: &str) -> String {
+        let account = self
+            .role_arn
+            .as_deref()
+            .and_then(|arn| arn.split(':').nth(4))
+            .filter(|a| !a.is_empty())
+            .unwrap_or("own");
+        format!("hawser-{service}-{}-{account}", self.region)
     }
 }
 
@@ -192,7 +208,7 @@ impl AwsClients {
         let retry = match settings.retry_mode {
             // The client slows itself down when throttled, on top of
             // retrying with exponential backoff; the limiter is shared by
-            // every client of one scope (account + region).
+            // every client of one account and region (Scope::retry_partition).
             RetryMode::Adaptive => RetryConfig::adaptive(),
             RetryMode::Standard => RetryConfig::standard(),
         };
@@ -249,13 +265,24 @@ impl AwsClients {
                 .credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(counted));
         }
         let conf = conf.build();
+        // The SDK's default partition is per service and region, shared by
+        // every account: one per account instead (see Scope::retry_partition).
+        let ec2 = aws_sdk_ec2::config::Builder::from(&conf)
+            .retry_partition(RetryPartition::new(scope.retry_partition("ec2")))
+            .build();
+        let cfn = aws_sdk_cloudformation::config::Builder::from(&conf)
+            .retry_partition(RetryPartition::new(scope.retry_partition("cloudformation")))
+            .build();
+        let sts = aws_sdk_sts::config::Builder::from(&conf)
+            .retry_partition(RetryPartition::new(scope.retry_partition("sts")))
+            .build();
         let clients = ScopedClients {
-            ec2: SdkEc2::new(aws_sdk_ec2::Client::new(&conf), self.calls.clone()),
+            ec2: SdkEc2::new(aws_sdk_ec2::Client::from_conf(ec2), self.calls.clone()),
             cfn: SdkCfn::new(
-                aws_sdk_cloudformation::Client::new(&conf),
+                aws_sdk_cloudformation::Client::from_conf(cfn),
                 self.calls.clone(),
             ),
-            sts: SdkSts::new(aws_sdk_sts::Client::new(&conf), self.calls.clone()),
+            sts: SdkSts::new(aws_sdk_sts::Client::from_conf(sts), self.calls.clone()),
         };
         cache.insert(scope.clone(), clients.clone());
         clients
@@ -291,5 +318,63 @@ impl<T: CfnProvider> CfnProvider for Arc<T> {
     type Cfn = T::Cfn;
     fn cfn(&self, scope: &Scope) -> impl Future<Output = Self::Cfn> + Send {
         T::cfn(self, scope)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(region: &str, role: Option<&str>, session: &str) -> Scope {
+        Scope {
+            region: region.into(),
+            role_arn: role.map(str::to_owned),
+            session_name: Some(session.into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn one_retry_partition_per_account_and_region() {
+        let metrics = Metrics::new().unwrap();
+        let settings = AwsSettings {
+            region: Some("eu-west-1".into()),
+            endpoint_url: Some("http://127.0.0.1:9".into()),
+            ..Default::default()
+        };
+        let clients = AwsClients::load(&settings, &metrics).await.unwrap();
+        let a1 = scope(
+            "eu-west-1",
+            Some("arn:aws:iam::111122223333:role/a"),
+            "hawser-x",
+        );
+        // Another role and session in the same account and region.
+        let a2 = scope(
+            "eu-west-1",
+            Some("arn:aws:iam::111122223333:role/b"),
+            "hawser-y",
+        );
+        let b = scope(
+            "eu-west-1",
+            Some("arn:aws:iam::444455556666:role/a"),
+            "hawser-x",
+        );
+        let a_elsewhere = scope(
+            "us-east-1",
+            Some("arn:aws:iam::111122223333:role/a"),
+            "hawser-x",
+        );
+        let own = Scope::own("eu-west-1");
+        let mut partitions = Vec::new();
+        for s in [&a1, &a2, &b, &a_elsewhere, &own] {
+            partitions.push(clients.ec2(s).await.retry_partition().unwrap());
+        }
+        assert_eq!(partitions[0], "hawser-ec2-eu-west-1-111122223333");
+        assert_eq!(
+            partitions[0], partitions[1],
+            "one account shares one limiter"
+        );
+        assert_ne!(partitions[0], partitions[2], "another account has its own");
+        assert_ne!(partitions[0], partitions[3], "another region has its own");
+        assert_eq!(partitions[4], "hawser-ec2-eu-west-1-own");
     }
 }

@@ -23,6 +23,15 @@ pub struct SdkEc2 {
 }
 
 impl SdkEc2 {
+    /// The SDK retry partition this client's calls share (its limiter).
+    #[cfg(test)]
+    pub(super) fn retry_partition(&self) -> Option<String> {
+        self.client
+            .config()
+            .retry_partition()
+            .map(|p| p.to_string())
+    }
+
     pub fn new(client: aws_sdk_ec2::Client, calls: Arc<CallCounter>) -> Self {
         Self { client, calls }
     }

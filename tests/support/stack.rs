@@ -60,12 +60,19 @@ pub struct Bed {
     pub id: String,
     pub cluster: String,
     resync: String,
+    extra: Vec<String>,
     hawser: Option<Hawser>,
     _hooks: Option<Registration>,
 }
 
 impl Bed {
     pub async fn start(resync: &str) -> Self {
+        Self::start_with(resync, &[]).await
+    }
+
+    /// Like [`start`](Self::start), with extra hawser flags (kept for
+    /// [`restart`](Self::restart)).
+    pub async fn start_with(resync: &str, extra: &[&str]) -> Self {
         let client = client().await;
         let id = unique("stack");
         let cluster = unique("cluster");
@@ -75,7 +82,7 @@ impl Bed {
         let name = ns.name.clone();
         // Dropping TestNamespace would delete it; the bed's Drop does.
         std::mem::forget(ns);
-        let hawser = start_hawser(&name, &cluster, resync, &[]).await;
+        let hawser = start_hawser(&name, &cluster, resync, extra).await;
         Self {
             client,
             cfn: cfn(),
@@ -83,6 +90,7 @@ impl Bed {
             id,
             cluster,
             resync: resync.to_owned(),
+            extra: extra.iter().map(|a| a.to_string()).collect(),
             hawser: Some(hawser),
             _hooks: None,
         }
@@ -111,6 +119,7 @@ impl Bed {
             id,
             cluster,
             resync: resync.to_owned(),
+            extra: Vec::new(),
             hawser: Some(hawser),
             _hooks: Some(hooks),
         }
@@ -124,7 +133,8 @@ impl Bed {
     /// in memory survives, as after a crash or a change of leader.
     pub async fn restart(&mut self) {
         drop(self.hawser.take());
-        let hawser = start_hawser(&self.ns, &self.cluster, &self.resync, &[]).await;
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        let hawser = start_hawser(&self.ns, &self.cluster, &self.resync, &extra).await;
         self.hawser = Some(hawser);
     }
 

@@ -160,7 +160,8 @@ async fn update<C: CloudFormationApi>(
     if machine::next_change_set(cs.as_ref()) == ChangeSetStep::Create {
         match cfn.create_change_set(cs_name, &want.request).await {
             Ok(_) => {}
-            // moto refuses an empty change set at create (MOTO.md).
+            // moto refuses an empty change set at create ("No updates are to be
+            // performed.").
             Err(e) if machine::is_no_changes(&e.message) => {
                 return Ok(no_changes(want, memo, stack, effects));
             }
