@@ -16,8 +16,6 @@ use std::{
 use k8s_openapi::api::{
     admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration},
     apps::v1::Deployment,
-    authentication::v1::{TokenRequest, TokenRequestSpec},
-    core::v1::ServiceAccount,
 };
 use kube::{
     api::{Patch, PatchParams, PostParams},
@@ -28,14 +26,6 @@ use support::artefacts::CHART;
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A Helm release, uninstalled on drop.
 struct Release {
@@ -148,7 +138,11 @@ impl AsDeployed {
         let sa = pod["serviceAccountName"].as_str().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
-        std::fs::write(&kubeconfig, sa_kubeconfig(&release.namespace, sa).await).unwrap();
+        std::fs::write(
+            &kubeconfig,
+            rbac::kubeconfig_of(&release.namespace, sa).await,
+        )
+        .unwrap();
         let log = dir.path().join("hawser.log");
         let child = Command::new(hawser_bin())
             .args(&args)
@@ -215,37 +209,6 @@ impl Drop for AsDeployed {
             eprintln!("---- hawser log ----\n{}", self.log());
         }
     }
-}
-
-/// A kubeconfig with a token of ServiceAccount `namespace/name`.
-async fn sa_kubeconfig(namespace: &str, name: &str) -> String {
-    let api: Api<ServiceAccount> = Api::namespaced(client().await, namespace);
-    let request = TokenRequest {
-        spec: TokenRequestSpec {
-            expiration_seconds: Some(3600),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let token = api
-        .create_token_request(name, &PostParams::default(), &request)
-        .await
-        .unwrap()
-        .status
-        .unwrap()
-        .token;
-    json!({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "t", "cluster": {
-            "server": std::env::var("HAWSER_TESTENV_APISERVER").unwrap(),
-            "certificate-authority": testenv_dir().join("pki/ca.crt"),
-        }}],
-        "users": [{"name": "t", "user": {"token": token}}],
-        "contexts": [{"name": "t", "context": {"cluster": "t", "user": "t"}}],
-        "current-context": "t",
-    })
-    .to_string()
 }
 
 fn app(namespace: &str) -> Deployment {

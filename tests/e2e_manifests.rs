@@ -377,22 +377,10 @@ async fn every_object_in_manifests_is_accepted_by_the_apiserver() {
     kubectl(&["delete", "namespace", &ns, "--wait=false"], "");
 }
 
-/// `helm template` of charts/hawser.
+/// `helm template` of charts/hawser as release `hawser`.
 fn helm_template(namespace: &str, args: &[&str]) -> Vec<Value> {
-    let out = Command::new(rbac::helm())
-        .args(["template", "hawser", CHART, "--namespace", namespace])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "helm template {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_yaml_ng::Deserializer::from_str(&String::from_utf8(out.stdout).unwrap())
-        .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
-        .filter(|v: &Value| !v.is_null())
-        .collect()
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    rbac::helm_template("hawser", namespace, &args)
 }
 
 /// The RBAC and settings of the non-default modes (every controller, the

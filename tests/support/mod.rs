@@ -84,7 +84,7 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -136,8 +136,20 @@ impl Hawser {
         Self::start_as(identity, lease, certs, extra_args).await
     }
 
-    /// Like [`Hawser::start`], as `identity` (e.g. one whose RBAC lacks a
-    /// rule), with Lease `lease` unless `extra_args` name one.
+    /// Like [`Hawser::start`], with the chart's RBAC changed by `edit`
+    /// before it is applied (to take a permission away, say).
+    pub async fn start_with_rbac(
+        extra_args: &[&str],
+        edit: impl FnOnce(&mut Vec<serde_json::Value>),
+    ) -> Self {
+        let lease = unique("hawser-e2e-lease");
+        let lease = rbac::flag(extra_args, "lease-name").unwrap_or(&lease);
+        let identity = rbac::Identity::create(&rbac::Needs::of(extra_args, lease), edit).await;
+        Self::start_as(std::sync::Arc::new(identity), lease, None, extra_args).await
+    }
+
+    /// Like [`Hawser::start`], as `identity`, with Lease `lease` unless
+    /// `extra_args` name one.
     pub async fn start_as(
         identity: std::sync::Arc<rbac::Identity>,
         lease: &str,

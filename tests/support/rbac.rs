@@ -207,9 +207,8 @@ impl Identity {
 
         let username = format!("system:serviceaccount:{}:{name}", needs.namespace);
         wait_until_granted(&username, &docs).await;
-        let token = token(&needs.namespace, &name).await;
         let kubeconfig = dir.path().join("kubeconfig");
-        std::fs::write(&kubeconfig, kubeconfig_for(&token)).unwrap();
+        std::fs::write(&kubeconfig, kubeconfig_of(&needs.namespace, &name).await).unwrap();
         Self {
             name,
             namespace: needs.namespace.clone(),
@@ -241,6 +240,12 @@ fn rename_resource(docs: &mut [Value], from: &str, to: &str) {
             }
         }
     }
+}
+
+/// A kubeconfig for the test bed with a token of ServiceAccount
+/// `namespace/name`: what a pod of it gets from its projected token.
+pub async fn kubeconfig_of(namespace: &str, name: &str) -> String {
+    kubeconfig_for(&token(namespace, name).await)
 }
 
 /// A bound token for the ServiceAccount (TokenRequest, as the kubelet

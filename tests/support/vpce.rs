@@ -51,29 +51,36 @@ impl Bed {
     ) -> Self {
         let client = client().await;
         let ns = TestNamespace::create(&client, "vpce", &[]).await;
-        let ec2 = moto::ec2();
-        let net = Network::create(&ec2).await;
-        let cluster = unique("cluster");
-        let args = hawser_args(&ns.name, &cluster, &net, resync, &[]);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let lease = unique("hawser-e2e-lease");
-        let identity = rbac::Identity::create(&rbac::Needs::of(&args, &lease), edit).await;
-        let hawser = Hawser::start_as(std::sync::Arc::new(identity), &lease, None, &args).await;
-        Self {
-            client,
-            ec2,
-            net,
-            ns,
-            cluster,
-            hawser: Some(hawser),
-        }
+        Self::start_in_as(client, ns, resync, &[], Some(edit)).await
     }
 
     async fn start_in(client: Client, ns: TestNamespace, resync: &str, extra: &[&str]) -> Self {
+        Self::start_in_as(
+            client,
+            ns,
+            resync,
+            extra,
+            None::<fn(&mut Vec<serde_json::Value>)>,
+        )
+        .await
+    }
+
+    async fn start_in_as(
+        client: Client,
+        ns: TestNamespace,
+        resync: &str,
+        extra: &[&str],
+        edit: Option<impl FnOnce(&mut Vec<serde_json::Value>)>,
+    ) -> Self {
         let ec2 = moto::ec2();
         let net = Network::create(&ec2).await;
         let cluster = unique("cluster");
-        let hawser = start_hawser(&ns.name, &cluster, &net, resync, extra).await;
+        let args = hawser_args(&ns.name, &cluster, &net, resync, extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let hawser = match edit {
+            None => Hawser::start(&args).await,
+            Some(edit) => Hawser::start_with_rbac(&args, edit).await,
+        };
         Self {
             client,
             ec2,
