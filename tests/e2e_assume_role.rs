@@ -19,6 +19,7 @@ mod support;
 use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
 use k8s_openapi::api::core::v1::Service;
 use kube::api::PostParams;
+use support::fault_proxy::FaultProxy;
 use support::moto::{self, Network};
 use support::vpce::{ann, start_hawser, ENDPOINT_ID, STATE, WAIT};
 use support::*;
@@ -47,6 +48,12 @@ async fn tenant_ec2(role_arn: &str) -> aws_sdk_ec2::Client {
     aws_sdk_ec2::Client::new(&conf)
 }
 
+/// hawser for namespace `ns`, its AWS calls through `proxy`.
+async fn behind(proxy: &FaultProxy, ns: &TestNamespace, net: &Network) -> Hawser {
+    let args = ["--aws-endpoint-url", proxy.url.as_str()];
+    start_hawser(&ns.name, &unique("cluster"), net, "1h", &args).await
+}
+
 /// Service `s3` asking for an endpoint in `subnet`; its namespace's Api.
 async fn create_service(client: &kube::Client, ns: &str, subnet: &str) -> kube::Api<Service> {
     let svc: Service = serde_json::from_value(serde_json::json!({
@@ -69,16 +76,8 @@ async fn a_namespace_role_creates_the_endpoint_in_the_roles_account() {
     let tenant = tenant_ec2(&role).await;
     let net = Network::create(&tenant).await;
     let ns = TestNamespace::create(&client, "assume", &[("aws.hawser.io/role-arn", &role)]).await;
-    let cluster = unique("cluster");
-    let proxy = support::fault_proxy::FaultProxy::start(&moto::endpoint_url()).await;
-    let hawser = start_hawser(
-        &ns.name,
-        &cluster,
-        &net,
-        "1h",
-        &["--aws-endpoint-url", &proxy.url],
-    )
-    .await;
+    let proxy = FaultProxy::start(&moto::endpoint_url()).await;
+    let hawser = behind(&proxy, &ns, &net).await;
 
     let services = create_service(&client, &ns.name, &net.subnets[0]).await;
     let svc = eventually("the Service Available", WAIT, || async {
@@ -131,7 +130,6 @@ async fn a_namespace_role_creates_the_endpoint_in_the_roles_account() {
 /// backoff retry succeeds without touching the Service.
 #[tokio::test]
 async fn a_refused_assume_role_fails_the_service_and_recovers_when_iam_is_fixed() {
-    use support::fault_proxy::FaultProxy;
     let client = client().await;
     let proxy = FaultProxy::start(&moto::endpoint_url()).await;
     proxy.deny_assume_role();
@@ -139,15 +137,7 @@ async fn a_refused_assume_role_fails_the_service_and_recovers_when_iam_is_fixed(
     let tenant = tenant_ec2(&role).await;
     let net = Network::create(&tenant).await;
     let ns = TestNamespace::create(&client, "refused", &[("aws.hawser.io/role-arn", &role)]).await;
-    let cluster = unique("cluster");
-    let hawser = start_hawser(
-        &ns.name,
-        &cluster,
-        &net,
-        "1h",
-        &["--aws-endpoint-url", &proxy.url],
-    )
-    .await;
+    let hawser = behind(&proxy, &ns, &net).await;
 
     let services = create_service(&client, &ns.name, &net.subnets[0]).await;
     eventually("the Service Failed", WAIT, || async {
