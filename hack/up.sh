@@ -26,15 +26,48 @@ bash hack/testenv/up.sh
 # shellcheck disable=SC1091
 . "$STATE/env"
 
+# hawser runs as it runs in a cluster: as the chart's ServiceAccount
+# `hawser`, with exactly the chart's RBAC (rendered by helm for these
+# controllers) and a token of that ServiceAccount. The admin certificate
+# is only for this script's own setup and its report.
+helm=$(bash hack/install-helm.sh)
+"$helm" template hawser charts/hawser --namespace default --set certs.mode=directory \
+  --set 'controllers={vpce,namespace,stack}' --set clusterName=quickstart \
+  --show-only templates/serviceaccount.yaml --show-only templates/rbac.yaml >"$STATE/hawser-rbac.yaml"
+kubectl apply -f "$STATE/hawser-rbac.yaml" >/dev/null
+SA_USER=system:serviceaccount:default:hawser
+wait_until 30 "the chart's RBAC" kubectl auth can-i patch services --as "$SA_USER" -A
+token=$(kubectl create --raw /api/v1/namespaces/default/serviceaccounts/hawser/token -f - <<'JSON' |
+{"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 86400}}
+JSON
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["status"]["token"])')
+cat >"$STATE/hawser-kubeconfig" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: testenv
+  cluster: {server: "$HAWSER_TESTENV_APISERVER", certificate-authority: "$STATE/pki/ca.crt"}
+users:
+- name: hawser
+  user: {token: "$token"}
+contexts:
+- name: hawser
+  context: {cluster: testenv, user: hawser}
+current-context: hawser
+KC
+chmod 600 "$STATE/hawser-kubeconfig"
+
 WEBHOOK_PORT=${WEBHOOK_PORT:-$(free_port)}
 ADMIN_PORT=${ADMIN_PORT:-$(free_port)}
 "$HAWSER" certs --ip 127.0.0.1 --out "$STATE/webhook-certs" >/dev/null
 log "starting hawser: webhook https://127.0.0.1:$WEBHOOK_PORT, admin http://127.0.0.1:$ADMIN_PORT"
 # The VPC endpoint and stack controllers talk to moto (AWS_ENDPOINT_URL from
-# the env file); their Lease lives in `default`, the test bed having no
-# hawser-system. The namespace controller edits kube-system/aws-auth.
+# the env file); their Lease (`hawser`) lives in `default`, the test bed
+# having no hawser-system. The namespace controller edits
+# kube-system/aws-auth.
+KUBECONFIG="$STATE/hawser-kubeconfig" \
 "$HAWSER" run --webhook-addr "127.0.0.1:$WEBHOOK_PORT" --admin-addr "127.0.0.1:$ADMIN_PORT" \
-  --tls-cert-dir "$STATE/webhook-certs" --controller-username testenv-admin \
+  --tls-cert-dir "$STATE/webhook-certs" --controller-username "$SA_USER" \
   --controllers vpce,namespace,stack --cluster-name quickstart --namespace default --resync-period 1m \
   >"$STATE/logs/hawser.log" 2>&1 &
 echo $! >"$STATE/pids/hawser.pid"
