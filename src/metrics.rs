@@ -14,6 +14,7 @@ pub struct Metrics {
     pub admission_duration: HistogramVec,
     pub cert_expiry: Gauge,
     pub cert_reloads: IntCounterVec,
+    pub webhooks_active: prometheus::IntGauge,
     pub leader: prometheus::IntGauge,
     pub reconcile_total: IntCounterVec,
     pub reconcile_errors: IntCounterVec,
@@ -104,6 +105,11 @@ impl Metrics {
         for webhook in ["mutate", "validate", "validate-aws-auth"] {
             admission_duration.with_label_values(&[webhook]);
         }
+        let webhooks_active = prometheus::IntGauge::new(
+            "hawser_webhooks_active",
+            "Self-managed mode: 1 once both webhook configurations exist and admit (caBundle in place, namespaceSelector from hawser.io/namespace-selector), 0 while they are absent or wait for activation.",
+        )?;
+        registry.register(Box::new(webhooks_active.clone()))?;
         let leader = prometheus::IntGauge::new(
             "hawser_leader",
             "1 while this replica holds the controllers' Lease, 0 otherwise.",
@@ -129,6 +135,7 @@ impl Metrics {
             admission_duration,
             cert_expiry,
             cert_reloads,
+            webhooks_active,
             leader,
             reconcile_total,
             reconcile_errors,

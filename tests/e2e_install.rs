@@ -199,6 +199,13 @@ impl AsDeployed {
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// `hawser_webhooks_active`.
+    async fn active(&self) -> f64 {
+        let url = format!("http://127.0.0.1:{}/metrics", self.admin_port);
+        let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+        metric_value(&text, "hawser_webhooks_active")
+    }
 }
 
 impl Drop for AsDeployed {
@@ -364,6 +371,11 @@ async fn through_the_service_hawser_waits_for_a_ready_endpoint() {
         inert,
         "activated without an endpoint"
     );
+    assert_eq!(
+        hawser.active().await,
+        0.0,
+        "hawser_webhooks_active while waiting"
+    );
 
     // A ready pod, as the endpoints controller would record it (the test
     // bed runs no pods: the Service loses its selector so the controller
@@ -392,6 +404,10 @@ async fn through_the_service_hawser_waits_for_a_ready_endpoint() {
         .await
         .unwrap();
     let active = activated(&client, &config_name, &inert).await;
+    eventually("hawser_webhooks_active to say 1", WAIT, || async {
+        (hawser.active().await == 1.0).then_some(())
+    })
+    .await;
     assert!(
         active.iter().all(|s| s.to_string().contains(&nobody)),
         "{active:?}\n{}",

@@ -465,14 +465,24 @@ impl SelfManaged {
             .await,
         ];
         let mut waiting = None;
+        // None: unknown (a call failed), the gauge keeps its value.
+        let mut active = Some(true);
         for (kind, result) in ["mutating", "validating"].into_iter().zip(results) {
             match result {
-                Ok(Synced::Waiting(why)) => waiting = Some(format!("{kind}: {why}")),
-                Ok(Synced::Absent | Synced::Done) => {}
+                Ok(Synced::Waiting(why)) => {
+                    waiting = Some(format!("{kind}: {why}"));
+                    active = active.map(|_| false);
+                }
+                Ok(Synced::Absent) => active = active.map(|_| false),
+                Ok(Synced::Done) => {}
                 Err(e) => {
+                    active = None;
                     tracing::warn!(error = %e, config = %name, kind, "cannot update the webhook configuration")
                 }
             }
+        }
+        if let Some(active) = active {
+            self.metrics.webhooks_active.set(i64::from(active));
         }
         if waiting.is_some() && waiting != self.waiting {
             tracing::info!(reason = waiting.as_deref(), config = %name, "webhooks not activated yet");
