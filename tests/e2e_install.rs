@@ -318,8 +318,26 @@ async fn a_default_install_blocks_nothing_until_hawser_serves_then_hardens() {
         "the chart's selector, from its annotation: {active:?}"
     );
 
-    // The same Deployment, updated, comes back hardened.
+    // The apiserver sees the changed configurations within moments: wait
+    // until a dry run of the update comes back hardened.
     let patch = json!({"metadata": {"annotations": {"touched": "1"}}});
+    let dry = PatchParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    eventually(
+        "the apiserver to call the activated webhook",
+        WAIT,
+        || async {
+            let d = deployments
+                .patch("app", &dry, &Patch::Merge(&patch))
+                .await
+                .ok()?;
+            (privileged(&d) == Some(false)).then_some(())
+        },
+    )
+    .await;
+    // The same Deployment, updated, comes back hardened.
     let updated = deployments
         .patch("app", &PatchParams::default(), &Patch::Merge(&patch))
         .await
@@ -395,15 +413,21 @@ async fn through_the_service_hawser_waits_for_a_ready_endpoint() {
         "metadata": {"name": service},
         "subsets": [{"addresses": [{"ip": "192.0.2.10"}], "ports": [{"name": "https", "port": webhook_port}]}],
     });
-    endpoints
-        .patch(
-            &service,
-            &PatchParams::apply("hawser-e2e").force(),
-            &Patch::Apply(&ready),
-        )
-        .await
-        .unwrap();
-    let active = activated(&client, &config_name, &inert).await;
+    // Applied again on every look: an endpoints sync already under way
+    // when the selector went could still write the empty list over it.
+    let active = eventually("hawser to activate its webhooks", WAIT, || async {
+        endpoints
+            .patch(
+                &service,
+                &PatchParams::apply("hawser-e2e").force(),
+                &Patch::Apply(&ready),
+            )
+            .await
+            .unwrap();
+        let now = selectors(&client, &config_name).await;
+        now.iter().all(|s| !inert.contains(s)).then_some(now)
+    })
+    .await;
     eventually("hawser_webhooks_active to say 1", WAIT, || async {
         (hawser.active().await == 1.0).then_some(())
     })
