@@ -149,12 +149,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     });
 
     let webhook_handle = axum_server::Handle::new();
-    let webhook_server = axum_server::bind_rustls(
-        args.webhook_addr,
-        axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls_config)),
-    )
-    .handle(webhook_handle.clone())
-    .serve(webhook::router(ctx).into_make_service());
+    // Hostile or stalled clients are cut: the handshake and each request
+    // have 10 s (webhook::TLS_HANDSHAKE_TIMEOUT, REQUEST_READ_TIMEOUT).
+    let acceptor = webhook::RequestDeadline::new(
+        axum_server::tls_rustls::RustlsAcceptor::new(
+            axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls_config)),
+        )
+        .handshake_timeout(webhook::TLS_HANDSHAKE_TIMEOUT),
+        webhook::REQUEST_READ_TIMEOUT,
+    );
+    let webhook_server = axum_server::bind(args.webhook_addr)
+        .acceptor(acceptor)
+        .handle(webhook_handle.clone())
+        .serve(webhook::router(ctx).into_make_service());
 
     let admin_listener = tokio::net::TcpListener::bind(args.admin_addr)
         .await

@@ -287,3 +287,166 @@ async fn restricted_profile_fills_unset_fields() {
         );
     }
 }
+
+// --- Hostile clients against the real server (RELIABILITY.md): an
+// oversized body, a slowloris, a stalled handshake, a silent client.
+
+use std::sync::Arc;
+
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+    time::Instant,
+};
+
+/// Machines running these tests are noisy: a cut is awaited for its bound
+/// plus this much.
+const SLACK: Duration = Duration::from_secs(10);
+
+async fn tls_connect(hawser: &Hawser) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = std::fs::read(hawser.cert_dir.join("ca.crt")).unwrap();
+    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&ca) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    // HTTP/1.1, as the raw requests below are written.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = TcpStream::connect(hawser.webhook_addr()).await.unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(
+            rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap()
+}
+
+/// Reads until the server closes the connection (end of stream or an
+/// error), at most until `deadline`; what it sent, or `None` if it was
+/// still open then.
+async fn read_until_closed<S: AsyncRead + Unpin>(s: &mut S, deadline: Instant) -> Option<Vec<u8>> {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(seen),
+            Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_refused_with_413_before_it_is_sent() {
+    let hawser = Hawser::start(&[]).await;
+    let mut tls = tls_connect(&hawser).await;
+    let started = Instant::now();
+    // Declares 64 MiB, sends 1 KiB: only the declared length can refuse it.
+    let head = format!(
+        "POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        64 * 1024 * 1024
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.write_all(&[b' '; 1024]).await.unwrap();
+    tls.flush().await.unwrap();
+    let answer = read_until_closed(&mut tls, started + SLACK)
+        .await
+        .expect("the server neither answered nor closed within 10 s");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
+    assert!(
+        answer.ends_with(
+            "hawser: the request body is 67108864 bytes; at most 8388608 bytes are accepted"
+        ),
+        "{answer}"
+    );
+    eprintln!("413 after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn slowloris_stalled_handshakes_and_silent_clients_are_cut() {
+    use hawser::webhook::{REQUEST_READ_TIMEOUT, TLS_HANDSHAKE_TIMEOUT};
+    let hawser = Hawser::start(&[]).await;
+
+    // Headers one byte every 200 ms, forever.
+    let slowloris = async {
+        let mut tls = tls_connect(&hawser).await;
+        let started = Instant::now();
+        tls.write_all(b"POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            .await
+            .unwrap();
+        let deadline = started + REQUEST_READ_TIMEOUT + SLACK;
+        loop {
+            let tick = (Instant::now() + Duration::from_millis(200)).min(deadline);
+            if read_until_closed(&mut tls, tick).await.is_some() {
+                return started.elapsed();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "a slowloris connection still open after {:?}",
+                started.elapsed()
+            );
+            if tls.write_all(b"x").await.is_err() || tls.flush().await.is_err() {
+                return started.elapsed();
+            }
+        }
+    };
+    // A TLS record header, then nothing: the handshake never completes.
+    let stalled_handshake = async {
+        let mut tcp = TcpStream::connect(hawser.webhook_addr()).await.unwrap();
+        let started = Instant::now();
+        tcp.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
+        read_until_closed(&mut tcp, started + TLS_HANDSHAKE_TIMEOUT + SLACK)
+            .await
+            .expect("a stalled handshake still open");
+        started.elapsed()
+    };
+    // A completed handshake, then not a byte.
+    let silent = async {
+        let mut tls = tls_connect(&hawser).await;
+        let started = Instant::now();
+        read_until_closed(&mut tls, started + REQUEST_READ_TIMEOUT + SLACK)
+            .await
+            .expect("a silent connection still open");
+        started.elapsed()
+    };
+    let (slowloris, handshake, silent) = tokio::join!(slowloris, stalled_handshake, silent);
+    eprintln!("cut after: slowloris {slowloris:?}, handshake {handshake:?}, silent {silent:?}");
+    // Cut by the stated bounds, not by something earlier.
+    let early = Duration::from_secs(2);
+    for (what, took, bound) in [
+        ("slowloris", slowloris, REQUEST_READ_TIMEOUT),
+        ("handshake", handshake, TLS_HANDSHAKE_TIMEOUT),
+        ("silent", silent, REQUEST_READ_TIMEOUT),
+    ] {
+        assert!(took >= bound - early, "{what} cut after only {took:?}");
+    }
+
+    // The server still answers a well-behaved client.
+    let mut tls = tls_connect(&hawser).await;
+    let body = br#"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1"}"#;
+    let head = format!(
+        "POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.write_all(body).await.unwrap();
+    let answer = read_until_closed(&mut tls, Instant::now() + SLACK)
+        .await
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+}

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::error::AnnotationError;
+use super::error::{quoted, AnnotationError};
 use super::values::ListRule;
 
 /// Whether `value` is `prefix` followed by 8 or 17 lower-case hex digits,
@@ -21,9 +21,15 @@ fn is_ec2_id(value: &str, prefix: &str) -> bool {
 /// EC2 ids are always lower-case.
 fn ec2_id_reason(value: &str, prefix: &str) -> String {
     if is_ec2_id(&value.to_ascii_lowercase(), prefix) {
-        return format!("{value:?} has upper-case letters; AWS ids are lower-case");
+        return format!(
+            "{} has upper-case letters; AWS ids are lower-case",
+            quoted(value)
+        );
     }
-    format!("{value:?} is not {prefix:?} followed by 8 or 17 hexadecimal digits")
+    format!(
+        "{} is not {prefix:?} followed by 8 or 17 hexadecimal digits",
+        quoted(value)
+    )
 }
 
 /// Parses `vpce.hawser.io/vpc-id`: `vpc-` + 8 or 17 lower-case hex digits.
@@ -159,7 +165,7 @@ pub fn parse_vpce_service_name(key: &str, value: &str) -> Result<String, Annotat
 
 fn service_name_problem(value: &str) -> Option<String> {
     let region_problem = |region: &str| {
-        (!is_region(region)).then(|| format!("{region:?} is not an AWS region name"))
+        (!is_region(region)).then(|| format!("{} is not an AWS region name", quoted(region)))
     };
     if let Some(rest) = value.strip_prefix("com.amazonaws.vpce.") {
         let Some((region, svc)) = rest.split_once('.') else {
@@ -174,7 +180,7 @@ fn service_name_problem(value: &str) -> Option<String> {
         };
         return region_problem(region).or_else(|| {
             (svc != "notebook" && svc != "studio")
-                .then(|| format!("{svc:?} is neither \"notebook\" nor \"studio\""))
+                .then(|| format!("{} is neither \"notebook\" nor \"studio\"", quoted(svc)))
         });
     }
     let (rest, china) = match value.strip_prefix("cn.com.amazonaws.") {
@@ -192,7 +198,8 @@ fn service_name_problem(value: &str) -> Option<String> {
     }
     if china && !region.starts_with("cn-") {
         return Some(format!(
-            "\"cn.com.amazonaws.\" names a China region, not {region:?}"
+            "\"cn.com.amazonaws.\" names a China region, not {}",
+            quoted(region)
         ));
     }
     let label_ok = |l: &str| {
@@ -202,7 +209,7 @@ fn service_name_problem(value: &str) -> Option<String> {
             && l.bytes()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
     };
-    (!svc.split('.').all(label_ok)).then(|| format!("{svc:?} is not a service name"))
+    (!svc.split('.').all(label_ok)).then(|| format!("{} is not a service name", quoted(svc)))
 }
 
 /// AWS partitions an IAM role ARN may name.
@@ -269,19 +276,19 @@ fn role_arn(value: &str) -> Result<RoleArn, String> {
         return Err("does not start with \"arn:\"".to_owned());
     }
     if !PARTITIONS.contains(partition) {
-        return Err(format!("{partition:?} is not an AWS partition"));
+        return Err(format!("{} is not an AWS partition", quoted(partition)));
     }
     if *service != "iam" {
-        return Err(format!("service is {service:?}, not \"iam\""));
+        return Err(format!("service is {}, not \"iam\"", quoted(service)));
     }
     if !region.is_empty() {
-        return Err(format!("IAM ARNs have no region, found {region:?}"));
+        return Err(format!("IAM ARNs have no region, found {}", quoted(region)));
     }
     if account.len() != 12 || !account.bytes().all(|c| c.is_ascii_digit()) {
-        return Err(format!("account id {account:?} is not 12 digits"));
+        return Err(format!("account id {} is not 12 digits", quoted(account)));
     }
     let Some(rest) = resource.strip_prefix("role/") else {
-        return Err(format!("{resource:?} is not a role (role/<name>)"));
+        return Err(format!("{} is not a role (role/<name>)", quoted(resource)));
     };
     let iam_chars = |s: &str| {
         s.bytes()
@@ -290,7 +297,8 @@ fn role_arn(value: &str) -> Result<RoleArn, String> {
     let (segments, name) = rest.rsplit_once('/').unwrap_or(("", rest));
     if name.is_empty() || name.len() > 64 || !iam_chars(name) {
         return Err(format!(
-            "role name {name:?} is not 1 to 64 of letters, digits and _+=,.@-"
+            "role name {} is not 1 to 64 of letters, digits and _+=,.@-",
+            quoted(name)
         ));
     }
     let path = if segments.is_empty() {
@@ -302,8 +310,9 @@ fn role_arn(value: &str) -> Result<RoleArn, String> {
         segments.is_empty() || segments.split('/').all(|s| !s.is_empty() && iam_chars(s));
     if path.len() > 512 || !segments_ok {
         return Err(format!(
-            "role path {path:?} is not /-separated names of letters, digits and _+=,.@-, at \
-             most 512 characters"
+            "role path {} is not /-separated names of letters, digits and _+=,.@-, at \
+             most 512 characters",
+            quoted(&path)
         ));
     }
     Ok(RoleArn {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::error::AnnotationError;
+use super::error::{quoted, AnnotationError};
 use super::values::{is_dns1123_subdomain, ListRule};
 
 /// CloudFormation's limit on an inline template (`TemplateBody`).
@@ -105,13 +105,15 @@ pub fn parse_template_configmap(key: &str, value: &str) -> Result<ConfigMapRef, 
     };
     if !is_dns1123_subdomain(name) {
         return Err(err(format!(
-            "ConfigMap name {name:?} is not a DNS-1123 subdomain (lower-case letters, digits, \
-             '-' and '.', at most 253)"
+            "ConfigMap name {} is not a DNS-1123 subdomain (lower-case letters, digits, \
+             '-' and '.', at most 253)",
+            quoted(name)
         )));
     }
     if !is_configmap_key(cm_key) {
         return Err(err(format!(
-            "ConfigMap key {cm_key:?} is not 1 to 253 of letters, digits, '-', '_' and '.'"
+            "ConfigMap key {} is not 1 to 253 of letters, digits, '-', '_' and '.'",
+            quoted(cm_key)
         )));
     }
     Ok(ConfigMapRef {
@@ -187,7 +189,8 @@ pub fn parse_parameters(
             (1..=255).contains(&name.len()) && name.bytes().all(|c| c.is_ascii_alphanumeric());
         if !valid_name {
             return Err(err(format!(
-                "parameter name {name:?} is not 1 to 255 letters and digits"
+                "parameter name {} is not 1 to 255 letters and digits",
+                quoted(&name)
             )));
         }
         let text = parameter_value(&v).map_err(|what| err(format!("parameter {name:?} {what}")))?;
@@ -267,7 +270,7 @@ pub fn parse_capabilities(key: &str, value: &str) -> Result<Vec<Capability>, Ann
             .iter()
             .find(|c| c.as_str() == item)
             .map(|c| c.as_str().to_owned())
-            .ok_or_else(|| format!("{item:?} is not a CloudFormation capability"))
+            .ok_or_else(|| format!("{} is not a CloudFormation capability", quoted(item)))
     })?;
     Ok(names
         .iter()

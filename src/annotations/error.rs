@@ -42,6 +42,22 @@ impl AnnotationError {
     }
 }
 
+/// Longest part of a value (a list item, an ARN segment, a name) quoted
+/// in a reason, in characters: more than any part a rule accepts but a
+/// host name (128 for a group, 64 for a role name). The whole value is
+/// echoed separately, cut to [`MAX_VALUE_CHARS`]; a reason must not undo
+/// that by quoting a 100 KB item in full.
+const MAX_QUOTED_CHARS: usize = 130;
+
+/// `part` quoted as `{:?}` does, cut to 130 characters followed by `…`:
+/// for the parts of a value that a reason names.
+pub(crate) fn quoted(part: &str) -> String {
+    match part.char_indices().nth(MAX_QUOTED_CHARS) {
+        Some((cut, _)) => format!("{:?}…", &part[..cut]),
+        None => format!("{part:?}"),
+    }
+}
+
 fn truncate(value: &str) -> String {
     match value.char_indices().nth(MAX_VALUE_CHARS) {
         Some((cut, _)) => format!("{}…", &value[..cut]),

@@ -1,6 +1,6 @@
 //! The Kubernetes identity an IAM role is mapped to in `aws-auth`.
 
-use super::error::AnnotationError;
+use super::error::{quoted, AnnotationError};
 use super::values::ListRule;
 
 /// Templates `aws-auth` expands in a username that hawser lets a
@@ -65,9 +65,9 @@ pub fn parse_iam_groups(key: &str, value: &str) -> Result<Vec<String>, Annotatio
     .parse(value, |item| {
         let chars = item.chars().count();
         if chars > 128 {
-            Err(format!("group {item:?} is {chars} characters long"))
+            Err(format!("group {} is {chars} characters long", quoted(item)))
         } else if item.chars().any(char::is_whitespace) {
-            Err(format!("group {item:?} contains whitespace"))
+            Err(format!("group {} contains whitespace", quoted(item)))
         } else {
             Ok(item.to_owned())
         }

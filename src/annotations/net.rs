@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use super::error::AnnotationError;
+use super::error::{quoted, AnnotationError};
 use super::values::ListRule;
 
 /// The private ranges a generated endpoint security group admits when
@@ -27,16 +27,16 @@ pub fn parse_cidrs(key: &str, value: &str) -> Result<Vec<String>, AnnotationErro
 
 fn cidr(item: &str) -> Result<String, String> {
     let Some((addr, len)) = item.split_once('/') else {
-        return Err(format!("{item:?} has no /prefix-length"));
+        return Err(format!("{} has no /prefix-length", quoted(item)));
     };
     let ip: IpAddr = addr
         .parse()
-        .map_err(|_| format!("{addr:?} is not an IPv4 or IPv6 address"))?;
+        .map_err(|_| format!("{} is not an IPv4 or IPv6 address", quoted(addr)))?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
     let prefix: u32 = match len.parse::<u32>() {
         // Refuse "/08" and "/+8": one spelling per prefix.
         Ok(p) if p <= max && p.to_string() == len => p,
-        _ => return Err(format!("prefix length {len:?} is not 0 to {max}")),
+        _ => return Err(format!("prefix length {} is not 0 to {max}", quoted(len))),
     };
     let host_bits_zero = match ip {
         IpAddr::V4(v4) => u32::from(v4).checked_shl(prefix).unwrap_or(0) == 0,
@@ -44,7 +44,8 @@ fn cidr(item: &str) -> Result<String, String> {
     };
     if !host_bits_zero {
         return Err(format!(
-            "{item:?} has host bits set; the network is {}",
+            "{} has host bits set; the network is {}",
+            quoted(item),
             network(ip, prefix)
         ));
     }
@@ -111,7 +112,7 @@ fn host(item: &str) -> Result<String, String> {
     }
     let name = item.strip_suffix('.').unwrap_or(item).to_ascii_lowercase();
     if name.is_empty() || name.len() > 253 {
-        return Err(format!("{item:?} is not 1 to 253 characters"));
+        return Err(format!("{} is not 1 to 253 characters", quoted(item)));
     }
     for label in name.split('.') {
         let ok = (1..=63).contains(&label.len())
@@ -122,8 +123,10 @@ fn host(item: &str) -> Result<String, String> {
                 .all(|c| c.is_ascii_alphanumeric() || c == b'-');
         if !ok {
             return Err(format!(
-                "{item:?} is neither an IP address nor a host name (label {label:?} is not 1 to \
-                 63 letters, digits or inner hyphens)"
+                "{} is neither an IP address nor a host name (label {} is not 1 to \
+                 63 letters, digits or inner hyphens)",
+                quoted(item),
+                quoted(label)
             ));
         }
     }
@@ -133,7 +136,8 @@ fn host(item: &str) -> Result<String, String> {
         .is_some_and(|top| top.bytes().all(|c| c.is_ascii_digit()))
     {
         return Err(format!(
-            "{item:?} is neither an IP address nor a host name (it ends in a number)"
+            "{} is neither an IP address nor a host name (it ends in a number)",
+            quoted(item)
         ));
     }
     Ok(name)

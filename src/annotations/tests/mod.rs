@@ -2,6 +2,7 @@
 //! checked against their exact message.
 
 mod cfn;
+mod hostile;
 mod ids;
 mod net;
 mod scalars;
