@@ -42,11 +42,14 @@ pub const MAX_BODY: usize = 8 * 1024 * 1024;
 /// it in milliseconds; its own webhook timeout is at most 30 s.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long a client has to send a whole request, headers and body, from
-/// its first byte (or from the end of the handshake). The apiserver sends
+/// How long a new connection has, from the end of its TLS handshake, to
+/// deliver its first whole request (headers and body); and how long any
+/// request's body may take once its handler reads it. The apiserver sends
 /// each request at once, so 10 s only ever cuts a stalled or trickling
-/// (slowloris) client; an idle keep-alive connection between requests is
-/// left alone, since the apiserver reuses it.
+/// (slowloris) client. A connection that has been answered once is never
+/// cut by this: the apiserver keeps its HTTP/2 connection and reuses it,
+/// and frames that need no answer (WINDOW_UPDATE) must not look like a
+/// stalled request, or a cut could fail an admission call.
 pub const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the webhook is configured with.
@@ -213,13 +216,12 @@ where
     }
 }
 
-/// A connection on which reading fails with `TimedOut` once a request has
-/// been read for longer than `limit`: armed when the connection starts
-/// and at the first byte after each response, disarmed by each write (a
-/// response means the request was read).
+/// A connection on which reading fails with `TimedOut` when nothing has
+/// been written on it `limit` after it started: its first request was
+/// not read in time. The first write (a response, or HTTP/2's SETTINGS
+/// once the client preface is in) disarms it for good.
 pub struct DeadlineStream<S> {
     inner: S,
-    limit: Duration,
     deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
     armed: bool,
 }
@@ -228,7 +230,6 @@ impl<S> DeadlineStream<S> {
     fn new(inner: S, limit: Duration) -> Self {
         Self {
             inner,
-            limit,
             deadline: Box::pin(tokio::time::sleep(limit)),
             armed: true,
         }
@@ -260,14 +261,7 @@ impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for DeadlineStream<S>
                 "request not read in time",
             )));
         }
-        let before = buf.filled().len();
-        let read = std::pin::Pin::new(&mut this.inner).poll_read(cx, buf);
-        if !this.armed && matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            this.armed = true;
-            let at = tokio::time::Instant::now() + this.limit;
-            this.deadline.as_mut().reset(at);
-        }
-        read
+        std::pin::Pin::new(&mut this.inner).poll_read(cx, buf)
     }
 }
 
