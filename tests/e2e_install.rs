@@ -7,11 +7,7 @@
 
 mod support;
 
-use std::{
-    collections::BTreeMap,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{collections::BTreeMap, process::Command, time::Duration};
 
 use k8s_openapi::api::{
     admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration},
@@ -84,9 +80,8 @@ impl Drop for Release {
 /// kubelet would start it: the same args and env (field references
 /// resolved), the ServiceAccount's token, nothing else. Killed on drop.
 struct AsDeployed {
-    child: Child,
+    process: Process,
     admin_port: u16,
-    log: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -143,61 +138,28 @@ impl AsDeployed {
             rbac::kubeconfig_of(&release.namespace, sa).await,
         )
         .unwrap();
-        let log = dir.path().join("hawser.log");
-        let child = Command::new(hawser_bin())
-            .args(&args)
+        let mut cmd = Command::new(hawser_bin());
+        cmd.args(&args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             // What the pod's projected token and the in-cluster config give it.
             .env("KUBECONFIG", &kubeconfig)
-            .envs(&env)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
+            .envs(&env);
         let mut this = Self {
-            child,
+            process: Process::spawn(cmd, dir.path().join("hawser.log")),
             admin_port: port("admin"),
-            log,
             _dir: dir,
         };
-        for path in [
-            container["livenessProbe"]["httpGet"]["path"]
-                .as_str()
-                .unwrap(),
-            container["readinessProbe"]["httpGet"]["path"]
-                .as_str()
-                .unwrap(),
-        ] {
-            this.wait_for(path).await;
+        for probe in ["livenessProbe", "readinessProbe"] {
+            let path = container[probe]["httpGet"]["path"].as_str().unwrap();
+            let url = format!("http://127.0.0.1:{}{path}", this.admin_port);
+            this.process.wait_for(&url, WAIT).await;
         }
         this
     }
 
-    async fn wait_for(&mut self, path: &str) {
-        let url = format!("http://127.0.0.1:{}{path}", self.admin_port);
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("hawser exited ({status}):\n{}", self.log());
-            }
-            if reqwest::get(&url)
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{path} not passing after {WAIT:?}:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log()
     }
 
     /// `hawser_webhooks_active`.
@@ -205,16 +167,6 @@ impl AsDeployed {
         let url = format!("http://127.0.0.1:{}/metrics", self.admin_port);
         let text = reqwest::get(url).await.unwrap().text().await.unwrap();
         metric_value(&text, "hawser_webhooks_active")
-    }
-}
-
-impl Drop for AsDeployed {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("---- hawser log ----\n{}", self.log());
-        }
     }
 }
 

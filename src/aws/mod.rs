@@ -21,6 +21,7 @@ pub mod ops;
 mod sdk_cfn;
 mod sdk_ec2;
 mod sts;
+pub mod tags;
 
 use std::{collections::HashMap, future::Future, sync::Arc};
 

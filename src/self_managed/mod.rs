@@ -267,7 +267,6 @@ fn from_secret(secret: &Secret) -> Result<State, String> {
 pub struct SelfManaged {
     cfg: Config,
     secrets: Api<Secret>,
-    client: Client,
     provider: Arc<CryptoProvider>,
     cert: Arc<SwappableCert>,
     metrics: Arc<Metrics>,
@@ -304,15 +303,11 @@ impl SelfManaged {
         let mut this = SelfManaged {
             cfg,
             secrets,
-            client: client.clone(),
             provider,
             cert: Arc::new(SwappableCert::new(placeholder_key()?)),
             metrics,
             served: String::new(),
-            gate: registration::Gate {
-                readiness,
-                client: client.clone(),
-            },
+            gate: registration::Gate { readiness, client },
             waiting: None,
         };
         let state = match this.secrets.get_opt(&this.cfg.secret_name).await? {
@@ -450,14 +445,14 @@ impl SelfManaged {
         let name = self.cfg.webhook_config_name.clone();
         let results = [
             registration::sync::<MutatingWebhookConfiguration>(
-                &self.client,
+                &self.gate.client,
                 &name,
                 bundle,
                 &self.gate,
             )
             .await,
             registration::sync::<ValidatingWebhookConfiguration>(
-                &self.client,
+                &self.gate.client,
                 &name,
                 bundle,
                 &self.gate,

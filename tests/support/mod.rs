@@ -92,16 +92,74 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A running `hawser run`, killed on drop. Its log is printed if the test
-/// fails while it is alive.
-pub struct Hawser {
+/// A child process writing its stderr to a log file; killed on drop, its
+/// log printed if the test fails while it is alive.
+pub struct Process {
     child: Child,
+    log: PathBuf,
+}
+
+impl Process {
+    /// Spawns `cmd` with stdout discarded and stderr into `log`.
+    pub fn spawn(mut cmd: Command, log: PathBuf) -> Self {
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn hawser");
+        Self { child, log }
+    }
+
+    /// Polls `url` until it answers 2xx; panics, with the log, if the
+    /// process exits first or `timeout` passes.
+    pub async fn wait_for(&mut self, url: &str, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "hawser exited ({status}) before {url} answered:\n{}",
+                    self.log()
+                );
+            }
+            if reqwest::get(url)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{url} not answering after {timeout:?}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- hawser log ----\n{}", self.log());
+        }
+    }
+}
+
+/// A running `hawser run`, killed on drop (before its identity is
+/// deleted). Its log is printed if the test fails while it is alive.
+pub struct Hawser {
+    process: Process,
     pub admin: String,
     pub webhook_url: String,
     pub cert_dir: PathBuf,
     /// The chart's ServiceAccount this process runs as.
     pub identity: std::sync::Arc<rbac::Identity>,
-    log: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -167,9 +225,8 @@ impl Hawser {
             }
         };
         let (wport, aport) = (free_port(), free_port());
-        let log = dir.path().join("hawser.log");
-        let child = Command::new(hawser_bin())
-            .arg("run")
+        let mut cmd = Command::new(hawser_bin());
+        cmd.arg("run")
             .args(["--webhook-addr", &format!("127.0.0.1:{wport}")])
             .args(["--admin-addr", &format!("127.0.0.1:{aport}")])
             .arg("--tls-cert-dir")
@@ -184,43 +241,22 @@ impl Hawser {
             // The test bed has no hawser-system; each process leads its own
             // Lease, so parallel tests do not compete (flags override these).
             .env("HAWSER_NAMESPACE", "default")
-            .env("HAWSER_LEASE_NAME", lease)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("spawn hawser");
-        let hawser = Self {
-            child,
+            .env("HAWSER_LEASE_NAME", lease);
+        let process = Process::spawn(cmd, dir.path().join("hawser.log"));
+        let mut hawser = Self {
+            process,
             admin: format!("http://127.0.0.1:{aport}"),
             webhook_url: format!("https://127.0.0.1:{wport}"),
             cert_dir,
             identity,
-            log,
             _dir: dir,
         };
         let readyz = format!("{}/readyz", hawser.admin);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        let mut hawser = hawser;
-        loop {
-            if let Ok(Some(status)) = hawser.child.try_wait() {
-                panic!(
-                    "hawser exited ({status}) before it was ready:\n{}",
-                    hawser.log()
-                );
-            }
-            if reqwest::get(&readyz)
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return hawser;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "hawser not ready after 60s:\n{}",
-                hawser.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        hawser
+            .process
+            .wait_for(&readyz, Duration::from_secs(60))
+            .await;
+        hawser
     }
 
     pub async fn metrics(&self) -> String {
@@ -239,13 +275,13 @@ impl Hawser {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log()
     }
 
     /// Sends SIGTERM, as the kubelet does when a pod is deleted.
     pub fn terminate(&self) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args(["-TERM", &self.process.child.id().to_string()])
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -TERM failed");
@@ -253,7 +289,7 @@ impl Hawser {
 
     /// The exit status once the process has exited, else `None`.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.try_wait().expect("wait for hawser")
+        self.process.child.try_wait().expect("wait for hawser")
     }
 
     /// `host:port` of the webhook listener.
@@ -269,16 +305,6 @@ pub fn metric_value(text: &str, series: &str) -> f64 {
                 .and_then(|rest| rest.trim().parse().ok())
         })
         .unwrap_or(0.0)
-}
-
-impl Drop for Hawser {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("---- hawser log ----\n{}", self.log());
-        }
-    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
