@@ -1,27 +1,37 @@
-# hawser's container image: the one `hawser` binary on distroless, run as
-# user 65532 (the chart's runAsUser) with a read-only root filesystem.
+# hawser's container image, for those who build with Docker:
 #
 #   docker build -t <registry>/hawser:<tag> .
 #
-# Not built by CI: the machines this project is developed on have no
-# container runtime and no access to container registries (docs/install.md).
-# What CI does prove is the binary this builds, with the same `--locked`
-# dependency set, and the chart's Deployment running it.
+# The same image as `bash hack/image.sh` (docs/install.md): the same files,
+# laid out by the same script (hack/image/rootfs.sh), from scratch, with
+# the same user, entrypoint, cmd, ports and labels. CI builds and runs
+# hack/image.sh's image, not this file: the machines this project is built
+# on have no container engine and pull no base images.
 
 FROM docker.io/library/rust:1.95-bookworm AS build
+ARG CARGO_ABOUT_VERSION=0.9.3
+RUN cargo install --locked cargo-about --version "$CARGO_ABOUT_VERSION"
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock LICENSE ./
 COPY src ./src
 COPY benches ./benches
-# Only the binary; the tests need the test bed (hack/test.sh).
+COPY hack/image ./hack/image
+# Only the binary (the release profile: lto, one codegen unit, stripped);
+# the tests need the test bed (hack/test.sh).
 RUN cargo build --release --locked --bin hawser \
- && install -m 0755 target/release/hawser /hawser
+ && cargo about generate --locked --fail -c hack/image/about.toml \
+      -o THIRD-PARTY-LICENSES.txt hack/image/about.hbs \
+ && bash hack/image/rootfs.sh target/release/hawser THIRD-PARTY-LICENSES.txt /rootfs
 
-# cc: glibc and libgcc, which the binary links dynamically; CA certificates
-# for the AWS and Kubernetes endpoints. Nothing else: no shell.
-FROM gcr.io/distroless/cc-debian12:nonroot
-COPY --from=build /hawser /usr/local/bin/hawser
+FROM scratch
+ARG REVISION=unknown
+COPY --from=build /rootfs/ /
 USER 65532:65532
-EXPOSE 8443 8080
+EXPOSE 8443/tcp 8080/tcp
+LABEL org.opencontainers.image.title=hawser \
+      org.opencontainers.image.source=https://github.com/hawser/hawser \
+      org.opencontainers.image.version=0.1.0 \
+      org.opencontainers.image.revision=$REVISION \
+      org.opencontainers.image.licenses=Apache-2.0
 ENTRYPOINT ["/usr/local/bin/hawser"]
 CMD ["run"]
