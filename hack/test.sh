@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (the README's, and what .ci/run calls): builds
-# or reuses the test bed binaries, starts a private test bed, runs every
-# test (unit, fixture and end-to-end), and stops the test bed on exit.
+# or reuses the test bed binaries, builds the container image
+# (hack/image.sh), starts a private test bed, runs every test (unit,
+# fixture, end-to-end and the image's), and stops the test bed on exit.
 # Extra arguments go to `cargo test`.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,6 +22,12 @@ cleanup() {
 trap cleanup EXIT
 
 start=$SECONDS
+# The container image, for the tests that run it (tests/e2e_install.rs):
+# built as users build it, from the release profile.
+HAWSER_IMAGE_ARCHIVE="$HAWSER_TESTENV_DIR/hawser.oci.tar"
+export HAWSER_IMAGE_ARCHIVE
+bash hack/image.sh --output "$HAWSER_IMAGE_ARCHIVE"
+log "image built after $((SECONDS - start))s"
 # promtool, for the alert-rule and /metrics checks in tests/e2e_monitoring.rs.
 bash hack/install-promtool.sh >/dev/null
 bash hack/testenv/up.sh

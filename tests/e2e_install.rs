@@ -85,8 +85,20 @@ struct AsDeployed {
     _dir: tempfile::TempDir,
 }
 
+/// Where the Deployment's container comes from.
+enum Launch<'a> {
+    /// The binary cargo built, on the host.
+    Host,
+    /// The image hack/image.sh built, run by buildah; `extra_ca` is
+    /// mounted into its /etc/ssl/certs beside the image's own bundle.
+    Image {
+        container: &'a image::Container,
+        extra_ca: &'a std::path::Path,
+    },
+}
+
 impl AsDeployed {
-    async fn start(release: &Release, deployment: &Value) -> Self {
+    async fn start(release: &Release, deployment: &Value, launch: Launch<'_>) -> Self {
         let pod = &deployment["spec"]["template"]["spec"];
         let container = &pod["containers"][0];
         let args: Vec<&str> = container["args"]
@@ -133,18 +145,52 @@ impl AsDeployed {
         let sa = pod["serviceAccountName"].as_str().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
-        std::fs::write(
-            &kubeconfig,
-            rbac::kubeconfig_of(&release.namespace, sa).await,
-        )
-        .unwrap();
-        let mut cmd = Command::new(hawser_bin());
-        cmd.args(&args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            // What the pod's projected token and the in-cluster config give it.
-            .env("KUBECONFIG", &kubeconfig)
-            .envs(&env);
+        // What the pod's projected token and the in-cluster config give it.
+        let config = rbac::kubeconfig_of(&release.namespace, sa).await;
+        let cmd = match launch {
+            Launch::Host => {
+                std::fs::write(&kubeconfig, config).unwrap();
+                let mut cmd = Command::new(hawser_bin());
+                cmd.args(&args)
+                    .env_clear()
+                    .env("PATH", std::env::var("PATH").unwrap_or_default())
+                    .env("KUBECONFIG", &kubeconfig)
+                    .envs(&env);
+                cmd
+            }
+            Launch::Image {
+                container,
+                extra_ca,
+            } => {
+                // The image runs as 65532: the directory must be readable
+                // by it, and the kubeconfig carries its CA inline.
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::write(&kubeconfig, inline_ca(&config)).unwrap();
+                std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+                    .unwrap();
+                std::fs::set_permissions(&kubeconfig, std::fs::Permissions::from_mode(0o644))
+                    .unwrap();
+                let config = container.config();
+                // A pod's `args` follow the image's entrypoint.
+                let mut argv: Vec<&str> = config["Entrypoint"]
+                    .as_array()
+                    .expect("the image has an entrypoint")
+                    .iter()
+                    .map(|a| a.as_str().unwrap())
+                    .collect();
+                argv.extend(&args);
+                let mut env: Vec<(String, String)> = env.into_iter().collect();
+                env.push(("KUBECONFIG".into(), "/certs/kubeconfig".into()));
+                container.run(
+                    &[
+                        (dir.path(), "/certs"),
+                        (extra_ca, "/etc/ssl/certs/hawser-test-ca.pem"),
+                    ],
+                    &env,
+                    &argv,
+                )
+            }
+        };
         let mut this = Self {
             process: Process::spawn(cmd, dir.path().join("hawser.log")),
             admin_port: port("admin"),
@@ -162,12 +208,84 @@ impl AsDeployed {
         self.process.log()
     }
 
+    /// The process serving the admin port (inside the container, if any).
+    fn pid(&self) -> u32 {
+        image::listener_pid(self.admin_port).expect("a process listening on the admin port")
+    }
+
     /// `hawser_webhooks_active`.
     async fn active(&self) -> f64 {
         let url = format!("http://127.0.0.1:{}/metrics", self.admin_port);
         let text = reqwest::get(url).await.unwrap().text().await.unwrap();
         metric_value(&text, "hawser_webhooks_active")
     }
+}
+
+/// The chart's defaults, but for what this machine needs: the apiserver
+/// reaches hawser on loopback (no pod network here), on ports of the
+/// test's own, and only for the test's namespace `id` (tests share the
+/// apiserver).
+fn on_loopback(id: &str) -> Vec<String> {
+    let (webhook_port, admin_port) = (free_port(), free_port());
+    vec![
+        format!("webhook.url=https://127.0.0.1:{webhook_port}"),
+        "certs.ipAddresses={127.0.0.1}".into(),
+        format!("webhook.port={webhook_port}"),
+        format!("admin.port={admin_port}"),
+        format!("webhook.namespaceSelector.matchLabels.{E2E_LABEL}={id}"),
+    ]
+}
+
+fn webhook_config_name(manifest: &[Value]) -> String {
+    manifest
+        .iter()
+        .find(|d| d["kind"] == "MutatingWebhookConfiguration")
+        .expect("the chart registers its webhooks")["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// `write(dry_run)` of the Deployment `app` comes back hardened, and so
+/// is what is stored. The apiserver sees changed webhook configurations
+/// within moments: dry runs until one is hardened, then the real write.
+async fn comes_back_hardened<F, Fut>(deployments: &Api<Deployment>, hawser: &AsDeployed, write: F)
+where
+    F: Fn(bool) -> Fut,
+    Fut: std::future::Future<Output = kube::Result<Deployment>>,
+{
+    eventually(
+        "the apiserver to call the activated webhook",
+        WAIT,
+        || async { (privileged(&write(true).await.ok()?) == Some(false)).then_some(()) },
+    )
+    .await;
+    let written = write(false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", hawser.log()));
+    assert_eq!(privileged(&written), Some(false), "{}", hawser.log());
+    let stored = deployments.get("app").await.unwrap();
+    assert_eq!(privileged(&stored), Some(false));
+}
+
+/// `kubeconfig` (JSON) with its cluster's CA file replaced by the file's
+/// contents, for a process that cannot see the host's files.
+fn inline_ca(kubeconfig: &str) -> String {
+    use base64::Engine;
+    let mut config: Value = serde_json::from_str(kubeconfig).unwrap();
+    let cluster = &mut config["clusters"][0]["cluster"];
+    let path = cluster["certificate-authority"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pem = std::fs::read(path).unwrap();
+    let map = cluster.as_object_mut().unwrap();
+    map.remove("certificate-authority");
+    map.insert(
+        "certificate-authority-data".into(),
+        base64::engine::general_purpose::STANDARD.encode(pem).into(),
+    );
+    config.to_string()
 }
 
 fn app(namespace: &str) -> Deployment {
@@ -225,29 +343,9 @@ async fn a_default_install_blocks_nothing_until_hawser_serves_then_hardens() {
     let id = unique("install");
     let ns = TestNamespace::create(&client, &id, &[]).await;
     let home = TestNamespace::create(&client, &unique("install-home"), &[]).await;
-    let (webhook_port, admin_port) = (free_port(), free_port());
-    // The defaults, but for what this machine needs: the apiserver reaches
-    // hawser on loopback (no pod network here), on ports of this test's
-    // own, and only for this test's namespace (tests share the apiserver).
-    let release = Release::install(
-        &unique("hawser"),
-        &home.name,
-        &[
-            format!("webhook.url=https://127.0.0.1:{webhook_port}"),
-            "certs.ipAddresses={127.0.0.1}".into(),
-            format!("webhook.port={webhook_port}"),
-            format!("admin.port={admin_port}"),
-            format!("webhook.namespaceSelector.matchLabels.{E2E_LABEL}={id}"),
-        ],
-    );
+    let release = Release::install(&unique("hawser"), &home.name, &on_loopback(&id));
     let manifest = release.manifest();
-    let config_name = manifest
-        .iter()
-        .find(|d| d["kind"] == "MutatingWebhookConfiguration")
-        .expect("the chart registers its webhooks")["metadata"]["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let config_name = webhook_config_name(&manifest);
 
     // hawser is not running: an ordinary (privileged) Deployment goes in
     // untouched, although both webhooks are registered with failurePolicy Fail.
@@ -263,40 +361,29 @@ async fn a_default_install_blocks_nothing_until_hawser_serves_then_hardens() {
     // hawser as the Deployment runs it: self-managed certificates, no
     // manual step.
     let deployment = manifest.iter().find(|d| d["kind"] == "Deployment").unwrap();
-    let hawser = AsDeployed::start(&release, deployment).await;
+    let hawser = AsDeployed::start(&release, deployment, Launch::Host).await;
     let active = activated(&client, &config_name, &inert).await;
     assert!(
         active.iter().all(|s| s.to_string().contains(&id)),
         "the chart's selector, from its annotation: {active:?}"
     );
 
-    // The apiserver sees the changed configurations within moments: wait
-    // until a dry run of the update comes back hardened.
-    let patch = json!({"metadata": {"annotations": {"touched": "1"}}});
-    let dry = PatchParams {
-        dry_run: true,
-        ..Default::default()
-    };
-    eventually(
-        "the apiserver to call the activated webhook",
-        WAIT,
-        || async {
-            let d = deployments
-                .patch("app", &dry, &Patch::Merge(&patch))
-                .await
-                .ok()?;
-            (privileged(&d) == Some(false)).then_some(())
-        },
-    )
-    .await;
     // The same Deployment, updated, comes back hardened.
-    let updated = deployments
-        .patch("app", &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", hawser.log()));
-    assert_eq!(privileged(&updated), Some(false), "{}", hawser.log());
-    let stored = deployments.get("app").await.unwrap();
-    assert_eq!(privileged(&stored), Some(false));
+    let patch = json!({"metadata": {"annotations": {"touched": "1"}}});
+    comes_back_hardened(&deployments, &hawser, |dry_run| {
+        let params = PatchParams {
+            dry_run,
+            ..Default::default()
+        };
+        let deployments = deployments.clone();
+        let patch = patch.clone();
+        async move {
+            deployments
+                .patch("app", &params, &Patch::Merge(&patch))
+                .await
+        }
+    })
+    .await;
 }
 
 /// In the chart's own mode, where the apiserver calls the webhook Service,
@@ -330,7 +417,7 @@ async fn through_the_service_hawser_waits_for_a_ready_endpoint() {
     let (config_name, service) = (named("MutatingWebhookConfiguration"), named("Service"));
     let inert = selectors(&client, &config_name).await;
     let deployment = manifest.iter().find(|d| d["kind"] == "Deployment").unwrap();
-    let hawser = AsDeployed::start(&release, deployment).await;
+    let hawser = AsDeployed::start(&release, deployment, Launch::Host).await;
     let reason = format!("Service {}/{service} has no ready endpoint yet", home.name);
     eventually("hawser to say why it waits", WAIT, || async {
         hawser.log().contains(&reason).then_some(())
@@ -427,4 +514,217 @@ async fn a_permission_the_chart_lacks_is_reported_not_hung_on() {
         "the log names the missing permission:\n{log}"
     );
     assert_eq!(bed.aws_calls("CreateVpcEndpoint", "success").await, 0.0);
+}
+
+/// The image hack/image.sh built, run as the chart's Deployment runs it
+/// (its args and env; the image's entrypoint and user; the token in a
+/// mounted directory) with controllers on, so that it must reach both the
+/// apiserver and an AWS endpoint over TLS: it becomes ready (the AWS
+/// identity check passed; the endpoint's test CA is mounted beside the
+/// image's bundle, which loads without error as user 65532), activates
+/// its webhooks, and a privileged Deployment created through the
+/// apiserver comes back hardened. This is the binary in the image, with
+/// the libraries in the image, not the host's; the bundle's contents are
+/// checked by `the_image_holds_what_the_docs_say`.
+#[tokio::test]
+async fn the_image_runs_as_deployed_reaches_aws_over_tls_and_hardens() {
+    let client = client().await;
+    let id = unique("image");
+    let ns = TestNamespace::create(&client, &id, &[]).await;
+    let home = TestNamespace::create(&client, &unique("image-home"), &[]).await;
+    let aws = support::moto::TlsMoto::start().await;
+    let mut values = on_loopback(&id);
+    values.extend([
+        "controllers={vpce}".into(),
+        format!("clusterName={id}"),
+        format!("watchNamespace={}", ns.name),
+        format!("aws.endpointUrl={}", aws.url),
+        format!("aws.region={}", support::moto::REGION),
+        "extraEnv[0].name=AWS_ACCESS_KEY_ID".into(),
+        "extraEnv[0].value=testing".into(),
+        "extraEnv[1].name=AWS_SECRET_ACCESS_KEY".into(),
+        "extraEnv[1].value=testing".into(),
+    ]);
+    let release = Release::install(&unique("hawser"), &home.name, &values);
+    let manifest = release.manifest();
+    let config_name = webhook_config_name(&manifest);
+    let inert = selectors(&client, &config_name).await;
+    let deployment = manifest.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    let container = image::Container::from_archive(&image::archive());
+    let launch = Launch::Image {
+        container: &container,
+        extra_ca: &aws.ca,
+    };
+    // Ready means the AWS identity check answered, over TLS.
+    let hawser = AsDeployed::start(&release, deployment, launch).await;
+    let log = hawser.log();
+    assert!(log.contains("AWS identity confirmed"), "{log}");
+    assert!(
+        !log.contains("native root CA") && !log.contains("no native root"),
+        "the image's CA bundle did not load:\n{log}"
+    );
+    assert_eq!(
+        image::uid_of(hawser.pid()),
+        65532,
+        "the image's user serves the admin port"
+    );
+
+    activated(&client, &config_name, &inert).await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    comes_back_hardened(&deployments, &hawser, |dry_run| {
+        let params = PostParams {
+            dry_run,
+            ..Default::default()
+        };
+        let deployments = deployments.clone();
+        let app = app(&ns.name);
+        async move { deployments.create(&params, &app).await }
+    })
+    .await;
+}
+
+/// The image is what docs/install.md and the chart say: user 65532,
+/// entrypoint hawser with cmd run, ports 8443 and 8080, the OCI labels,
+/// and only the files hack/image/rootfs.sh lists; `--version` runs in it.
+#[tokio::test]
+async fn the_image_holds_what_the_docs_say() {
+    let mut container = image::Container::from_archive(&image::archive());
+    let config = container.config();
+    assert_eq!(config["User"], "65532:65532", "{config}");
+    assert_eq!(config["Entrypoint"], json!(["/usr/local/bin/hawser"]));
+    assert_eq!(config["Cmd"], json!(["run"]));
+    assert_eq!(
+        config["ExposedPorts"],
+        json!({"8080/tcp": {}, "8443/tcp": {}}),
+        "{config}"
+    );
+    let labels = &config["Labels"];
+    assert_eq!(
+        labels["org.opencontainers.image.version"],
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(labels["org.opencontainers.image.licenses"], "Apache-2.0");
+    assert_eq!(
+        labels["org.opencontainers.image.source"],
+        env!("CARGO_PKG_REPOSITORY")
+    );
+    let revision = labels["org.opencontainers.image.revision"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit()),
+        "a commit id: {labels}"
+    );
+
+    // The Dockerfile makes the same image (it is not built here).
+    let dockerfile =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile")).unwrap();
+    for line in [
+        "FROM scratch".to_string(),
+        "bash hack/image/rootfs.sh target/release/hawser".into(),
+        "USER 65532:65532".into(),
+        "EXPOSE 8443/tcp 8080/tcp".into(),
+        r#"ENTRYPOINT ["/usr/local/bin/hawser"]"#.into(),
+        r#"CMD ["run"]"#.into(),
+        format!(
+            "org.opencontainers.image.version={}",
+            env!("CARGO_PKG_VERSION")
+        ),
+        format!(
+            "org.opencontainers.image.source={}",
+            env!("CARGO_PKG_REPOSITORY")
+        ),
+        "org.opencontainers.image.licenses=Apache-2.0".into(),
+    ] {
+        assert!(dockerfile.contains(&line), "Dockerfile lacks {line}");
+    }
+
+    let root = container.rootfs();
+    let mut files: Vec<String> = walk(&root)
+        .iter()
+        .map(|p| p.strip_prefix(&root).unwrap().display().to_string())
+        .collect();
+    files.sort();
+    let libs: Vec<&String> = files.iter().filter(|f| f.contains(".so")).collect();
+    assert!(
+        libs.iter().any(|f| f.starts_with("lib64/ld-linux"))
+            && libs.iter().any(|f| f.ends_with("/libc.so.6")),
+        "the loader and glibc: {files:?}"
+    );
+    let others: Vec<&String> = files.iter().filter(|f| !f.contains(".so")).collect();
+    assert_eq!(
+        others,
+        [
+            "etc/group",
+            "etc/passwd",
+            "etc/ssl/certs/ca-certificates.crt",
+            "usr/local/bin/hawser",
+            "usr/share/doc/hawser/LICENSE",
+            "usr/share/doc/hawser/THIRD-PARTY-LICENSES.txt",
+        ],
+        "nothing else in the image"
+    );
+    let read = |f: &str| std::fs::read_to_string(root.join(f)).unwrap();
+    let roots = read("etc/ssl/certs/ca-certificates.crt")
+        .matches("-----BEGIN CERTIFICATE-----")
+        .count();
+    assert!(roots >= 100, "the CA bundle has {roots} certificates");
+    assert!(read("etc/passwd").contains(":65532:65532:"));
+    assert!(read("usr/share/doc/hawser/LICENSE").contains("Apache License"));
+    let third = read("usr/share/doc/hawser/THIRD-PARTY-LICENSES.txt");
+    for krate in ["kube-client", "aws-sdk-ec2", "rustls", "tokio"] {
+        assert!(third.contains(&format!("  - {krate} ")), "{krate} listed");
+    }
+
+    let out = container
+        .run(&[], &[], &["/usr/local/bin/hawser", "--version"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("hawser {}", env!("CARGO_PKG_VERSION")),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every file (not directory) under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() && !path.is_symlink() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// hack/image.sh run again on the binary in the image gives the image
+/// the tests run, to the digest: a release can be rebuilt and checked.
+#[tokio::test]
+async fn the_same_binary_gives_the_same_image_digest() {
+    let archive = image::archive();
+    let mut container = image::Container::from_archive(&archive);
+    let binary = container.rootfs().join("usr/local/bin/hawser");
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("hawser");
+    std::fs::copy(&binary, &copy).unwrap();
+    let again = dir.path().join("again.oci.tar");
+    let out = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/hack/image.sh"))
+        .arg("--binary")
+        .arg(&copy)
+        .arg("--output")
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "hack/image.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(image::digest(&again), image::digest(&archive));
 }

@@ -29,6 +29,7 @@ use kube::{api::PostParams, core::ObjectMeta, Api, Client};
 pub mod artefacts;
 pub mod balancer;
 pub mod fault_proxy;
+pub mod image;
 pub mod lease;
 pub mod moto;
 pub mod namespace;
@@ -100,9 +101,13 @@ pub struct Process {
 }
 
 impl Process {
-    /// Spawns `cmd` with stdout discarded and stderr into `log`.
+    /// Spawns `cmd` with stdout discarded and stderr into `log`, in a
+    /// process group of its own (so that what it starts, such as the
+    /// container `buildah run` starts, goes with it).
     pub fn spawn(mut cmd: Command, log: PathBuf) -> Self {
+        use std::os::unix::process::CommandExt;
         let child = cmd
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -143,6 +148,8 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {

@@ -196,3 +196,53 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// A moto_server of its own serving HTTPS, with a certificate from
+/// `hawser certs` whose CA is `ca`: for a client whose TLS is what the
+/// test is about. Killed on drop.
+pub struct TlsMoto {
+    pub url: String,
+    pub ca: std::path::PathBuf,
+    _process: super::Process,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsMoto {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        super::write_certs(dir.path());
+        let port = super::free_port();
+        let server = std::env::var("HAWSER_TESTENV_MOTO_SERVER")
+            .expect("HAWSER_TESTENV_MOTO_SERVER from the test bed's env file");
+        let mut cmd = std::process::Command::new(server);
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .arg("--ssl-cert")
+            .arg(dir.path().join("tls.crt"))
+            .arg("--ssl-key")
+            .arg(dir.path().join("tls.key"));
+        let process = super::Process::spawn(cmd, dir.path().join("moto.log"));
+        let ca = dir.path().join("ca.crt");
+        let trusted = reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap();
+        let client = reqwest::Client::builder()
+            .add_root_certificate(trusted)
+            .build()
+            .unwrap();
+        let url = format!("https://127.0.0.1:{port}");
+        let api = format!("{url}/moto-api/");
+        super::eventually(
+            "moto to serve HTTPS",
+            std::time::Duration::from_secs(60),
+            || async {
+                let r = client.get(&api).send().await.ok()?;
+                r.status().is_success().then_some(())
+            },
+        )
+        .await;
+        Self {
+            url,
+            ca,
+            _process: process,
+            _dir: dir,
+        }
+    }
+}
