@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the files derived from the code: docs/cli.md from the
-# binary's --help, and manifests/ from charts/hawser (Helm from
+# binary's --help, docs/annotations.md from src/annotations/catalog.rs (by
+# its unit test), and manifests/ from charts/hawser (Helm from
 # hack/install-helm.sh). With --check, fails if a committed file is stale,
 # and also lints the chart, renders it in every certificate mode and with
 # each optional feature (checking what each must render), checks that bad
@@ -35,6 +36,11 @@ trap 'rm -rf "$out"' EXIT
     echo '```'
   done
 } >"$out/cli.md"
+
+# The annotation reference, written by the unit test that also checks it.
+HAWSER_GEN_ANNOTATIONS="$out/annotations.md" cargo test --locked --quiet --lib \
+  annotations::tests::catalog::docs_annotations_md_is_rendered_from_the_catalog >"$out/annotations.log" 2>&1 ||
+  { cat "$out/annotations.log" >&2; echo "hack/gen.sh: rendering docs/annotations.md failed" >&2; exit 1; }
 
 # render FILE HELM-ARGS...: the chart as release `hawser` in hawser-system.
 render() {
@@ -156,7 +162,7 @@ if missing:
 PY
 fi
 
-for f in docs/cli.md manifests/hawser.yaml manifests/monitoring.yaml; do
+for f in docs/cli.md docs/annotations.md manifests/hawser.yaml manifests/monitoring.yaml; do
   if $check; then
     if ! diff -u "$f" "$out/$(basename "$f")" >&2; then
       fail stale "$f is stale: run hack/gen.sh and commit the result"
