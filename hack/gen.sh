@@ -3,7 +3,8 @@
 # binary's --help, docs/annotations.md from src/annotations/catalog.rs (by
 # its unit test), and manifests/ from charts/hawser (Helm from
 # hack/install-helm.sh). With --check, fails if a committed file is stale,
-# and also lints the chart, renders it in every certificate mode and with
+# checks that every relative link in the README and docs/ resolves, and
+# also lints the chart, renders it in every certificate mode and with
 # each optional feature (checking what each must render), checks that bad
 # values are refused by name, and that the chart's README documents every
 # value. Each failed check is named.
@@ -86,6 +87,10 @@ refused() {
 }
 
 if $check; then
+  # Every relative link in the README and docs/ names a file of this
+  # repository, and a heading there when it has a #fragment.
+  python3 hack/check-links.py README.md docs/*.md charts/hawser/README.md || fail links "a relative link does not resolve"
+
   "$helm" lint --strict charts/hawser >"$out/lint.log" 2>&1 || { cat "$out/lint.log" >&2; fail lint "helm lint --strict charts/hawser failed"; }
 
   # The default (self-managed): webhooks inert until hawser serves, the real
