@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Regenerates the files derived from the code: docs/cli.md from the
-# binary's --help, and manifests/ from charts/hawser (Helm from
+# binary's --help, docs/annotations.md from src/annotations/catalog.rs (by
+# its unit test), and manifests/ from charts/hawser (Helm from
 # hack/install-helm.sh). With --check, fails if a committed file is stale,
-# and also lints the chart, renders it in every certificate mode and with
+# checks that every relative link in the README and docs/ resolves, and
+# also lints the chart, renders it in every certificate mode and with
 # each optional feature (checking what each must render), checks that bad
 # values are refused by name, and that the chart's README documents every
 # value. Each failed check is named.
@@ -35,6 +37,11 @@ trap 'rm -rf "$out"' EXIT
     echo '```'
   done
 } >"$out/cli.md"
+
+# The annotation reference, written by the unit test that also checks it.
+HAWSER_GEN_ANNOTATIONS="$out/annotations.md" cargo test --locked --quiet --lib \
+  annotations::tests::catalog::docs_annotations_md_is_rendered_from_the_catalog >"$out/annotations.log" 2>&1 ||
+  { cat "$out/annotations.log" >&2; echo "hack/gen.sh: rendering docs/annotations.md failed" >&2; exit 1; }
 
 # render FILE HELM-ARGS...: the chart as release `hawser` in hawser-system.
 render() {
@@ -80,6 +87,10 @@ refused() {
 }
 
 if $check; then
+  # Every relative link in the README and docs/ names a file of this
+  # repository, and a heading there when it has a #fragment.
+  python3 hack/check-links.py README.md docs/*.md charts/hawser/README.md || fail links "a relative link does not resolve"
+
   "$helm" lint --strict charts/hawser >"$out/lint.log" 2>&1 || { cat "$out/lint.log" >&2; fail lint "helm lint --strict charts/hawser failed"; }
 
   # The default (self-managed): webhooks inert until hawser serves, the real
@@ -156,7 +167,7 @@ if missing:
 PY
 fi
 
-for f in docs/cli.md manifests/hawser.yaml manifests/monitoring.yaml; do
+for f in docs/cli.md docs/annotations.md manifests/hawser.yaml manifests/monitoring.yaml; do
   if $check; then
     if ! diff -u "$f" "$out/$(basename "$f")" >&2; then
       fail stale "$f is stale: run hack/gen.sh and commit the result"

@@ -24,7 +24,7 @@ impl<'a> Annotations<'a> {
             if keys::is_output(key) {
                 continue;
             }
-            match keys::INPUT_KEYS.iter().find(|(k, _)| k == key) {
+            match keys::inputs().find(|(k, _)| k == key) {
                 Some((_, kinds)) if kinds.contains(&kind) => {}
                 Some((_, kinds)) => errors.push(misplaced(key, value, kind, kinds)),
                 None => errors.push(unknown(key, value, family)),
@@ -93,9 +93,8 @@ fn misplaced(key: &str, value: &str, kind: ObjectKind, kinds: &[ObjectKind]) -> 
 }
 
 fn unknown(key: &str, value: &str, family: &str) -> AnnotationError {
-    let known: Vec<&str> = keys::INPUT_KEYS
-        .iter()
-        .map(|(k, _)| *k)
+    let known: Vec<&str> = keys::inputs()
+        .map(|(k, _)| k)
         .filter(|k| keys::hawser_family(k) == Some(family))
         .collect();
     if known.is_empty() {

@@ -1,5 +1,7 @@
-//! Every annotation key in the contract, inputs and outputs, and which
-//! kind of object each input belongs on.
+//! Every annotation key in the contract, inputs and outputs. Which kind of
+//! object each belongs on, and what it means, is in [`catalog::ALL`].
+
+use super::catalog::{self, Role};
 
 /// The kinds of object hawser reads annotations from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -74,6 +76,8 @@ pub const CFN_STACK_ID: &str = "cfn.hawser.io/stack-id";
 pub const CFN_STACK_STATUS: &str = "cfn.hawser.io/stack-status";
 pub const CFN_LAST_ERROR: &str = "cfn.hawser.io/last-error";
 pub const CFN_SPEC_HASH: &str = "cfn.hawser.io/spec-hash";
+/// Finalizer the controller adds to every object with a stack.
+pub const CFN_FINALIZER: &str = "cfn.hawser.io/cleanup";
 
 /// Host-list keys, whose normalised value the webhook patches back.
 pub const HOST_LIST_KEYS: &[&str] = &[ENV_HOST_NAMES, ROUTING_PUBLIC_HOSTS, ROUTING_PRIVATE_HOSTS];
@@ -87,52 +91,6 @@ pub const TAG_CLUSTER: &str = "hawser.io/cluster";
 pub const TAG_OWNER: &str = "hawser.io/owner";
 pub const TAG_UID: &str = "hawser.io/uid";
 
-/// Keys hawser writes. A user's edit to one is reverted by the controller
-/// and denied by the validating webhook; the spec parsers ignore them.
-pub const OUTPUT_KEYS: &[&str] = &[
-    VPCE_STATE,
-    VPCE_ENDPOINT_ID,
-    VPCE_DNS_NAME,
-    VPCE_SECURITY_GROUP_ID,
-    ENV_ROTATED_KEYS,
-    CFN_STACK_ID,
-    CFN_STACK_STATUS,
-    CFN_LAST_ERROR,
-    CFN_SPEC_HASH,
-];
-
-use ObjectKind::{Deployment, Namespace, Service};
-
-/// Every input key with the kinds of object it may be set on.
-pub const INPUT_KEYS: &[(&str, &[ObjectKind])] = &[
-    (VPCE_SERVICE_NAME, &[Service]),
-    (VPCE_VPC_ID, &[Service]),
-    (VPCE_SUBNET_IDS, &[Service]),
-    (VPCE_SECURITY_GROUP_IDS, &[Service]),
-    (VPCE_ALLOWED_CIDRS, &[Service]),
-    (VPCE_PRIVATE_DNS, &[Service]),
-    (ENV_HOST_NAMES, &[Namespace]),
-    (ENV_ROUTING_SECRET, &[Namespace]),
-    (ENV_ROTATE_KEYS, &[Namespace]),
-    (IAM_ROLE_ARN, &[Namespace]),
-    (IAM_USERNAME, &[Namespace]),
-    (IAM_GROUPS, &[Namespace]),
-    (AWS_ROLE_ARN, &[Namespace]),
-    (AWS_REGION, &[Namespace, Service]),
-    (SECURITY_ALLOW_PRIVILEGED, &[Namespace]),
-    (SECURITY_PROFILE, &[Namespace, Deployment]),
-    (ROUTING_PUBLIC_HOSTS, &[Deployment]),
-    (ROUTING_PRIVATE_HOSTS, &[Deployment]),
-    (ROUTING_INJECT_KEYS, &[Deployment]),
-    (CFN_TEMPLATE, &[Namespace, Deployment]),
-    (CFN_TEMPLATE_CONFIGMAP, &[Namespace, Deployment]),
-    (CFN_PARAMETERS, &[Namespace, Deployment]),
-    (CFN_CAPABILITIES, &[Namespace, Deployment]),
-    (CFN_OUTPUTS_CONFIGMAP, &[Namespace, Deployment]),
-    (CFN_INJECT_OUTPUTS, &[Deployment]),
-    (DELETION_POLICY, &[Service, Namespace, Deployment]),
-];
-
 /// The key prefixes (the part before `/`) that hawser owns.
 pub const FAMILIES: &[&str] = &[
     "vpce.hawser.io",
@@ -145,17 +103,28 @@ pub const FAMILIES: &[&str] = &[
     "hawser.io",
 ];
 
+/// Every input key, with the kinds of object it may be set on, in
+/// contract order ([`catalog::ALL`], which documents each key).
+pub fn inputs() -> impl Iterator<Item = (&'static str, &'static [ObjectKind])> {
+    catalog::with_role(Role::Input).map(|d| (d.key, d.on))
+}
+
 /// Input keys that may be set on `kind`, in contract order.
 pub fn input_keys(kind: ObjectKind) -> impl Iterator<Item = &'static str> {
-    INPUT_KEYS
-        .iter()
+    inputs()
         .filter(move |(_, kinds)| kinds.contains(&kind))
-        .map(|(key, _)| *key)
+        .map(|(key, _)| key)
+}
+
+/// Keys hawser writes. A user's edit to one is reverted by the controller
+/// and denied by the validating webhook; the spec parsers ignore them.
+pub fn output_keys() -> impl Iterator<Item = &'static str> {
+    catalog::with_role(Role::Output).map(|d| d.key)
 }
 
 /// Whether `key` is an output key (written by hawser, not by a user).
 pub fn is_output(key: &str) -> bool {
-    OUTPUT_KEYS.contains(&key)
+    catalog::find(key).is_some_and(|d| d.role == Role::Output)
 }
 
 /// The family (prefix before `/`) of `key` when it is a hawser key:

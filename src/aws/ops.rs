@@ -191,7 +191,7 @@ mod tests {
 
     use super::*;
 
-    /// The policy the README tells users to install.
+    /// The policy docs/install.md tells users to install.
     const POLICY: &str = include_str!("../../docs/iam-policy.json");
 
     /// Every action a registry entry needs.

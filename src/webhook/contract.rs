@@ -63,9 +63,9 @@ pub fn protect_outputs(
     if controller_usernames.iter().any(|u| u == username) {
         return d;
     }
-    for key in keys::OUTPUT_KEYS {
-        let before = old.and_then(|o| o.get(*key));
-        let after = new.get(*key);
+    for key in keys::output_keys() {
+        let before = old.and_then(|o| o.get(key));
+        let after = new.get(key);
         if before == after {
             continue;
         }
@@ -100,8 +100,8 @@ pub fn restore_outputs(
         return Vec::new();
     }
     let mut warnings = Vec::new();
-    for key in keys::OUTPUT_KEYS {
-        if let (Some(value), None) = (old.get(*key), new.and_then(|n| n.get(*key))) {
+    for key in keys::output_keys() {
+        if let (Some(value), None) = (old.get(key), new.and_then(|n| n.get(key))) {
             edits.set(key, value);
             warnings.push(format!(
                 "hawser kept its output annotation {key}={value:?}, which the update dropped"

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::{Config, RngSeed};
 
-use super::super::keys::{self, INPUT_KEYS};
+use super::super::keys;
 use super::super::*;
 
 /// Cases per property; the suite's budget is in RELIABILITY.md.
@@ -264,7 +264,7 @@ fn short_string() -> impl Strategy<Value = String> {
 /// Keys for the spec collectors: every input and output key, unknown keys
 /// in hawser's families, a key outside them, and arbitrary short ones.
 fn hostile_key() -> impl Strategy<Value = String> {
-    let mut known: Vec<String> = INPUT_KEYS.iter().map(|(k, _)| k.to_string()).collect();
+    let mut known: Vec<String> = keys::inputs().map(|(k, _)| k.to_string()).collect();
     known.extend(
         [
             keys::VPCE_STATE,
@@ -329,8 +329,7 @@ fn a_100_kb_host_name_is_refused_with_a_bounded_message() {
 #[test]
 fn the_spec_collectors_take_a_map_of_every_key() {
     // Every input key at once, each with a value no parser accepts.
-    let map: BTreeMap<String, String> = INPUT_KEYS
-        .iter()
+    let map: BTreeMap<String, String> = keys::inputs()
         .map(|(k, _)| (k.to_string(), "\u{202e}x\u{200b}".to_owned()))
         .collect();
     for kind in [

@@ -1,6 +1,7 @@
 //! Unit tests: every parser with accepted and refused values, refusals
 //! checked against their exact message.
 
+mod catalog;
 mod cfn;
 mod hostile;
 mod ids;

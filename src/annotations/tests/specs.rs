@@ -334,14 +334,14 @@ fn deployment_errors() {
 #[test]
 fn keys_are_consistent() {
     use super::super::keys::*;
-    for key in OUTPUT_KEYS {
+    for key in output_keys() {
         assert!(
             hawser_family(key).is_some_and(|f| FAMILIES.contains(&f)),
             "{key}"
         );
-        assert!(!INPUT_KEYS.iter().any(|(k, _)| k == key), "{key}");
+        assert!(!inputs().any(|(k, _)| k == key), "{key}");
     }
-    for (key, kinds) in INPUT_KEYS {
+    for (key, kinds) in inputs() {
         assert!(
             hawser_family(key).is_some_and(|f| FAMILIES.contains(&f)),
             "{key}"
@@ -351,7 +351,7 @@ fn keys_are_consistent() {
     assert_eq!(VPCE_SERVICE_NAME, "vpce.hawser.io/service-name");
     assert_eq!(SECURITY_PROFILE, "security.hawser.io/profile");
     assert_eq!(VPCE_FINALIZER, "vpce.hawser.io/cleanup");
-    assert!(OUTPUT_KEYS.contains(&ENV_ROTATED_KEYS));
+    assert!(is_output(ENV_ROTATED_KEYS));
     assert_eq!(
         hawser_family("hawser.io/deletion-policy"),
         Some("hawser.io")
@@ -420,7 +420,7 @@ fn odd_input_never_panics() {
             let _ = parse_configmap_name(key, v);
             let _ = parse_rotate_keys(key, v);
             assert!(default_outputs_configmap(v).len() <= 253);
-            for k in super::super::keys::INPUT_KEYS.iter().map(|(k, _)| *k) {
+            for k in super::super::keys::inputs().map(|(k, _)| k) {
                 let ann = annotations(&[(k, v)]);
                 for kind in [
                     ObjectKind::Service,

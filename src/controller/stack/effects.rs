@@ -1,5 +1,5 @@
 //! Side effects in CloudFormation, as apply and cleanup report them, and
-//! the Kubernetes Event each becomes. The reasons are listed in the README.
+//! the Kubernetes Event each becomes. The reasons are listed in docs/stacks.md.
 
 use kube::runtime::events::EventType;
 

@@ -69,7 +69,7 @@ use crate::metrics::Metrics;
 
 pub const CONTROLLER: &str = "stack";
 /// Finalizer on every object with a stack.
-pub const FINALIZER: &str = "cfn.hawser.io/cleanup";
+pub const FINALIZER: &str = crate::annotations::keys::CFN_FINALIZER;
 /// Objects reconciled at once, per kind.
 const CONCURRENCY: u16 = 8;
 /// Fingerprint entry standing for the template's text (a ConfigMap's

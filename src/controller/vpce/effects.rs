@@ -1,5 +1,5 @@
 //! Side effects in AWS, as apply and cleanup report them, and the
-//! Kubernetes Event each becomes. The reasons are listed in the README.
+//! Kubernetes Event each becomes. The reasons are listed in docs/vpc-endpoints.md.
 
 use kube::runtime::events::EventType;
 
