@@ -63,14 +63,24 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# cargo-about reads `cargo metadata`, which wants every platform's crates
-# on disk (--offline keeps cargo-about itself off the network).
-cargo fetch --locked --quiet
-"$about" generate --locked --offline --fail -c hack/image/about.toml \
-  -o "$work/THIRD-PARTY-LICENSES.txt" hack/image/about.hbs 2>"$work/about.log" || {
-  cat "$work/about.log" >&2
-  die "cargo-about could not list the third-party licenses"
-}
+# The listing depends only on Cargo.lock and cargo-about's inputs: kept in
+# the cache under their checksum (cargo-about takes a minute or two).
+key=$(cat Cargo.lock hack/image/about.toml hack/image/about.hbs "$about" | sha256sum | cut -c1-16)
+licenses="$HAWSER_CACHE/licenses/$key.txt"
+if [ ! -s "$licenses" ]; then
+  log "cargo-about: listing the third-party licenses"
+  # cargo-about reads `cargo metadata`, which wants every platform's crates
+  # on disk (--offline keeps cargo-about itself off the network).
+  cargo fetch --locked --quiet
+  mkdir -p "$(dirname "$licenses")"
+  "$about" generate --locked --offline --fail -c hack/image/about.toml \
+    -o "$licenses.tmp" hack/image/about.hbs 2>"$work/about.log" || {
+    cat "$work/about.log" >&2
+    die "cargo-about could not list the third-party licenses"
+  }
+  mv "$licenses.tmp" "$licenses"
+fi
+cp "$licenses" "$work/THIRD-PARTY-LICENSES.txt"
 bash hack/image/rootfs.sh "$bin" "$work/THIRD-PARTY-LICENSES.txt" "$work/rootfs"
 
 ctr=$(buildah from --quiet scratch)
