@@ -1,6 +1,6 @@
 # hawser's container image, for those who build with Docker:
 #
-#   docker build -t <registry>/hawser:<tag> .
+#   docker build --build-arg REVISION=$(git rev-parse HEAD) -t <registry>/hawser:<tag> .
 #
 # The same image as `bash hack/image.sh` (docs/install.md): the same files,
 # laid out by the same script (hack/image/rootfs.sh), from scratch, with
@@ -10,7 +10,7 @@
 
 FROM docker.io/library/rust:1.95-bookworm AS build
 ARG CARGO_ABOUT_VERSION=0.9.3
-RUN cargo install --locked cargo-about --version "$CARGO_ABOUT_VERSION"
+RUN cargo install --locked --features cli cargo-about --version "$CARGO_ABOUT_VERSION"
 WORKDIR /src
 COPY Cargo.toml Cargo.lock LICENSE ./
 COPY src ./src

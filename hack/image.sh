@@ -35,6 +35,8 @@ while [ $# -gt 0 ]; do
 done
 case $out in /*) ;; *) out="$PWD/$out" ;; esac
 
+# buildah's vfs storage and chroot runs, and apt-get, as on CI's machines.
+[ "$(id -u)" = 0 ] || die "hack/image.sh runs as root (buildah with vfs storage and chroot isolation)"
 apt_install buildah ca-certificates
 # No daemon and no kernel overlay here: plain-copy storage, chroot runs.
 export STORAGE_DRIVER=vfs BUILDAH_ISOLATION=chroot
@@ -53,6 +55,13 @@ version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
 source_url=$(sed -n 's/^repository = "\(.*\)"$/\1/p' Cargo.toml | head -1)
 license=$(sed -n 's/^license = "\(.*\)"$/\1/p' Cargo.toml | head -1)
 revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+# A tree with uncommitted changes is not that commit.
+[ -z "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] || revision="$revision-dirty"
+case $(uname -m) in
+  x86_64) arch=amd64 ;;
+  aarch64) arch=arm64 ;;
+  *) die "no OCI architecture name for $(uname -m)" ;;
+esac
 epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
 
 work=$(mktemp -d)
@@ -65,7 +74,7 @@ trap cleanup EXIT
 
 # The listing depends only on Cargo.lock and cargo-about's inputs: kept in
 # the cache under their checksum (cargo-about takes a minute or two).
-key=$(cat Cargo.lock hack/image/about.toml hack/image/about.hbs "$about" | sha256sum | cut -c1-16)
+key=$(cat Cargo.toml Cargo.lock hack/image/about.toml hack/image/about.hbs "$about" | sha256sum | cut -c1-16)
 licenses="$HAWSER_CACHE/licenses/$key.txt"
 if [ ! -s "$licenses" ]; then
   log "cargo-about: listing the third-party licenses"
@@ -73,12 +82,15 @@ if [ ! -s "$licenses" ]; then
   # on disk (--offline keeps cargo-about itself off the network).
   cargo fetch --locked --quiet
   mkdir -p "$(dirname "$licenses")"
+  tmp=$(mktemp "$licenses.XXXXXX")
   "$about" generate --locked --offline --fail -c hack/image/about.toml \
-    -o "$licenses.tmp" hack/image/about.hbs 2>"$work/about.log" || {
+    -o "$tmp" hack/image/about.hbs 2>"$work/about.log" || {
     cat "$work/about.log" >&2
+    rm -f "$tmp"
     die "cargo-about could not list the third-party licenses"
   }
-  mv "$licenses.tmp" "$licenses"
+  chmod 0644 "$tmp"
+  mv "$tmp" "$licenses"
 fi
 cp "$licenses" "$work/THIRD-PARTY-LICENSES.txt"
 bash hack/image/rootfs.sh "$bin" "$work/THIRD-PARTY-LICENSES.txt" "$work/rootfs"
@@ -86,7 +98,7 @@ bash hack/image/rootfs.sh "$bin" "$work/THIRD-PARTY-LICENSES.txt" "$work/rootfs"
 ctr=$(buildah from --quiet scratch)
 buildah copy --quiet "$ctr" "$work/rootfs" / >/dev/null
 buildah config \
-  --os linux --arch amd64 \
+  --os linux --arch "$arch" \
   --user 65532:65532 \
   --workingdir / \
   --entrypoint '["/usr/local/bin/hawser"]' \
@@ -98,10 +110,12 @@ buildah config \
   --label "org.opencontainers.image.revision=$revision" \
   --label "org.opencontainers.image.licenses=$license" \
   "$ctr"
-rm -f "$out"
+# Written beside the rest and moved into place: a failed run leaves no
+# partial archive.
 buildah commit --quiet --format oci --timestamp "$epoch" --omit-history \
   --identity-label=false --disable-compression=false \
-  "$ctr" "oci-archive:$out" >/dev/null
+  "$ctr" "oci-archive:$work/image.tar" >/dev/null
+mv "$work/image.tar" "$out"
 
 digest=$(tar -xOf "$out" index.json | sed -n 's/.*"digest":"\(sha256:[0-9a-f]*\)".*/\1/p')
 [ -n "$digest" ] || die "no manifest digest in $out"

@@ -15,18 +15,44 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HAWSER_CACHE/target}
 # A private state directory, so a quickstart running in .testenv is untouched.
 HAWSER_TESTENV_DIR=$(mktemp -d /tmp/hawser-testenv.XXXXXX)
 export HAWSER_TESTENV_DIR
+# The image's own directory: hack/testenv/up.sh empties the test bed's.
+image_dir=$(mktemp -d /tmp/hawser-image.XXXXXX)
+HAWSER_IMAGE_ARCHIVE="$image_dir/hawser.oci.tar"
+export HAWSER_IMAGE_ARCHIVE
 cleanup() {
   bash hack/testenv/down.sh
-  rm -rf "$HAWSER_TESTENV_DIR"
+  remove_test_containers
+  rm -rf "$HAWSER_TESTENV_DIR" "$image_dir"
+}
+# The containers the image tests made (tests/support/image.rs names them
+# hawser-e2e-*; a killed test leaves its own), and the image they pulled
+# into buildah's storage (its ID is the digest of the archive's config).
+remove_test_containers() {
+  command -v buildah >/dev/null || return 0
+  local ctrs id
+  ctrs=$(STORAGE_DRIVER=vfs buildah containers --quiet --filter name=hawser-e2e- 2>/dev/null) || true
+  # shellcheck disable=SC2086
+  [ -z "$ctrs" ] || STORAGE_DRIVER=vfs buildah rm $ctrs >/dev/null 2>&1 || true
+  [ -f "${HAWSER_IMAGE_ARCHIVE:-}" ] || return 0
+  id=$(python3 - "$HAWSER_IMAGE_ARCHIVE" <<'PY'
+import json, sys, tarfile
+with tarfile.open(sys.argv[1]) as t:
+    read = lambda name: json.load(t.extractfile(name))
+    manifest = read("blobs/sha256/" + read("index.json")["manifests"][0]["digest"][7:])
+    print(manifest["config"]["digest"][7:])
+PY
+) || return 0
+  STORAGE_DRIVER=vfs buildah rmi "$id" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
 start=$SECONDS
 # The container image, for the tests that run it (tests/e2e_install.rs):
 # built as users build it, from the release profile.
-HAWSER_IMAGE_ARCHIVE="$HAWSER_TESTENV_DIR/hawser.oci.tar"
-export HAWSER_IMAGE_ARCHIVE
 bash hack/image.sh --output "$HAWSER_IMAGE_ARCHIVE"
+# What those tests use besides: skopeo (the push path, docs/install.md)
+# and ss (which process serves a port).
+apt_install skopeo iproute2
 log "image built after $((SECONDS - start))s"
 # promtool, for the alert-rule and /metrics checks in tests/e2e_monitoring.rs.
 bash hack/install-promtool.sh >/dev/null

@@ -55,28 +55,25 @@ pub fn digest(archive: &Path) -> String {
     manifests[0]["digest"].as_str().unwrap().to_owned()
 }
 
-/// A working container made from the archive; removed on drop (with
-/// the image it pulled into buildah's storage).
+/// A working container made from the archive, named `hawser-e2e-…`;
+/// removed on drop. The image it pulled into buildah's storage stays for
+/// the other tests: hack/test.sh removes it (and any container a killed
+/// test left) when the run ends.
 pub struct Container {
     pub name: String,
-    image_id: String,
     mounted: Option<PathBuf>,
 }
 
 impl Container {
     pub fn from_archive(archive: &Path) -> Self {
         let from = format!("oci-archive:{}", archive.display());
-        let name = stdout(
-            "buildah from",
-            buildah(&["from", "--quiet", &from]).output().unwrap(),
-        );
-        let image_id = Self::inspect_of(&name)["FromImageID"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        let name = super::unique("hawser-e2e");
+        let out = buildah(&["from", "--quiet", "--name", &name, &from])
+            .output()
+            .unwrap();
+        assert_eq!(stdout("buildah from", out), name);
         Self {
             name,
-            image_id,
             mounted: None,
         }
     }
@@ -134,11 +131,6 @@ impl Drop for Container {
             let _ = buildah(&["umount", &self.name]).output();
         }
         let _ = buildah(&["rm", &self.name]).output();
-        if !self.image_id.is_empty() {
-            // Fails while another test's container still uses it; the last
-            // one removes it.
-            let _ = buildah(&["rmi", &self.image_id]).output();
-        }
     }
 }
 

@@ -30,6 +30,7 @@ pub mod artefacts;
 pub mod balancer;
 pub mod fault_proxy;
 pub mod image;
+pub mod install;
 pub mod lease;
 pub mod moto;
 pub mod namespace;
@@ -98,21 +99,32 @@ pub fn free_port() -> u16 {
 pub struct Process {
     child: Child,
     log: PathBuf,
+    /// Its own process group, killed whole on drop.
+    group: bool,
 }
 
 impl Process {
-    /// Spawns `cmd` with stdout discarded and stderr into `log`, in a
-    /// process group of its own (so that what it starts, such as the
-    /// container `buildah run` starts, goes with it).
-    pub fn spawn(mut cmd: Command, log: PathBuf) -> Self {
+    /// Spawns `cmd` with stdout discarded and stderr into `log`.
+    pub fn spawn(cmd: Command, log: PathBuf) -> Self {
+        Self::start(cmd, log, false)
+    }
+
+    /// Like [`Process::spawn`], in a process group of its own, killed
+    /// whole on drop: for a launcher whose child does the work, such as
+    /// `buildah run`.
+    pub fn spawn_group(mut cmd: Command, log: PathBuf) -> Self {
         use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+        Self::start(cmd, log, true)
+    }
+
+    fn start(mut cmd: Command, log: PathBuf, group: bool) -> Self {
         let child = cmd
-            .process_group(0)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("spawn hawser");
-        Self { child, log }
+        Self { child, log, group }
     }
 
     /// Polls `url` until it answers 2xx; panics, with the log, if the
@@ -148,8 +160,10 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        if self.group {
+            let group = format!("-{}", self.child.id());
+            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
