@@ -14,7 +14,7 @@
 //! moto, it sometimes fails with a server error.)
 //! Whether the role's trust policy admits hawser is not tested here.
 
-mod support;
+use crate::support;
 
 use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
 use k8s_openapi::api::core::v1::Service;

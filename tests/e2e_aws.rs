@@ -1,7 +1,7 @@
 //! The AWS client layer against moto: one client set per (region, role),
 //! the assumed role really used, and every call counted.
 
-mod support;
+use crate::support;
 
 use hawser::aws::{AwsClients, AwsSettings, Scope, StsApi};
 use hawser::metrics::Metrics;

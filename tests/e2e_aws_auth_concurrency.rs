@@ -1,7 +1,7 @@
 //! Fifty namespaces mapping roles at once while another writer edits
 //! aws-auth: no entry of either side is lost, on the way in or out.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! --aws-auth-guard` would, against the real apiserver (v1.20: the legacy
 //! entry, by the opt-out label on kube-system, is the one that matches).
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Certificate rotation on disk while admission requests keep flowing
 //! through the real apiserver: no request may fail.
 
-mod support;
+use crate::support;
 
 use std::{
     sync::{

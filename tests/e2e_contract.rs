@@ -3,7 +3,7 @@
 //! kubectl with their messages, output annotations protected, idempotent
 //! re-applies, dry-run leniency.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 

@@ -2,7 +2,7 @@
 //! apiserver keeps working while leadership moves, and SIGTERM drains
 //! in-flight admission requests before the Lease is released.
 
-mod support;
+use crate::support;
 
 use std::{sync::Arc, time::Duration};
 

@@ -2,7 +2,7 @@
 //! warning kubectl shows, the validating backstop, the namespace allowance,
 //! the restricted profile, idempotence and the admission metrics.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //!   the same Deployment then comes back hardened;
 //! - a permission the chart lacks is reported (Event and log), not a hang.
 
-mod support;
+use crate::support;
 
 use std::{process::Command, time::Duration};
 

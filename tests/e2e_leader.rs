@@ -3,7 +3,7 @@
 //! other takes over within the lease duration. (A crash, where nothing is
 //! released, needs a killed process: see the process-level tests.)
 
-mod support;
+use crate::support;
 
 use std::{
     sync::{

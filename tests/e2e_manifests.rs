@@ -9,7 +9,7 @@
 //!
 //! promtool's checks of the monitoring artefacts: tests/e2e_monitoring.rs.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

@@ -2,7 +2,7 @@
 //! pass `check rules` and `test rules`, a live `/metrics` passes `check
 //! metrics`, and every hawser metric the alerts and dashboard use exists.
 
-mod support;
+use crate::support;
 
 use std::{
     collections::BTreeSet,

@@ -2,7 +2,7 @@
 //! the aws-auth entry and its RoleBinding, foreign entries kept byte for
 //! byte, and removal of exactly hawser's entry.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! and serving certificate at least twice while admission requests keep
 //! flowing, with none failing.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! run in parallel. moto cannot roll a stack back; those statuses are
 //! proven by the unit tests over the in-memory CloudFormation.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

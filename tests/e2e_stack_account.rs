@@ -8,7 +8,7 @@
 //! visible to hawser's own account. What it does not: moto's AssumeRole
 //! admits any caller, so the role's trust policy is not tested.
 
-mod support;
+use crate::support;
 
 use support::moto::{create_role, TENANT_ACCOUNT};
 use support::stack::*;

@@ -2,7 +2,7 @@
 //! it: the real SDK client retries with backoff, hawser backs off when the
 //! SDK gives up, and the endpoint is created exactly once.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! in parallel. No webhook is registered, so the controller stands alone,
 //! except in the namespace-region test, which is about the webhook.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
