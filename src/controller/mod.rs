@@ -27,6 +27,9 @@ use crate::leader::{self, LeaderConfig};
 use crate::metrics::Metrics;
 use crate::namespaces::NamespaceCache;
 
+/// The server-side-apply field manager of every controller write.
+pub const FIELD_MANAGER: &str = "hawser";
+
 /// What the controllers share with the webhook: its namespace cache and
 /// the settings both halves read.
 #[derive(Clone)]

@@ -11,8 +11,8 @@ use k8s_openapi::{
 };
 use kube::{api::PostParams, core::ObjectMeta, Api, Client, Resource, ResourceExt};
 
-use super::{NamespaceMeta, FIELD_MANAGER};
-use crate::controller::timeout;
+use super::NamespaceMeta;
+use crate::controller::{timeout, FIELD_MANAGER};
 
 /// Where Events about Namespaces are recorded.
 pub const EVENTS_NAMESPACE: &str = "kube-system";

@@ -9,13 +9,13 @@ use kube::{
     Api,
 };
 
-use super::{error::Error, FIELD_MANAGER, MANAGED_BY, MANAGED_BY_VALUE};
+use super::{error::Error, MANAGED_BY, MANAGED_BY_VALUE};
 use crate::annotations::{
     default_iam_username, is_system_group, is_system_username, IamMappingSpec,
 };
 use crate::aws_auth::MapRole;
 use crate::aws_auth::Protection;
-use crate::controller::timeout;
+use crate::controller::{timeout, FIELD_MANAGER};
 
 pub const ROLE_BINDING: &str = "hawser-iam";
 const RBAC_GROUP: &str = "rbac.authorization.k8s.io";

@@ -51,12 +51,11 @@ use self::{
 use crate::annotations::keys::{ENV_ROTATED_KEYS, IAM_ROLE_ARN};
 use crate::annotations::NamespaceSpec;
 use crate::aws_auth::{Change, Effect};
-use crate::controller::timeout;
+use crate::controller::{timeout, FIELD_MANAGER};
 use crate::metrics::Metrics;
 use crate::selector::LabelSelector;
 
 pub const CONTROLLER: &str = "namespace";
-pub const FIELD_MANAGER: &str = "hawser";
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY_VALUE: &str = "hawser";
 /// Namespaces reconciled at once. Their aws-auth wishes are batched by

@@ -20,9 +20,9 @@ use kube::{
     Api,
 };
 
-use super::{error::Error, FIELD_MANAGER, MANAGED_BY, MANAGED_BY_VALUE};
+use super::{error::Error, MANAGED_BY, MANAGED_BY_VALUE};
 use crate::annotations::keys::ENV_ROTATED_KEYS;
-use crate::controller::timeout;
+use crate::controller::{timeout, FIELD_MANAGER};
 
 pub const SECRET_NAME: &str = "routing";
 pub const PUBLIC_KEY: &str = "public-api-key";

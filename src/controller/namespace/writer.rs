@@ -30,9 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::aws_auth::{
     edit, Change, DocumentError, Effect, Ownership, Refusal, MAP_ROLES, OWNERSHIP_ANNOTATION,
 };
-use crate::controller::{backoff::Backoff, timeout};
-
-use super::FIELD_MANAGER;
+use crate::controller::{backoff::Backoff, timeout, FIELD_MANAGER};
 
 /// How long one batch may keep retrying conflicts.
 pub const BATCH_DEADLINE: Duration = Duration::from_secs(45);

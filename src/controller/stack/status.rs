@@ -13,10 +13,8 @@ use serde_json::json;
 
 use super::kind::StackObject;
 use crate::annotations::keys::{CFN_LAST_ERROR, CFN_SPEC_HASH, CFN_STACK_ID, CFN_STACK_STATUS};
-use crate::controller::tracker::GaugeState;
+use crate::controller::{tracker::GaugeState, FIELD_MANAGER};
 
-/// The field manager of every hawser write.
-pub const FIELD_MANAGER: &str = "hawser";
 /// Label on every outputs ConfigMap hawser writes.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "hawser");
 /// `stack-status` when there is no stack of ours to report on (bad

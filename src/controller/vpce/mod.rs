@@ -56,6 +56,7 @@ use crate::annotations::{
 };
 use crate::aws::{Ec2Provider, EndpointState, Scope};
 use crate::controller::scope::{self as aws_scope, ScopeError};
+use crate::controller::FIELD_MANAGER;
 use crate::metrics::Metrics;
 use crate::namespaces::NamespaceCache;
 
@@ -523,7 +524,7 @@ async fn release<P: Ec2Provider>(
         Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let patch = status::release_patch(obj.annotations(), obj.finalizers());
     let params = PatchParams {
-        field_manager: Some(status::FIELD_MANAGER.into()),
+        field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
     };
     api.patch(&obj.name_any(), &params, &Patch::<()>::Json(patch))

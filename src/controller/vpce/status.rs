@@ -13,9 +13,7 @@ use serde_json::json;
 use crate::annotations::keys::{
     VPCE_DNS_NAME, VPCE_ENDPOINT_ID, VPCE_FINALIZER, VPCE_SECURITY_GROUP_ID, VPCE_STATE,
 };
-
-/// The field manager of every hawser write.
-pub const FIELD_MANAGER: &str = "hawser";
+use crate::controller::FIELD_MANAGER;
 
 /// The four values of `vpce.hawser.io/state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
