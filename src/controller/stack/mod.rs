@@ -24,7 +24,9 @@ pub mod error;
 pub mod inputs;
 pub mod kind;
 pub mod machine;
+mod report;
 pub mod status;
+mod teardown;
 #[cfg(test)]
 mod tests;
 
@@ -50,18 +52,18 @@ use tokio_util::sync::CancellationToken;
 
 use self::{
     apply::Verdict,
-    cleanup::Cleanup,
     desired::Owner,
-    effects::Effect,
     error::{Error, Failure},
     inputs::{scope_of, template},
     kind::StackObject,
     machine::Memo,
-    status::{Outputs, OutputsWrite, State, STATUS_FAILED},
+    report::{fail, publish, publish_effects},
+    status::{Outputs, OutputsWrite, State},
+    teardown::{cleanup_object, release},
 };
 use crate::annotations::{
-    keys::{CFN_TEMPLATE, CFN_TEMPLATE_CONFIGMAP, DELETION_POLICY},
-    parse_deletion_policy, parse_template_configmap, DeletionPolicy,
+    keys::{CFN_TEMPLATE, CFN_TEMPLATE_CONFIGMAP},
+    parse_template_configmap,
 };
 use crate::aws::CfnProvider;
 use crate::controller::tracker::{fingerprint, Tracker};
@@ -395,208 +397,4 @@ async fn apply_object<K: StackObject, P: CfnProvider>(
             fail(obj, ctx, inputs, Some(out), failure, result).await
         }
     }
-}
-
-/// A failure to report: `last-error` and a Warning Event (once per
-/// distinct message), `stack-status` the stack's status or `Failed`, and
-/// no retry until the inputs change or a resync passes.
-async fn fail<K: StackObject, P: CfnProvider>(
-    obj: &PartialObjectMeta<K>,
-    ctx: &Context<P>,
-    inputs: crate::controller::tracker::Fingerprint,
-    out: Option<Outputs>,
-    failure: Failure,
-    result: &mut &'static str,
-) -> Result<Action, Error> {
-    let uid = obj.uid().unwrap_or_default();
-    let message = failure.message();
-    tracing::warn!(category = failure.category(), error = %message, "stack failed; waiting for the inputs to change");
-    let before = Outputs::read(obj.annotations());
-    let mut out = out.unwrap_or_else(|| Outputs {
-        // Not looked at (bad annotations, no template): the stack, if
-        // any, still holds what it held. The memo first: the cached
-        // object may not show hawser's latest write yet.
-        spec_hash: ctx.memo(&uid).applied.or(before.spec_hash.clone()),
-        ..Outputs::default()
-    });
-    if out.stack_status.is_none() {
-        out.stack_status = Some(STATUS_FAILED.to_owned());
-    }
-    out.last_error = Some(message.clone());
-    status::write(&ctx.client, obj, &out).await?;
-    if before.last_error.as_deref() != Some(message.as_str()) {
-        publish(ctx, obj, EventType::Warning, "StackFailed", message).await;
-    }
-    ctx.metrics
-        .reconcile_errors
-        .with_label_values(&[CONTROLLER, failure.category()])
-        .inc();
-    ctx.tracker.set_state(&uid, State::Failed);
-    ctx.tracker.settle(&uid, inputs);
-    *result = "failed";
-    Ok(Action::requeue(ctx.settings.resync))
-}
-
-/// Deletion policy, read leniently: cleanup must run even when the other
-/// annotations no longer parse. An unreadable policy keeps the stack, the
-/// choice that cannot lose data.
-fn deletion_policy(ann: &BTreeMap<String, String>) -> DeletionPolicy {
-    match ann.get(DELETION_POLICY) {
-        None => DeletionPolicy::Delete,
-        Some(v) => parse_deletion_policy(DELETION_POLICY, v).unwrap_or(DeletionPolicy::Retain),
-    }
-}
-
-async fn run_cleanup<K: StackObject, P: CfnProvider>(
-    obj: &PartialObjectMeta<K>,
-    ctx: &Context<P>,
-) -> Result<Cleanup, Error> {
-    let owner = owner(obj);
-    let cfn = ctx.aws.cfn(&scope_of(obj, ctx).await?).await;
-    let outcome = cleanup::cleanup(
-        &cfn,
-        &owner.stack_name(&ctx.settings.cluster),
-        &owner.ownership_tags(&ctx.settings.cluster),
-        deletion_policy(obj.annotations()),
-    )
-    .await?;
-    let effects = match &outcome {
-        Cleanup::Done(e) | Cleanup::Waiting { effects: e, .. } => e,
-        Cleanup::DeleteFailed { effects: e, .. } => e,
-    };
-    publish_effects(ctx, obj, effects).await;
-    Ok(outcome)
-}
-
-/// One cleanup pass; `Some(action)` while there is more to wait for.
-async fn cleanup_pass<K: StackObject, P: CfnProvider>(
-    obj: &PartialObjectMeta<K>,
-    ctx: &Context<P>,
-    result: &mut &'static str,
-) -> Result<Option<Action>, Error> {
-    let uid = obj.uid().unwrap_or_default();
-    ctx.tracker.set_state(&uid, State::Deleting);
-    let outcome = run_cleanup(obj, ctx).await?;
-    let delay = cleanup_delay(&ctx.tracker, &uid, &outcome);
-    match outcome {
-        Cleanup::Done(effects) => {
-            let announced = !effects.is_empty();
-            if !announced && Outputs::read(obj.annotations()).stack_id.is_some() {
-                let note = format!(
-                    "deleted CloudFormation stack {}",
-                    owner(obj).stack_name(&ctx.settings.cluster)
-                );
-                publish(ctx, obj, EventType::Normal, "StackDeleted", note).await;
-            }
-            Ok(None)
-        }
-        Cleanup::Waiting { stack, .. } => {
-            let out = Outputs {
-                stack_id: Some(stack.id.clone()),
-                stack_status: Some(stack.status.as_str().to_owned()),
-                last_error: None,
-                spec_hash: None,
-            };
-            status::write(&ctx.client, obj, &out).await?;
-            *result = "waiting";
-            Ok(delay.map(Action::requeue))
-        }
-        Cleanup::DeleteFailed { stack, why, .. } => {
-            let out = Outputs {
-                stack_id: Some(stack.id.clone()),
-                stack_status: Some(stack.status.as_str().to_owned()),
-                last_error: Some(why.clone()),
-                spec_hash: None,
-            };
-            status::write(&ctx.client, obj, &out).await?;
-            publish(ctx, obj, EventType::Warning, "StackDeleteFailed", why).await;
-            ctx.metrics
-                .reconcile_errors
-                .with_label_values(&[CONTROLLER, "stack_delete_failed"])
-                .inc();
-            *result = "delete_failed";
-            Ok(delay.map(Action::requeue))
-        }
-    }
-}
-
-/// When to look again after a cleanup pass that is not done: the poll
-/// backoff while CloudFormation deletes, the failure backoff after
-/// DELETE_FAILED (deletion already asked again). The polls in between do
-/// not reset the failure count, so a stack that keeps failing to delete is
-/// asked again ever more slowly (1 s doubling to 5 min), not after every
-/// attempt.
-pub(crate) fn cleanup_delay(
-    tracker: &Tracker<State>,
-    uid: &str,
-    outcome: &Cleanup,
-) -> Option<Duration> {
-    match outcome {
-        Cleanup::Done(_) => None,
-        Cleanup::Waiting { .. } => Some(tracker.poll(uid)),
-        Cleanup::DeleteFailed { .. } => Some(tracker.failed(uid)),
-    }
-}
-
-async fn cleanup_object<K: StackObject, P: CfnProvider>(
-    obj: &PartialObjectMeta<K>,
-    ctx: &Context<P>,
-    result: &mut &'static str,
-) -> Result<Action, Error> {
-    if let Some(action) = cleanup_pass(obj, ctx, result).await? {
-        return Ok(action);
-    }
-    ctx.forget(&obj.uid().unwrap_or_default());
-    *result = "cleaned_up";
-    Ok(Action::await_change())
-}
-
-/// The template annotation was removed from an object that still carries
-/// the finalizer: clean up as for a deletion, delete the outputs
-/// ConfigMap, then drop the output annotations and the finalizer.
-async fn release<K: StackObject, P: CfnProvider>(
-    obj: &PartialObjectMeta<K>,
-    ctx: &Context<P>,
-    result: &mut &'static str,
-) -> Result<Action, Error> {
-    if let Some(action) = cleanup_pass(obj, ctx, result).await? {
-        return Ok(action);
-    }
-    let uid = obj.uid().unwrap_or_default();
-    status::delete_outputs(&ctx.client, &K::home(obj), &uid).await?;
-    status::release(&ctx.client, obj, FINALIZER).await?;
-    ctx.forget(&uid);
-    *result = "released";
-    Ok(Action::await_change())
-}
-
-async fn publish_effects<K: StackObject, P: CfnProvider>(
-    ctx: &Context<P>,
-    obj: &PartialObjectMeta<K>,
-    effects: &[Effect],
-) {
-    for effect in effects {
-        let (type_, reason, note) = effect.event();
-        tracing::info!(reason, %note, "side effect");
-        publish(ctx, obj, type_, reason, note).await;
-    }
-}
-
-/// Publishes an Event on the object. A failure to record an Event is
-/// logged, never a reason to fail the pass.
-async fn publish<K: StackObject, P: CfnProvider>(
-    ctx: &Context<P>,
-    obj: &PartialObjectMeta<K>,
-    type_: EventType,
-    reason: &str,
-    note: String,
-) {
-    let mut reference = obj.object_ref(&());
-    if K::KIND == crate::annotations::ObjectKind::Namespace {
-        // A Namespace's Events go into the namespace itself: the apiserver
-        // (1.20's events.k8s.io/v1) wants the Event's namespace to match
-        // `regarding`'s, which a cluster-scoped object cannot give.
-        reference.namespace = Some(obj.name_any());
-    }
-    crate::controller::pass::publish(&ctx.recorder, &reference, type_, reason, note).await;
 }

@@ -134,8 +134,8 @@ async fn every_stable_status_is_deleted_and_every_transition_waited_on() {
 #[tokio::test]
 async fn a_stack_that_keeps_failing_to_delete_is_asked_again_ever_more_slowly() {
     use crate::controller::backoff::Backoff;
-    use crate::controller::stack::cleanup_delay;
     use crate::controller::stack::status::State;
+    use crate::controller::stack::teardown::cleanup_delay;
     use crate::controller::tracker::Tracker;
 
     let gauge =

@@ -1,0 +1,159 @@
+//! The cleanup pass (the object deleted) and the release pass (the
+//! template annotation removed): [`cleanup::cleanup`] against
+//! CloudFormation, the stack's progress on the object, then the object
+//! let go.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use kube::{
+    core::PartialObjectMeta,
+    runtime::{controller::Action, events::EventType},
+    ResourceExt,
+};
+
+use super::{
+    cleanup::{self, Cleanup},
+    error::Error,
+    inputs::scope_of,
+    kind::StackObject,
+    owner,
+    report::{publish, publish_effects},
+    status::{self, Outputs, State},
+    Context, CONTROLLER, FINALIZER,
+};
+use crate::annotations::{keys::DELETION_POLICY, parse_deletion_policy, DeletionPolicy};
+use crate::aws::CfnProvider;
+use crate::controller::tracker::Tracker;
+
+/// Deletion policy, read leniently: cleanup must run even when the other
+/// annotations no longer parse. An unreadable policy keeps the stack, the
+/// choice that cannot lose data.
+fn deletion_policy(ann: &BTreeMap<String, String>) -> DeletionPolicy {
+    match ann.get(DELETION_POLICY) {
+        None => DeletionPolicy::Delete,
+        Some(v) => parse_deletion_policy(DELETION_POLICY, v).unwrap_or(DeletionPolicy::Retain),
+    }
+}
+
+async fn run_cleanup<K: StackObject, P: CfnProvider>(
+    obj: &PartialObjectMeta<K>,
+    ctx: &Context<P>,
+) -> Result<Cleanup, Error> {
+    let owner = owner(obj);
+    let cfn = ctx.aws.cfn(&scope_of(obj, ctx).await?).await;
+    let outcome = cleanup::cleanup(
+        &cfn,
+        &owner.stack_name(&ctx.settings.cluster),
+        &owner.ownership_tags(&ctx.settings.cluster),
+        deletion_policy(obj.annotations()),
+    )
+    .await?;
+    let effects = match &outcome {
+        Cleanup::Done(e) | Cleanup::Waiting { effects: e, .. } => e,
+        Cleanup::DeleteFailed { effects: e, .. } => e,
+    };
+    publish_effects(ctx, obj, effects).await;
+    Ok(outcome)
+}
+
+/// One cleanup pass; `Some(action)` while there is more to wait for.
+async fn cleanup_pass<K: StackObject, P: CfnProvider>(
+    obj: &PartialObjectMeta<K>,
+    ctx: &Context<P>,
+    result: &mut &'static str,
+) -> Result<Option<Action>, Error> {
+    let uid = obj.uid().unwrap_or_default();
+    ctx.tracker.set_state(&uid, State::Deleting);
+    let outcome = run_cleanup(obj, ctx).await?;
+    let delay = cleanup_delay(&ctx.tracker, &uid, &outcome);
+    match outcome {
+        Cleanup::Done(effects) => {
+            let announced = !effects.is_empty();
+            if !announced && Outputs::read(obj.annotations()).stack_id.is_some() {
+                let note = format!(
+                    "deleted CloudFormation stack {}",
+                    owner(obj).stack_name(&ctx.settings.cluster)
+                );
+                publish(ctx, obj, EventType::Normal, "StackDeleted", note).await;
+            }
+            Ok(None)
+        }
+        Cleanup::Waiting { stack, .. } => {
+            let out = Outputs {
+                stack_id: Some(stack.id.clone()),
+                stack_status: Some(stack.status.as_str().to_owned()),
+                last_error: None,
+                spec_hash: None,
+            };
+            status::write(&ctx.client, obj, &out).await?;
+            *result = "waiting";
+            Ok(delay.map(Action::requeue))
+        }
+        Cleanup::DeleteFailed { stack, why, .. } => {
+            let out = Outputs {
+                stack_id: Some(stack.id.clone()),
+                stack_status: Some(stack.status.as_str().to_owned()),
+                last_error: Some(why.clone()),
+                spec_hash: None,
+            };
+            status::write(&ctx.client, obj, &out).await?;
+            publish(ctx, obj, EventType::Warning, "StackDeleteFailed", why).await;
+            ctx.metrics
+                .reconcile_errors
+                .with_label_values(&[CONTROLLER, "stack_delete_failed"])
+                .inc();
+            *result = "delete_failed";
+            Ok(delay.map(Action::requeue))
+        }
+    }
+}
+
+/// When to look again after a cleanup pass that is not done: the poll
+/// backoff while CloudFormation deletes, the failure backoff after
+/// DELETE_FAILED (deletion already asked again). The polls in between do
+/// not reset the failure count, so a stack that keeps failing to delete is
+/// asked again ever more slowly (1 s doubling to 5 min), not after every
+/// attempt.
+pub(super) fn cleanup_delay(
+    tracker: &Tracker<State>,
+    uid: &str,
+    outcome: &Cleanup,
+) -> Option<Duration> {
+    match outcome {
+        Cleanup::Done(_) => None,
+        Cleanup::Waiting { .. } => Some(tracker.poll(uid)),
+        Cleanup::DeleteFailed { .. } => Some(tracker.failed(uid)),
+    }
+}
+
+pub(super) async fn cleanup_object<K: StackObject, P: CfnProvider>(
+    obj: &PartialObjectMeta<K>,
+    ctx: &Context<P>,
+    result: &mut &'static str,
+) -> Result<Action, Error> {
+    if let Some(action) = cleanup_pass(obj, ctx, result).await? {
+        return Ok(action);
+    }
+    ctx.forget(&obj.uid().unwrap_or_default());
+    *result = "cleaned_up";
+    Ok(Action::await_change())
+}
+
+/// The template annotation was removed from an object that still carries
+/// the finalizer: clean up as for a deletion, delete the outputs
+/// ConfigMap, then drop the output annotations and the finalizer.
+pub(super) async fn release<K: StackObject, P: CfnProvider>(
+    obj: &PartialObjectMeta<K>,
+    ctx: &Context<P>,
+    result: &mut &'static str,
+) -> Result<Action, Error> {
+    if let Some(action) = cleanup_pass(obj, ctx, result).await? {
+        return Ok(action);
+    }
+    let uid = obj.uid().unwrap_or_default();
+    status::delete_outputs(&ctx.client, &K::home(obj), &uid).await?;
+    status::release(&ctx.client, obj, FINALIZER).await?;
+    ctx.forget(&uid);
+    *result = "released";
+    Ok(Action::await_change())
+}
