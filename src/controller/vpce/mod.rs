@@ -19,7 +19,9 @@ pub mod cleanup;
 pub mod desired;
 pub mod effects;
 pub mod error;
+mod report;
 pub mod status;
+mod teardown;
 #[cfg(test)]
 mod tests;
 pub mod tracker;
@@ -29,7 +31,6 @@ use std::{sync::Arc, time::Duration};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
 use kube::{
-    api::{Patch, PatchParams},
     core::PartialObjectMeta,
     runtime::{
         controller::{Action, Config as ControllerConfig, Controller},
@@ -43,20 +44,20 @@ use tokio_util::sync::CancellationToken;
 
 use self::{
     apply::Recorded,
-    cleanup::Cleanup,
     desired::{Defaults, Owner},
     effects::Effect,
     error::Error,
+    report::{fail, fail_assume_role, publish, publish_effects},
     status::{Current, Outputs, State},
+    teardown::{cleanup_service, release},
     tracker::{fingerprint, Tracker},
 };
 use crate::annotations::{
-    keys::{AWS_REGION, DELETION_POLICY, VPCE_FINALIZER, VPCE_SERVICE_NAME},
-    parse_deletion_policy, parse_region, DeletionPolicy, VpceSpec,
+    keys::{VPCE_FINALIZER, VPCE_SERVICE_NAME},
+    VpceSpec,
 };
 use crate::aws::{Ec2Provider, EndpointState, Scope};
 use crate::controller::scope::{self as aws_scope, ScopeError};
-use crate::controller::FIELD_MANAGER;
 use crate::metrics::Metrics;
 use crate::namespaces::NamespaceCache;
 
@@ -384,173 +385,4 @@ async fn apply_service<P: Ec2Provider>(
             Ok(Action::requeue(ctx.tracker.poll(&uid)))
         }
     }
-}
-
-/// A terminal failure: `state: Failed` (keeping the outputs that are still
-/// true), a Warning Event with the reason in AWS's or the parser's words,
-/// and no retry until the inputs change or a resync passes.
-async fn fail<P: Ec2Provider>(
-    obj: &ServiceMeta,
-    ctx: &Context<P>,
-    error: Error,
-    result: &mut &'static str,
-) -> Result<Action, Error> {
-    mark_failed(obj, ctx, &error, "ProvisioningFailed", result).await?;
-    ctx.tracker.settle(
-        &obj.uid().unwrap_or_default(),
-        fingerprint(obj.annotations()),
-    );
-    Ok(Action::requeue(ctx.settings.resync))
-}
-
-/// The namespace's role could not be assumed: marked as a terminal
-/// failure is, but retried with backoff, since the fix (a trust policy, a
-/// permission) is made in IAM, not on the Service.
-async fn fail_assume_role<P: Ec2Provider>(
-    obj: &ServiceMeta,
-    ctx: &Context<P>,
-    error: Error,
-    result: &mut &'static str,
-) -> Result<Action, Error> {
-    mark_failed(obj, ctx, &error, "AssumeRoleFailed", result).await?;
-    Ok(Action::requeue(
-        ctx.tracker.failed(&obj.uid().unwrap_or_default()),
-    ))
-}
-
-/// `state: Failed`, a Warning Event `reason`, the error metric.
-async fn mark_failed<P: Ec2Provider>(
-    obj: &ServiceMeta,
-    ctx: &Context<P>,
-    error: &Error,
-    reason: &str,
-    result: &mut &'static str,
-) -> Result<(), Error> {
-    let owner = owner(obj);
-    tracing::warn!(category = error.category(), error = %error, reason, "marking the Service Failed");
-    let outputs = Current::read(obj.annotations()).with_state(State::Failed);
-    status::write(&services(ctx, obj), &owner.namespace, &owner.name, &outputs).await?;
-    publish(ctx, obj, EventType::Warning, reason, error.user_message()).await;
-    ctx.metrics
-        .reconcile_errors
-        .with_label_values(&[CONTROLLER, error.category()])
-        .inc();
-    ctx.tracker
-        .set_state(&obj.uid().unwrap_or_default(), State::Failed);
-    *result = "failed";
-    Ok(())
-}
-
-/// Deletion policy and region for cleanup, read leniently: cleanup must
-/// run even when the other annotations no longer parse. An unreadable
-/// policy keeps the resources, the choice that cannot lose data.
-fn cleanup_inputs(obj: &ServiceMeta) -> (DeletionPolicy, Option<String>) {
-    let ann = obj.annotations();
-    let policy = match ann.get(DELETION_POLICY) {
-        None => DeletionPolicy::Delete,
-        Some(v) => parse_deletion_policy(DELETION_POLICY, v).unwrap_or(DeletionPolicy::Retain),
-    };
-    let region = ann
-        .get(AWS_REGION)
-        .and_then(|v| parse_region(AWS_REGION, v).ok());
-    (policy, region)
-}
-
-async fn run_cleanup<P: Ec2Provider>(
-    obj: &ServiceMeta,
-    ctx: &Context<P>,
-) -> Result<Cleanup, Error> {
-    let owner = owner(obj);
-    let (policy, region) = cleanup_inputs(obj);
-    let ec2 = ctx.aws.ec2(&scope(ctx, obj, region.as_deref())?).await;
-    let outcome = cleanup::cleanup(
-        &ec2,
-        &owner.ownership_tags(&ctx.settings.cluster),
-        &owner.reference(),
-        policy,
-    )
-    .await?;
-    let effects = match &outcome {
-        Cleanup::Done(effects) | Cleanup::Waiting { effects, .. } => effects,
-    };
-    publish_effects(ctx, obj, effects).await;
-    Ok(outcome)
-}
-
-async fn cleanup_service<P: Ec2Provider>(
-    obj: &ServiceMeta,
-    ctx: &Context<P>,
-    result: &mut &'static str,
-) -> Result<Action, Error> {
-    let uid = obj.uid().unwrap_or_default();
-    let current = Current::read(obj.annotations());
-    if current.state.as_deref() != Some(State::Deleting.as_str()) {
-        let owner = owner(obj);
-        let outputs = current.with_state(State::Deleting);
-        status::write(&services(ctx, obj), &owner.namespace, &owner.name, &outputs).await?;
-        ctx.tracker.set_state(&uid, State::Deleting);
-    }
-    match run_cleanup(obj, ctx).await? {
-        Cleanup::Done(_) => {
-            ctx.tracker.forget(&uid);
-            *result = "cleaned_up";
-            Ok(Action::await_change())
-        }
-        Cleanup::Waiting { why, .. } => {
-            tracing::info!(%why, "cleanup under way");
-            ctx.tracker.succeeded(&uid);
-            *result = "waiting";
-            Ok(Action::requeue(ctx.tracker.poll(&uid)))
-        }
-    }
-}
-
-/// The trigger annotation was removed from a Service that still carries
-/// the finalizer: clean up as for a deletion, then drop the outputs and
-/// the finalizer. The spec is left as it is; the Service is the user's
-/// again.
-async fn release<P: Ec2Provider>(
-    obj: &ServiceMeta,
-    ctx: &Context<P>,
-    result: &mut &'static str,
-) -> Result<Action, Error> {
-    let uid = obj.uid().unwrap_or_default();
-    if let Cleanup::Waiting { why, .. } = run_cleanup(obj, ctx).await? {
-        tracing::info!(%why, "release under way");
-        *result = "waiting";
-        return Ok(Action::requeue(ctx.tracker.poll(&uid)));
-    }
-    let api: Api<ServiceMeta> =
-        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    let patch = status::release_patch(obj.annotations(), obj.finalizers());
-    let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    };
-    api.patch(&obj.name_any(), &params, &Patch::<()>::Json(patch))
-        .await?;
-    ctx.tracker.forget(&uid);
-    *result = "released";
-    Ok(Action::await_change())
-}
-
-async fn publish_effects<P: Ec2Provider>(ctx: &Context<P>, obj: &ServiceMeta, effects: &[Effect]) {
-    for effect in effects {
-        let (type_, reason, note) = effect.event();
-        tracing::info!(reason, %note, "side effect");
-        publish(ctx, obj, type_, reason, note).await;
-    }
-}
-
-/// Publishes an Event on the Service. A failure to record an Event is
-/// logged, never a reason to fail the pass.
-async fn publish<P: Ec2Provider>(
-    ctx: &Context<P>,
-    obj: &ServiceMeta,
-    type_: EventType,
-    reason: &str,
-    note: String,
-) {
-    crate::controller::pass::publish(&ctx.recorder, &obj.object_ref(&()), type_, reason, note)
-        .await;
 }

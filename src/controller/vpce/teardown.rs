@@ -1,0 +1,118 @@
+//! The cleanup pass (the Service deleted) and the release pass (the
+//! trigger annotation removed): [`cleanup::cleanup`] against EC2, then
+//! the Service let go.
+
+use kube::{
+    api::{Patch, PatchParams},
+    runtime::controller::Action,
+    Api, ResourceExt,
+};
+
+use super::{
+    cleanup::{self, Cleanup},
+    error::Error,
+    owner,
+    report::publish_effects,
+    scope, services,
+    status::{self, Current, State},
+    Context, ServiceMeta,
+};
+use crate::annotations::{
+    keys::{AWS_REGION, DELETION_POLICY},
+    parse_deletion_policy, parse_region, DeletionPolicy,
+};
+use crate::aws::Ec2Provider;
+use crate::controller::FIELD_MANAGER;
+
+/// Deletion policy and region for cleanup, read leniently: cleanup must
+/// run even when the other annotations no longer parse. An unreadable
+/// policy keeps the resources, the choice that cannot lose data.
+fn cleanup_inputs(obj: &ServiceMeta) -> (DeletionPolicy, Option<String>) {
+    let ann = obj.annotations();
+    let policy = match ann.get(DELETION_POLICY) {
+        None => DeletionPolicy::Delete,
+        Some(v) => parse_deletion_policy(DELETION_POLICY, v).unwrap_or(DeletionPolicy::Retain),
+    };
+    let region = ann
+        .get(AWS_REGION)
+        .and_then(|v| parse_region(AWS_REGION, v).ok());
+    (policy, region)
+}
+
+async fn run_cleanup<P: Ec2Provider>(
+    obj: &ServiceMeta,
+    ctx: &Context<P>,
+) -> Result<Cleanup, Error> {
+    let owner = owner(obj);
+    let (policy, region) = cleanup_inputs(obj);
+    let ec2 = ctx.aws.ec2(&scope(ctx, obj, region.as_deref())?).await;
+    let outcome = cleanup::cleanup(
+        &ec2,
+        &owner.ownership_tags(&ctx.settings.cluster),
+        &owner.reference(),
+        policy,
+    )
+    .await?;
+    let effects = match &outcome {
+        Cleanup::Done(effects) | Cleanup::Waiting { effects, .. } => effects,
+    };
+    publish_effects(ctx, obj, effects).await;
+    Ok(outcome)
+}
+
+pub(super) async fn cleanup_service<P: Ec2Provider>(
+    obj: &ServiceMeta,
+    ctx: &Context<P>,
+    result: &mut &'static str,
+) -> Result<Action, Error> {
+    let uid = obj.uid().unwrap_or_default();
+    let current = Current::read(obj.annotations());
+    if current.state.as_deref() != Some(State::Deleting.as_str()) {
+        let owner = owner(obj);
+        let outputs = current.with_state(State::Deleting);
+        status::write(&services(ctx, obj), &owner.namespace, &owner.name, &outputs).await?;
+        ctx.tracker.set_state(&uid, State::Deleting);
+    }
+    match run_cleanup(obj, ctx).await? {
+        Cleanup::Done(_) => {
+            ctx.tracker.forget(&uid);
+            *result = "cleaned_up";
+            Ok(Action::await_change())
+        }
+        Cleanup::Waiting { why, .. } => {
+            tracing::info!(%why, "cleanup under way");
+            ctx.tracker.succeeded(&uid);
+            *result = "waiting";
+            Ok(Action::requeue(ctx.tracker.poll(&uid)))
+        }
+    }
+}
+
+/// The trigger annotation was removed from a Service that still carries
+/// the finalizer: clean up as for a deletion, then drop the outputs and
+/// the finalizer. The spec is left as it is; the Service is the user's
+/// again.
+pub(super) async fn release<P: Ec2Provider>(
+    obj: &ServiceMeta,
+    ctx: &Context<P>,
+    result: &mut &'static str,
+) -> Result<Action, Error> {
+    let uid = obj.uid().unwrap_or_default();
+    if let Cleanup::Waiting { why, .. } = run_cleanup(obj, ctx).await? {
+        tracing::info!(%why, "release under way");
+        *result = "waiting";
+        return Ok(Action::requeue(ctx.tracker.poll(&uid)));
+    }
+    let api: Api<ServiceMeta> =
+        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let patch = status::release_patch(obj.annotations(), obj.finalizers());
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    api.patch(&obj.name_any(), &params, &Patch::<()>::Json(patch))
+        .await?;
+    ctx.tracker.forget(&uid);
+    *result = "released";
+    Ok(Action::await_change())
+}
