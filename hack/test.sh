@@ -47,7 +47,7 @@ PY
 trap cleanup EXIT
 
 start=$SECONDS
-# The container image, for the tests that run it (tests/e2e_install.rs):
+# The container image, for the tests that run it (tests/e2e_image.rs):
 # built as users build it, from the release profile.
 bash hack/image.sh --output "$HAWSER_IMAGE_ARCHIVE"
 # What those tests use besides: skopeo (the push path, docs/install.md)

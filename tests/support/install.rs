@@ -1,6 +1,6 @@
 //! A Helm release of the chart, and its Deployment's container started
 //! as the kubelet would start it: from the host's binary, or from the
-//! image hack/image.sh built (tests/e2e_install.rs).
+//! image hack/image.sh built (tests/e2e_install.rs, tests/e2e_image.rs).
 
 use std::{collections::BTreeMap, path::Path, process::Command, time::Duration};
 

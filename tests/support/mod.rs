@@ -14,7 +14,7 @@ use std::{
     collections::BTreeMap,
     future::Future,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::atomic::{AtomicU32, Ordering},
     time::Duration,
 };
@@ -34,9 +34,12 @@ pub mod install;
 pub mod lease;
 pub mod moto;
 pub mod namespace;
+mod process;
 pub mod rbac;
 pub mod stack;
 pub mod vpce;
+
+pub use process::Process;
 
 pub const E2E_LABEL: &str = "hawser-e2e";
 
@@ -92,84 +95,6 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// A child process writing its stderr to a log file; killed on drop, its
-/// log printed if the test fails while it is alive.
-pub struct Process {
-    child: Child,
-    log: PathBuf,
-    /// Its own process group, killed whole on drop.
-    group: bool,
-}
-
-impl Process {
-    /// Spawns `cmd` with stdout discarded and stderr into `log`.
-    pub fn spawn(cmd: Command, log: PathBuf) -> Self {
-        Self::start(cmd, log, false)
-    }
-
-    /// Like [`Process::spawn`], in a process group of its own, killed
-    /// whole on drop: for a launcher whose child does the work, such as
-    /// `buildah run`.
-    pub fn spawn_group(mut cmd: Command, log: PathBuf) -> Self {
-        use std::os::unix::process::CommandExt;
-        cmd.process_group(0);
-        Self::start(cmd, log, true)
-    }
-
-    fn start(mut cmd: Command, log: PathBuf, group: bool) -> Self {
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("spawn hawser");
-        Self { child, log, group }
-    }
-
-    /// Polls `url` until it answers 2xx; panics, with the log, if the
-    /// process exits first or `timeout` passes.
-    pub async fn wait_for(&mut self, url: &str, timeout: Duration) {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "hawser exited ({status}) before {url} answered:\n{}",
-                    self.log()
-                );
-            }
-            if reqwest::get(url)
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{url} not answering after {timeout:?}:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if self.group {
-            let group = format!("-{}", self.child.id());
-            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("---- hawser log ----\n{}", self.log());
-        }
-    }
 }
 
 /// A running `hawser run`, killed on drop (before its identity is
@@ -302,7 +227,7 @@ impl Hawser {
     /// Sends SIGTERM, as the kubelet does when a pod is deleted.
     pub fn terminate(&self) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.process.child.id().to_string()])
+            .args(["-TERM", &self.process.id().to_string()])
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -TERM failed");
@@ -310,7 +235,7 @@ impl Hawser {
 
     /// The exit status once the process has exited, else `None`.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.process.child.try_wait().expect("wait for hawser")
+        self.process.exited()
     }
 
     /// `host:port` of the webhook listener.
