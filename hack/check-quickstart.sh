@@ -40,6 +40,8 @@ expect=(
   'spec: ExternalName -> '
   "'available'"
   'annotation vpce.hawser.io/vpc-id'
+  'answer PUT to the ResponseURL: {"Status":"SUCCESS","PhysicalResourceId":"hawser-cfn-'
+  '"StatefulSet/nightly/mysqldb":"'
 )
 for want in "${expect[@]}"; do
   grep -qF -- "$want" <<<"$out" || die "the quickstart's report lacks: $want"

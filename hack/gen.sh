@@ -129,6 +129,15 @@ if $check; then
   has controllers "$out/controllers.yaml" 'resources: \[leases\]'
   has controllers "$out/controllers.yaml" 'value: "cost-center=1234,team=platform"'
   renders controllers-guard --set 'controllers={vpce,namespace}' --set clusterName=ci --set namespaceController.awsAuthGuard=true
+  renders cfn-requests --set certs.mode=directory --set 'controllers={cfn-requests}' --set clusterName=ci \
+    --set cfnRequests.queueUrl=https://sqs.eu-west-1.amazonaws.com/123456789012/requests \
+    --set 'cfnRequests.allowedResources={namespaces,statefulsets.apps}' --set 'cfnRequests.allowedNamespaces={nightly}'
+  has cfn-requests "$out/cfn-requests.yaml" 'value: "namespaces,statefulsets\.apps"'
+  has cfn-requests "$out/cfn-requests.yaml" '^- apiGroups: \["apps"\]'
+  has cfn-requests "$out/cfn-requests.yaml" '^  resources: \[statefulsets\]'
+  lacks cfn-requests "$out/cfn-requests.yaml" '^  resources: \[(configmaps|secrets)\]'
+  refused cfn-requests-queue cfnRequests.queueUrl --set 'controllers={cfn-requests}' --set clusterName=ci
+  refused cfn-requests-resource allowedResources --set 'cfnRequests.allowedResources={StatefulSet}'
   renders one-replica --set replicaCount=1
   lacks one-replica "$out/one-replica.yaml" '^kind: PodDisruptionBudget'
   renders host-network --set hostNetwork=true \

@@ -30,9 +30,14 @@ bash hack/testenv/up.sh
 # `hawser`, with exactly the chart's RBAC (rendered by helm for these
 # controllers) and a token of that ServiceAccount. The admin certificate
 # is only for this script's own setup and its report.
+# The queue CloudFormation's custom-resource requests arrive in (in a
+# cluster, from an SNS topic: examples/cfn-requests/queue.yaml).
+QUEUE_URL=$("$MOTO_VENV/bin/python" -c 'import boto3,os; print(boto3.client("sqs",endpoint_url=os.environ["AWS_ENDPOINT_URL"],region_name=os.environ["AWS_REGION"]).create_queue(QueueName="hawser-quickstart-requests")["QueueUrl"])')
+CFN_ALLOW=(--set 'cfnRequests.allowedResources={namespaces,statefulsets.apps}' --set 'cfnRequests.allowedNamespaces={nightly}')
 helm=$(bash hack/install-helm.sh)
 "$helm" template hawser charts/hawser --namespace default --set certs.mode=directory \
-  --set 'controllers={vpce,namespace,stack}' --set clusterName=quickstart \
+  --set 'controllers={vpce,namespace,stack,cfn-requests}' --set clusterName=quickstart \
+  --set cfnRequests.queueUrl="$QUEUE_URL" "${CFN_ALLOW[@]}" \
   --show-only templates/serviceaccount.yaml --show-only templates/rbac.yaml >"$STATE/hawser-rbac.yaml"
 kubectl apply -f "$STATE/hawser-rbac.yaml" >/dev/null
 SA_USER=system:serviceaccount:default:hawser
@@ -68,7 +73,9 @@ log "starting hawser: webhook https://127.0.0.1:$WEBHOOK_PORT, admin http://127.
 KUBECONFIG="$STATE/hawser-kubeconfig" \
 "$HAWSER" run --webhook-addr "127.0.0.1:$WEBHOOK_PORT" --admin-addr "127.0.0.1:$ADMIN_PORT" \
   --tls-cert-dir "$STATE/webhook-certs" --controller-username "$SA_USER" \
-  --controllers vpce,namespace,stack --cluster-name quickstart --namespace default --resync-period 1m \
+  --controllers vpce,namespace,stack,cfn-requests --cluster-name quickstart --namespace default --resync-period 1m \
+  --cfn-requests-queue-url "$QUEUE_URL" --cfn-allowed-resources namespaces,statefulsets.apps \
+  --cfn-allowed-namespaces nightly \
   >"$STATE/logs/hawser.log" 2>&1 &
 echo $! >"$STATE/pids/hawser.pid"
 wait_until 60 "hawser /readyz" curl -sf "http://127.0.0.1:$ADMIN_PORT/readyz"
@@ -190,6 +197,25 @@ kubectl -n hawser-demo-stack get deployment worker -o 'jsonpath={.spec.template.
 echo
 echo '   The namespace cannot move to another region while its stacks exist:'
 kubectl annotate namespace hawser-demo-stack aws.hawser.io/region=eu-west-1 2>&1 | sed 's/^/     /' || true
+
+echo
+echo "== CloudFormation custom resource: examples/cfn-requests/create-event.json on the queue"
+RESPONSE_PORT=$(free_port)
+python3 hack/response-url.py "$STATE/cfn-responses" "$RESPONSE_PORT" >"$STATE/logs/response-url.log" 2>&1 &
+echo $! >"$STATE/pids/response-url.pid"
+"$MOTO_VENV/bin/python" - "$QUEUE_URL" "http://127.0.0.1:$RESPONSE_PORT/create?X-Amz-Signature=demo" <<'PY'
+import boto3, json, os, sys
+event = json.load(open("examples/cfn-requests/create-event.json"))
+event["ResponseURL"] = sys.argv[2]  # where CloudFormation's pre-signed URL would be
+sqs = boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=os.environ["AWS_REGION"])
+sqs.send_message(QueueUrl=sys.argv[1], MessageBody=json.dumps(event))
+PY
+wait_until 60 "hawser's answer to the ResponseURL" test -s "$STATE/cfn-responses/create.json"
+printf '   answer PUT to the ResponseURL: '
+cat "$STATE/cfn-responses/create.json"
+echo
+kubectl get namespace nightly -L custom-resource.hawser.io/id 2>&1 | sed 's/^/   /'
+kubectl -n nightly get statefulset mysqldb 2>&1 | sed 's/^/   /'
 
 echo
 echo "== A refused annotation (server-side dry run would only warn; this is a real apply):"

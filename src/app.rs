@@ -96,11 +96,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         });
     }
 
+    let controller_config = args.controllers.config();
+    let default_region = controller_config.aws.region.clone();
     let controllers = crate::controller::start(
-        &args.controllers,
+        &controller_config,
         crate::controller::Shared {
             namespaces: namespaces.clone(),
-            aws_auth: args.aws_auth.clone(),
+            aws_auth: args.aws_auth.config(),
             allow_system_groups: args.allow_system_groups,
         },
         client.clone(),
@@ -134,14 +136,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                     .contains(&ControllerKind::Stack),
                 only_namespace: args.controllers.watch_namespace.clone(),
             },
-            // As the SDK resolves it (IRSA on EKS sets AWS_REGION).
-            default_region: args
-                .controllers
-                .region
-                .clone()
-                .or_else(|| std::env::var("AWS_REGION").ok())
-                .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
-                .filter(|r| !r.is_empty()),
+            default_region: default_region.clone(),
         },
         namespaces,
         metrics: metrics.clone(),

@@ -10,6 +10,7 @@ pub mod annotations;
 pub mod app;
 pub mod aws;
 pub mod aws_auth;
+pub mod cache;
 pub mod certs;
 pub mod cli;
 pub mod controller;
@@ -19,5 +20,7 @@ pub mod metrics;
 pub mod namespaces;
 pub mod selector;
 pub mod self_managed;
+#[cfg(test)]
+pub mod testing;
 pub mod tls;
 pub mod webhook;

@@ -22,16 +22,28 @@ pub struct Metrics {
     pub aws_api_calls: IntCounterVec,
     pub managed_objects: IntGaugeVec,
     pub aws_auth_writes: IntCounterVec,
+    pub cfn_requests: IntCounterVec,
+}
+
+/// A counter with `labels`, registered in `registry`.
+fn counter(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntCounterVec, prometheus::Error> {
+    let counter = IntCounterVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(counter.clone()))?;
+    Ok(counter)
 }
 
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let admission_requests = IntCounterVec::new(
-            Opts::new(
-                "hawser_admission_requests_total",
-                "Admission requests answered, by webhook path, object kind, operation and result (allowed, patched, denied, invalid).",
-            ),
+        let admission_requests = counter(
+            &registry,
+            "hawser_admission_requests_total",
+            "Admission requests answered, by webhook path, object kind, operation and result (allowed, patched, denied, invalid).",
             &["webhook", "kind", "operation", "result"],
         )?;
         let admission_duration = HistogramVec::new(
@@ -48,25 +60,22 @@ impl Metrics {
             "hawser_webhook_cert_expiry_timestamp_seconds",
             "Expiry (Unix time) of the serving certificate in use.",
         )?;
-        let cert_reloads = IntCounterVec::new(
-            Opts::new(
-                "hawser_webhook_cert_reloads_total",
-                "Attempts to load a changed serving certificate, by result (success, error).",
-            ),
+        let cert_reloads = counter(
+            &registry,
+            "hawser_webhook_cert_reloads_total",
+            "Attempts to load a changed serving certificate, by result (success, error).",
             &["result"],
         )?;
-        let reconcile_total = IntCounterVec::new(
-            Opts::new(
-                "hawser_reconcile_total",
-                "Reconciliations finished, by controller and result (applied, pending, cleaned_up, failed, error, skipped).",
-            ),
+        let reconcile_total = counter(
+            &registry,
+            "hawser_reconcile_total",
+            "Reconciliations finished, by controller and result (applied, pending, cleaned_up, failed, error, skipped).",
             &["controller", "result"],
         )?;
-        let reconcile_errors = IntCounterVec::new(
-            Opts::new(
-                "hawser_reconcile_errors_total",
-                "Reconciliations that failed, by controller and error category.",
-            ),
+        let reconcile_errors = counter(
+            &registry,
+            "hawser_reconcile_errors_total",
+            "Reconciliations that failed, by controller and error category.",
             &["controller", "category"],
         )?;
         let reconcile_duration = HistogramVec::new(
@@ -79,11 +88,10 @@ impl Metrics {
             ]),
             &["controller"],
         )?;
-        let aws_api_calls = IntCounterVec::new(
-            Opts::new(
-                "hawser_aws_api_calls_total",
-                "AWS API calls, by service, operation and outcome (success or an error category).",
-            ),
+        let aws_api_calls = counter(
+            &registry,
+            "hawser_aws_api_calls_total",
+            "AWS API calls, by service, operation and outcome (success or an error category).",
             &["service", "operation", "outcome"],
         )?;
         let managed_objects = IntGaugeVec::new(
@@ -93,12 +101,17 @@ impl Metrics {
             ),
             &["controller", "state"],
         )?;
-        let aws_auth_writes = IntCounterVec::new(
-            Opts::new(
-                "hawser_aws_auth_writes_total",
-                "Batches of namespace changes to kube-system/aws-auth, by result (written, unchanged, conflict, or an error category).",
-            ),
+        let aws_auth_writes = counter(
+            &registry,
+            "hawser_aws_auth_writes_total",
+            "Batches of namespace changes to kube-system/aws-auth, by result (written, unchanged, conflict, or an error category).",
             &["result"],
+        )?;
+        let cfn_requests = counter(
+            &registry,
+            "hawser_cfn_requests_total",
+            "CloudFormation custom-resource requests taken from the queue, by type (Create, Update, Delete, unknown) and result (success, failed: answered so; dropped: no ResponseURL to answer; duplicate: already answered; retry: the answer could not be delivered).",
+            &["type", "result"],
         )?;
         // Present from the start, so dashboards and alerts see zeroes
         // rather than absent series.
@@ -115,16 +128,10 @@ impl Metrics {
             "1 while this replica holds the controllers' Lease, 0 otherwise.",
         )?;
         registry.register(Box::new(leader.clone()))?;
-        registry.register(Box::new(admission_requests.clone()))?;
         registry.register(Box::new(admission_duration.clone()))?;
         registry.register(Box::new(cert_expiry.clone()))?;
-        registry.register(Box::new(cert_reloads.clone()))?;
-        registry.register(Box::new(reconcile_total.clone()))?;
-        registry.register(Box::new(reconcile_errors.clone()))?;
         registry.register(Box::new(reconcile_duration.clone()))?;
-        registry.register(Box::new(aws_api_calls.clone()))?;
         registry.register(Box::new(managed_objects.clone()))?;
-        registry.register(Box::new(aws_auth_writes.clone()))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -143,6 +150,7 @@ impl Metrics {
             aws_api_calls,
             managed_objects,
             aws_auth_writes,
+            cfn_requests,
         })
     }
 

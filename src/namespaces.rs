@@ -1,9 +1,12 @@
-//! In-memory cache of Namespace metadata. The webhook reads it to learn a
-//! namespace's annotations without an API call per admission request.
+//! In-memory cache of Namespace metadata: the process's one watch of
+//! Namespaces. The webhook reads it to learn a namespace's annotations
+//! without an API call per admission request; the stranded-resources
+//! check and the controllers that reconcile Namespaces (namespace, stack)
+//! are fed from it ([`NamespaceCache::changes`]).
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, collections::VecDeque, sync::Arc, time::Duration};
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{
     core::PartialObjectMeta,
@@ -21,7 +24,15 @@ pub struct NamespaceCache {
     store: Store<NamespaceMeta>,
     /// For the one live look-up of a namespace the synced cache lacks.
     client: Option<Client>,
+    /// Each Namespace the watch applies or deletes, for [`Self::changes`].
+    /// A broadcast never waits for its receivers: a slow controller cannot
+    /// hold up the webhook's cache.
+    changed: tokio::sync::broadcast::Sender<Arc<NamespaceMeta>>,
 }
+
+/// Changes held for a subscriber that is behind; past this it reads the
+/// whole cache again.
+const CHANGES_BUFFER: usize = 1024;
 
 /// How long the live look-up of a namespace the synced cache lacks may
 /// take (at most `--namespace-wait`).
@@ -40,20 +51,36 @@ impl NamespaceCache {
     /// returned future drives the watch and must be spawned.
     pub fn watch(client: Client) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
         let (reader, writer) = reflector::store();
+        let (changed, _) = tokio::sync::broadcast::channel(CHANGES_BUFFER);
+        let sender = changed.clone();
         // Api<PartialObjectMeta<_>> makes metadata-only list and watch calls.
         let api: Api<NamespaceMeta> = Api::all(client.clone());
         let stream = watcher(api, watcher::Config::default())
             .default_backoff()
+            .modify(crate::cache::slim)
             .reflect(writer)
-            .for_each(|event| async move {
-                if let Err(e) = event {
-                    tracing::warn!(error = %e, "namespace watch error; retrying with backoff");
+            .for_each(move |event| {
+                match event {
+                    Ok(
+                        watcher::Event::Apply(ns)
+                        | watcher::Event::InitApply(ns)
+                        | watcher::Event::Delete(ns),
+                    ) => {
+                        // No receiver (no controller running) is fine.
+                        let _ = sender.send(Arc::new(ns));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "namespace watch error; retrying with backoff")
+                    }
                 }
+                std::future::ready(())
             });
         (
             Self {
                 store: reader,
                 client: Some(client),
+                changed,
             },
             stream,
         )
@@ -70,7 +97,51 @@ impl NamespaceCache {
         Self {
             store: reader,
             client: None,
+            changed: tokio::sync::broadcast::channel(1).0,
         }
+    }
+
+    /// The store behind the cache, for a controller fed by [`Self::changes`].
+    pub fn store(&self) -> Store<NamespaceMeta> {
+        self.store.clone()
+    }
+
+    /// Every Namespace now in the cache, then each one the watch applies
+    /// or deletes from here on: what a controller reconciling Namespaces
+    /// looks at, so the one watch serves the webhook and the controllers.
+    /// A subscriber that falls more than [`CHANGES_BUFFER`] changes behind
+    /// reads the whole cache again, so no change is lost (a pass is
+    /// idempotent). Subscribe only while consuming: each subscriber
+    /// buffers what it has not read.
+    pub fn changes(
+        &self,
+    ) -> impl Stream<Item = Result<NamespaceMeta, watcher::Error>> + Send + 'static {
+        use tokio::sync::broadcast::error::RecvError;
+        // Subscribed before the cache is read: nothing falls in between.
+        let rx = self.changed.subscribe();
+        let store = self.store.clone();
+        let pending: VecDeque<Arc<NamespaceMeta>> = store.state().into();
+        futures::stream::unfold(
+            (rx, pending, store),
+            |(mut rx, mut pending, store)| async move {
+                loop {
+                    if let Some(ns) = pending.pop_front() {
+                        return Some((Ok((*ns).clone()), (rx, pending, store)));
+                    }
+                    match rx.recv().await {
+                        Ok(ns) => return Some((Ok((*ns).clone()), (rx, pending, store))),
+                        Err(RecvError::Lagged(missed)) => {
+                            tracing::warn!(
+                                missed,
+                                "a namespace subscriber fell behind; reading the whole cache again"
+                            );
+                            pending.extend(store.state());
+                        }
+                        Err(RecvError::Closed) => return None,
+                    }
+                }
+            },
+        )
     }
 
     /// Resolves once the first full list has been read.
@@ -161,6 +232,7 @@ pub fn namespace_meta(name: &str, annotations: &[(&str, &str)]) -> NamespaceMeta
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kube::ResourceExt;
 
     #[tokio::test(start_paused = true)]
     async fn finds_namespaces_and_answers_a_missing_one_at_once_once_synced() {
@@ -189,6 +261,7 @@ mod tests {
         let cache = NamespaceCache {
             store: reader,
             client: None,
+            changed: tokio::sync::broadcast::channel(1).0,
         };
         let started = tokio::time::Instant::now();
         assert!(cache
@@ -199,6 +272,47 @@ mod tests {
         assert!(
             waited >= Duration::from_secs(2) && waited < Duration::from_millis(2300),
             "{waited:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn changes_yield_the_cache_then_each_change_and_the_cache_again_when_behind() {
+        let names = |v: Vec<Result<NamespaceMeta, watcher::Error>>| -> Vec<String> {
+            v.into_iter().map(|n| n.unwrap().name_any()).collect()
+        };
+        let cache =
+            NamespaceCache::from_list(vec![namespace_meta("a", &[]), namespace_meta("b", &[])]);
+        let mut changes = Box::pin(cache.changes());
+        let first: Vec<_> = (&mut changes).take(2).collect().await;
+        let mut first = names(first);
+        first.sort();
+        assert_eq!(first, ["a", "b"], "the cache first");
+        cache
+            .changed
+            .send(Arc::new(namespace_meta("c", &[])))
+            .unwrap();
+        assert_eq!(names((&mut changes).take(1).collect().await), ["c"]);
+
+        // Two changes into a buffer of one: the subscriber is behind, and
+        // reads the whole cache again instead of losing a change.
+        let small = NamespaceCache {
+            changed: tokio::sync::broadcast::channel(1).0,
+            ..cache.clone()
+        };
+        let mut behind = Box::pin(small.changes());
+        let _ = (&mut behind).take(2).collect::<Vec<_>>().await;
+        for n in ["x", "y"] {
+            small
+                .changed
+                .send(Arc::new(namespace_meta(n, &[])))
+                .unwrap();
+        }
+        let mut again = names((&mut behind).take(3).collect().await);
+        again.sort();
+        assert_eq!(
+            again,
+            ["a", "b", "y"],
+            "the cache again, then the newest change"
         );
     }
 }

@@ -99,3 +99,82 @@ async fn adaptive_mode_holds_a_throttled_retry_back() {
     assert_eq!(bed.aws_calls(CREATE, "throttled").await, 0.0);
     one_endpoint_named_by(&bed, &svc).await;
 }
+
+/// AWS on a bad day for two minutes: 30 % of every EC2 request throttled,
+/// 10 % of those let through answered 500 after moto acted (the answer
+/// lost), 10 % of the rest cut off mid-answer by a dropped connection,
+/// 50 ms added to each, while ten Services ask for endpoints. No
+/// Service is ever marked Failed; once the storm is over every one is
+/// Available with exactly one endpoint and one group.
+#[tokio::test]
+async fn a_two_minute_storm_converges_with_none_failed_and_no_duplicates() {
+    const STORM: Duration = Duration::from_secs(120);
+    let proxy = FaultProxy::start(&moto::endpoint_url()).await;
+    let bed = Bed::start_with("20s", &["--aws-endpoint-url", &proxy.url]).await;
+    let started = std::time::Instant::now();
+    proxy.storm(support::fault_proxy::Storm {
+        throttle: 0.3,
+        lose_answer: 0.1,
+        drop_connection: 0.1,
+        latency: Duration::from_millis(50),
+        until: started + STORM,
+    });
+    let names: Vec<String> = (0..10).map(|i| format!("svc-{i}")).collect();
+    let subnets = bed.net.subnets.join(",");
+    let annotations = [("vpce.hawser.io/subnet-ids", subnets.as_str())];
+    futures::future::join_all(names.iter().map(|n| bed.create(n, &annotations))).await;
+
+    // Through the storm: never a Failed Service.
+    let api = bed.services();
+    while started.elapsed() < STORM {
+        let list = api.list(&Default::default()).await.expect("list Services");
+        let failed: Vec<String> = list
+            .items
+            .iter()
+            .filter(|s| ann(s, STATE) == Some("Failed"))
+            .map(kube::ResourceExt::name_any)
+            .collect();
+        assert!(failed.is_empty(), "marked Failed in the storm: {failed:?}");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let (throttled, lost, dropped) = proxy.storm_faults();
+    eprintln!("storm: {throttled} throttled, {lost} answers lost, {dropped} cut off");
+    assert!(
+        throttled > 10 && lost >= 1 && dropped >= 1,
+        "a storm: {throttled} throttled, {lost} lost, {dropped} cut off"
+    );
+
+    let mut ids = Vec::new();
+    for name in &names {
+        let svc = available_within(&bed, name, Duration::from_secs(90)).await;
+        ids.push(ann(&svc, ENDPOINT_ID).unwrap().to_owned());
+    }
+    // Duplicates made by a lost answer are deleted by hawser; give the
+    // deletions their pass.
+    let live = support::eventually(
+        "one endpoint per Service",
+        Duration::from_secs(60),
+        || async {
+            let live = bed.net.live_endpoints(&bed.ec2).await;
+            (live.len() == names.len()).then_some(live)
+        },
+    )
+    .await;
+    for id in &ids {
+        assert!(
+            live.iter()
+                .any(|e| e.vpc_endpoint_id() == Some(id.as_str())),
+            "{id} is not live"
+        );
+    }
+    let groups = support::eventually("one group per Service", Duration::from_secs(60), || async {
+        let groups = bed.net.groups(&bed.ec2).await;
+        let ours = groups
+            .iter()
+            .filter(|(n, _)| n.starts_with("hawser-"))
+            .count();
+        (ours == names.len()).then_some(ours)
+    })
+    .await;
+    assert_eq!(groups, names.len());
+}

@@ -345,6 +345,20 @@ pub const ALL: &[KeyDoc] = &[
         "added by the `stack` controller to every object with a stack; removed once the stack is \
          deleted (or retained)",
     ),
+    other(
+        CR_STACK_ID,
+        Role::Output,
+        &[Service, Namespace, Deployment],
+        "on every object a CloudFormation custom resource deployed (`cfn-requests` controller, \
+         [cfn-requests.md](cfn-requests.md)), whatever its kind: the stack's id",
+    ),
+    other(
+        CR_REQUEST_ID,
+        Role::Output,
+        &[Service, Namespace, Deployment],
+        "on the same objects: the CloudFormation request that last applied it; a redelivered \
+         request with this id is not applied again",
+    ),
     input(
         DELETION_POLICY,
         &[Service, Namespace, Deployment],

@@ -82,6 +82,16 @@ pub const CFN_FINALIZER: &str = "cfn.hawser.io/cleanup";
 /// Host-list keys, whose normalised value the webhook patches back.
 pub const HOST_LIST_KEYS: &[&str] = &[ENV_HOST_NAMES, ROUTING_PUBLIC_HOSTS, ROUTING_PRIVATE_HOSTS];
 
+// CloudFormation custom resources -> objects (`cfn-requests` controller).
+// Labels on every object a custom resource deploys: the first is how
+// hawser finds them; the others are there when the value fits a label.
+pub const CR_ID: &str = "custom-resource.hawser.io/id";
+pub const CR_LOGICAL_ID: &str = "custom-resource.hawser.io/logical-id";
+pub const CR_STACK_NAME: &str = "custom-resource.hawser.io/stack-name";
+// Output annotations on the same objects.
+pub const CR_STACK_ID: &str = "custom-resource.hawser.io/stack-id";
+pub const CR_REQUEST_ID: &str = "custom-resource.hawser.io/request-id";
+
 // Shared.
 pub const DELETION_POLICY: &str = "hawser.io/deletion-policy";
 
@@ -100,6 +110,7 @@ pub const FAMILIES: &[&str] = &[
     "security.hawser.io",
     "routing.hawser.io",
     "cfn.hawser.io",
+    "custom-resource.hawser.io",
     "hawser.io",
 ];
 
@@ -125,6 +136,20 @@ pub fn output_keys() -> impl Iterator<Item = &'static str> {
 /// Whether `key` is an output key (written by hawser, not by a user).
 pub fn is_output(key: &str) -> bool {
     catalog::find(key).is_some_and(|d| d.role == Role::Output)
+}
+
+/// The value of output annotation `key` on an object, if set and not
+/// empty (an empty value is a removed output).
+pub fn output(ann: &std::collections::BTreeMap<String, String>, key: &str) -> Option<String> {
+    ann.get(key).filter(|v| !v.is_empty()).cloned()
+}
+
+/// [`output`] of each of `keys`, in order.
+pub fn outputs<const N: usize>(
+    ann: &std::collections::BTreeMap<String, String>,
+    keys: [&str; N],
+) -> [Option<String>; N] {
+    keys.map(|key| output(ann, key))
 }
 
 /// The family (prefix before `/`) of `key` when it is a hawser key:

@@ -23,6 +23,7 @@ mod iam;
 pub mod keys;
 mod namespace;
 mod net;
+mod region;
 mod stack;
 mod values;
 mod vpce;
@@ -51,6 +52,7 @@ pub use iam::{
 pub use keys::ObjectKind;
 pub use namespace::{IamMappingSpec, NamespaceSpec};
 pub use net::{normalize_host_names, parse_cidrs, parse_host_names, DEFAULT_ALLOWED_CIDRS};
+pub use region::{default_region, effective_region};
 pub use stack::StackSpec;
 pub use values::{
     is_dns1123_label, is_dns1123_subdomain, parse_bool, parse_deletion_policy, parse_rotate_keys,

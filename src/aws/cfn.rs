@@ -4,7 +4,7 @@
 
 use std::{collections::BTreeMap, future::Future};
 
-use super::{AwsError, Tags};
+use super::{AwsResult, Tags};
 
 /// Every `StackStatus` CloudFormation documents, plus the ones it may add
 /// later ([`StackStatus::Other`]).
@@ -192,16 +192,10 @@ pub struct StackEvent {
 pub trait CloudFormationApi: Send + Sync {
     /// DescribeStacks by name; `None` when no live stack has that name
     /// (CloudFormation answers ValidationError "does not exist").
-    fn describe_stack(
-        &self,
-        name: &str,
-    ) -> impl Future<Output = Result<Option<Stack>, AwsError>> + Send;
+    fn describe_stack(&self, name: &str) -> impl Future<Output = AwsResult<Option<Stack>>> + Send;
 
     /// CreateStack; returns the new stack's id.
-    fn create_stack(
-        &self,
-        req: &StackRequest,
-    ) -> impl Future<Output = Result<String, AwsError>> + Send;
+    fn create_stack(&self, req: &StackRequest) -> impl Future<Output = AwsResult<String>> + Send;
 
     /// CreateChangeSet of type UPDATE for the existing stack
     /// `req.stack_name`; returns the change set's id.
@@ -209,7 +203,7 @@ pub trait CloudFormationApi: Send + Sync {
         &self,
         change_set_name: &str,
         req: &StackRequest,
-    ) -> impl Future<Output = Result<String, AwsError>> + Send;
+    ) -> impl Future<Output = AwsResult<String>> + Send;
 
     /// DescribeChangeSet by stack and change set name; `None` when there
     /// is no such change set.
@@ -217,29 +211,26 @@ pub trait CloudFormationApi: Send + Sync {
         &self,
         stack_name: &str,
         change_set_name: &str,
-    ) -> impl Future<Output = Result<Option<ChangeSet>, AwsError>> + Send;
+    ) -> impl Future<Output = AwsResult<Option<ChangeSet>>> + Send;
 
     fn execute_change_set(
         &self,
         stack_name: &str,
         change_set_name: &str,
-    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    ) -> impl Future<Output = AwsResult<()>> + Send;
 
     /// DeleteChangeSet; one that does not exist is success.
     fn delete_change_set(
         &self,
         stack_name: &str,
         change_set_name: &str,
-    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    ) -> impl Future<Output = AwsResult<()>> + Send;
 
     /// DeleteStack by name or id; a stack that does not exist is success.
-    fn delete_stack(&self, stack: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn delete_stack(&self, stack: &str) -> impl Future<Output = AwsResult<()>> + Send;
 
     /// The newest page of DescribeStackEvents, newest first.
-    fn stack_events(
-        &self,
-        stack: &str,
-    ) -> impl Future<Output = Result<Vec<StackEvent>, AwsError>> + Send;
+    fn stack_events(&self, stack: &str) -> impl Future<Output = AwsResult<Vec<StackEvent>>> + Send;
 }
 
 #[cfg(test)]

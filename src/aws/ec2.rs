@@ -4,7 +4,7 @@
 
 use std::{collections::BTreeMap, future::Future};
 
-use super::AwsError;
+use super::AwsResult;
 
 /// Tags by key.
 pub type Tags = BTreeMap<String, String>;
@@ -152,57 +152,51 @@ pub struct CreateSecurityGroup {
 /// however many resources the account holds.
 pub trait Ec2Api: Send + Sync {
     /// Endpoints carrying every one of `tags`, in any state.
-    fn find_endpoints(
-        &self,
-        tags: &Tags,
-    ) -> impl Future<Output = Result<Vec<Endpoint>, AwsError>> + Send;
+    fn find_endpoints(&self, tags: &Tags) -> impl Future<Output = AwsResult<Vec<Endpoint>>> + Send;
 
     fn create_endpoint(
         &self,
         req: &CreateEndpoint,
-    ) -> impl Future<Output = Result<Endpoint, AwsError>> + Send;
+    ) -> impl Future<Output = AwsResult<Endpoint>> + Send;
 
-    fn modify_endpoint(
-        &self,
-        req: &ModifyEndpoint,
-    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn modify_endpoint(&self, req: &ModifyEndpoint) -> impl Future<Output = AwsResult<()>> + Send;
 
     /// Deletes one endpoint; an endpoint that does not exist is success.
-    fn delete_endpoint(&self, id: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn delete_endpoint(&self, id: &str) -> impl Future<Output = AwsResult<()>> + Send;
 
     /// Security groups carrying every one of `tags`.
     fn find_security_groups(
         &self,
         tags: &Tags,
-    ) -> impl Future<Output = Result<Vec<SecurityGroup>, AwsError>> + Send;
+    ) -> impl Future<Output = AwsResult<Vec<SecurityGroup>>> + Send;
 
     /// Creates a group (AWS adds the all-traffic egress rule) and returns
     /// its id.
     fn create_security_group(
         &self,
         req: &CreateSecurityGroup,
-    ) -> impl Future<Output = Result<String, AwsError>> + Send;
+    ) -> impl Future<Output = AwsResult<String>> + Send;
 
     fn authorize_ingress(
         &self,
         group_id: &str,
         rules: &[CidrRule],
-    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    ) -> impl Future<Output = AwsResult<()>> + Send;
 
     fn revoke_ingress(
         &self,
         group_id: &str,
         rules: &[CidrRule],
-    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    ) -> impl Future<Output = AwsResult<()>> + Send;
 
     fn authorize_egress(
         &self,
         group_id: &str,
         rules: &[CidrRule],
-    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    ) -> impl Future<Output = AwsResult<()>> + Send;
 
     /// Deletes a group; one that does not exist is success.
-    fn delete_security_group(&self, id: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn delete_security_group(&self, id: &str) -> impl Future<Output = AwsResult<()>> + Send;
 
     /// Adds (or overwrites) `add` and removes the keys in `remove`, on
     /// every resource in `ids`.
@@ -211,5 +205,5 @@ pub trait Ec2Api: Send + Sync {
         ids: &[String],
         add: &Tags,
         remove: &[&str],
-    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    ) -> impl Future<Output = AwsResult<()>> + Send;
 }

@@ -139,6 +139,9 @@ impl AwsError {
 /// credentials (AWS itself answered the AssumeRole, not this call).
 pub const ASSUME_ROLE_FAILED: &str = "AssumeRoleFailed";
 
+/// What an AWS call gives: its answer, or why there is none.
+pub type AwsResult<T> = Result<T, AwsError>;
+
 pub type HttpResponse = aws_sdk_ec2::config::http::HttpResponse;
 
 /// Maps AWS's error code (and the HTTP status, when there is no code) to

@@ -15,14 +15,46 @@ use super::{
     EndpointState, ModifyEndpoint, Scope, SecurityGroup, Tags,
 };
 
+/// The calls a fake was asked to make, and the failures scripted for its
+/// next ones; shared by the EC2 and CloudFormation fakes.
+#[derive(Default)]
+pub struct CallLog {
+    pub calls: Vec<&'static str>,
+    /// Failures to return, in order, per operation.
+    pub failures: BTreeMap<&'static str, VecDeque<AwsError>>,
+}
+
+impl CallLog {
+    /// Logs a call of `op`: the failure scripted for it, if any.
+    pub fn call(&mut self, op: Op) -> Result<(), AwsError> {
+        self.calls.push(op.name);
+        match self.failures.get_mut(op.name).and_then(VecDeque::pop_front) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    pub fn fail_next(&mut self, operation: &'static str, code: &str, message: &str) {
+        let failure = AwsError::new(operation, code, message);
+        self.failures
+            .entry(operation)
+            .or_default()
+            .push_back(failure);
+    }
+
+    /// The calls that change something in AWS ([`Op::writes`]).
+    pub fn mutating(&self) -> Vec<&'static str> {
+        let writes = |c: &&str| Op::named(c).is_some_and(|o| o.writes);
+        self.calls.iter().copied().filter(writes).collect()
+    }
+}
+
 #[derive(Default)]
 pub struct State {
     pub endpoints: BTreeMap<String, Endpoint>,
     pub groups: BTreeMap<String, SecurityGroup>,
     pub tokens: BTreeMap<String, String>,
-    pub calls: Vec<&'static str>,
-    /// Failures to return, in order, per operation.
-    pub failures: BTreeMap<&'static str, VecDeque<AwsError>>,
+    pub log: CallLog,
     /// State of newly created endpoints.
     pub create_state: Option<EndpointState>,
     /// Endpoints deleted but still shown as `deleting` for one describe.
@@ -54,27 +86,20 @@ impl FakeEc2 {
 
     /// Makes the next call of `operation` fail with `code`.
     pub fn fail_next(&self, operation: &'static str, code: &str, message: &str) {
-        self.lock()
-            .failures
-            .entry(operation)
-            .or_default()
-            .push_back(AwsError::new(operation, code, message));
+        self.lock().log.fail_next(operation, code, message);
     }
 
     pub fn calls(&self) -> Vec<&'static str> {
-        self.lock().calls.clone()
+        self.lock().log.calls.clone()
     }
 
     /// The calls that change something in AWS ([`Op::writes`]).
     pub fn mutating_calls(&self) -> Vec<&'static str> {
-        self.calls()
-            .into_iter()
-            .filter(|c| Op::named(c).is_some_and(|o| o.writes))
-            .collect()
+        self.lock().log.mutating()
     }
 
     pub fn clear_calls(&self) {
-        self.lock().calls.clear();
+        self.lock().log.calls.clear();
     }
 
     /// Endpoints not deleted.
@@ -108,11 +133,8 @@ impl FakeEc2 {
 
     fn call(&self, op: Op) -> Result<std::sync::MutexGuard<'_, State>, AwsError> {
         let mut s = self.lock();
-        s.calls.push(op.name);
-        match s.failures.get_mut(op.name).and_then(VecDeque::pop_front) {
-            Some(e) => Err(e),
-            None => Ok(s),
-        }
+        s.log.call(op)?;
+        Ok(s)
     }
 }
 
@@ -298,7 +320,7 @@ impl Ec2Api for FakeEc2 {
                 apply(&mut g.tags);
             }
         }
-        s.calls.push(op::DELETE_TAGS.name);
+        s.log.calls.push(op::DELETE_TAGS.name);
         Ok(())
     }
 }

@@ -14,6 +14,7 @@ use std::{
 use super::cfn::{
     ChangeSet, ChangeSetStatus, CloudFormationApi, Stack, StackEvent, StackRequest, StackStatus,
 };
+use super::fake::CallLog;
 use super::ops::{cfn as op, Op};
 use super::{AwsError, CfnProvider, Scope};
 
@@ -33,8 +34,7 @@ pub struct State {
     pub stacks: BTreeMap<String, FakeStack>,
     /// `(stack, change set name)` → change set and its request.
     pub change_sets: BTreeMap<(String, String), (ChangeSet, StackRequest)>,
-    pub calls: Vec<&'static str>,
-    pub failures: BTreeMap<&'static str, VecDeque<AwsError>>,
+    pub log: CallLog,
     /// How the next create ends (default CREATE_COMPLETE), with events.
     pub next_create: Option<(StackStatus, Vec<StackEvent>)>,
     /// How the next executed update ends (default UPDATE_COMPLETE).
@@ -77,27 +77,20 @@ impl FakeCfn {
     }
 
     pub fn fail_next(&self, operation: &'static str, code: &str, message: &str) {
-        self.lock()
-            .failures
-            .entry(operation)
-            .or_default()
-            .push_back(AwsError::new(operation, code, message));
+        self.lock().log.fail_next(operation, code, message);
     }
 
     pub fn calls(&self) -> Vec<&'static str> {
-        self.lock().calls.clone()
+        self.lock().log.calls.clone()
     }
 
     /// The calls that change something in AWS ([`Op::writes`]).
     pub fn mutating_calls(&self) -> Vec<&'static str> {
-        self.calls()
-            .into_iter()
-            .filter(|c| Op::named(c).is_some_and(|o| o.writes))
-            .collect()
+        self.lock().log.mutating()
     }
 
     pub fn clear_calls(&self) {
-        self.lock().calls.clear();
+        self.lock().log.calls.clear();
     }
 
     /// The stack as the next describe would show it, without a call.
@@ -128,11 +121,8 @@ impl FakeCfn {
 
     fn call(&self, op: Op) -> Result<MutexGuard<'_, State>, AwsError> {
         let mut s = self.lock();
-        s.calls.push(op.name);
-        match s.failures.get_mut(op.name).and_then(VecDeque::pop_front) {
-            Some(e) => Err(e),
-            None => Ok(s),
-        }
+        s.log.call(op)?;
+        Ok(s)
     }
 }
 

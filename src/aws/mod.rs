@@ -39,7 +39,7 @@ pub use ec2::{
     with_default_tags, CidrRule, CreateEndpoint, CreateSecurityGroup, Ec2Api, Endpoint,
     EndpointState, ModifyEndpoint, SecurityGroup, Tags,
 };
-pub use error::{classify, AwsError, AwsErrorKind};
+pub use error::{classify, AwsError, AwsErrorKind, AwsResult};
 pub use ops::Op;
 pub use sdk_cfn::SdkCfn;
 pub use sdk_ec2::SdkEc2;
@@ -105,7 +105,9 @@ pub enum RetryMode {
 /// How the AWS clients are configured; from the command line.
 #[derive(Debug, Clone)]
 pub struct AwsSettings {
-    /// `--region`; without it, the SDK's chain (`AWS_REGION`, profile).
+    /// The default region (`--region`, `AWS_REGION`, `AWS_DEFAULT_REGION`:
+    /// [`crate::annotations::default_region`]); without one, the SDK's
+    /// chain (a profile, the instance metadata).
     pub region: Option<String>,
     /// `--aws-endpoint-url`; without it, the SDK's `AWS_ENDPOINT_URL`.
     pub endpoint_url: Option<String>,
@@ -287,6 +289,17 @@ impl AwsClients {
         };
         cache.insert(scope.clone(), clients.clone());
         clients
+    }
+
+    /// An SQS client in `region` with hawser's own identity, and the
+    /// counter its calls are recorded in.
+    pub fn sqs(&self, region: &str) -> (aws_sdk_sqs::Client, Arc<CallCounter>) {
+        let scope = Scope::own(region);
+        let conf = aws_sdk_sqs::config::Builder::from(&self.base)
+            .region(Region::new(region.to_owned()))
+            .retry_partition(RetryPartition::new(scope.retry_partition("sqs")))
+            .build();
+        (aws_sdk_sqs::Client::from_conf(conf), self.calls.clone())
     }
 
     pub async fn sts(&self, scope: &Scope) -> SdkSts {

@@ -8,7 +8,7 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Op {
     /// The `service` label, also the IAM service prefix: `ec2`,
-    /// `cloudformation` or `sts`.
+    /// `cloudformation`, `sts` or `sqs`.
     pub service: &'static str,
     /// The `operation` label: the API's own name, e.g. `CreateVpcEndpoint`.
     pub name: &'static str,
@@ -159,6 +159,25 @@ pub mod sts {
     pub const ASSUME_ROLE: Op = Op::read(STS, "AssumeRole", &["sts:AssumeRole"]);
 }
 
+/// The cfn-requests controller's queue (`service="sqs"`).
+pub mod sqs {
+    use super::Op;
+
+    const SQS: &str = "sqs";
+
+    /// A long poll; it hides the messages it returns for a while.
+    pub const RECEIVE_MESSAGE: Op = Op::read(SQS, "ReceiveMessage", &["sqs:ReceiveMessage"]);
+    /// Once the request was answered.
+    pub const DELETE_MESSAGE: Op = Op::write(SQS, "DeleteMessage", &["sqs:DeleteMessage"]);
+    /// When the answer could not be delivered: the message comes back
+    /// after a backoff.
+    pub const CHANGE_MESSAGE_VISIBILITY: Op = Op::write(
+        SQS,
+        "ChangeMessageVisibility",
+        &["sqs:ChangeMessageVisibility"],
+    );
+}
+
 /// Every operation hawser calls.
 pub const ALL: &[Op] = &[
     ec2::DESCRIBE_VPC_ENDPOINTS,
@@ -183,6 +202,9 @@ pub const ALL: &[Op] = &[
     cfn::DESCRIBE_STACK_EVENTS,
     sts::GET_CALLER_IDENTITY,
     sts::ASSUME_ROLE,
+    sqs::RECEIVE_MESSAGE,
+    sqs::DELETE_MESSAGE,
+    sqs::CHANGE_MESSAGE_VISIBILITY,
 ];
 
 #[cfg(test)]
@@ -299,7 +321,7 @@ mod tests {
         assert_eq!(names.len(), ALL.len(), "an operation is listed twice");
         for op in ALL {
             assert!(
-                ["ec2", "cloudformation", "sts"].contains(&op.service),
+                ["ec2", "cloudformation", "sts", "sqs"].contains(&op.service),
                 "{op:?}"
             );
             if let Some(own) = op.iam_actions.first() {

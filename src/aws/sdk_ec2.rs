@@ -4,6 +4,7 @@
 use std::{future::Future, sync::Arc};
 
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_async::future::pagination_stream::PaginationStream;
 
 use aws_sdk_ec2::types::{
     Filter, IpPermission, IpRange, Ipv6Range, ResourceType, Tag, TagSpecification, VpcEndpointType,
@@ -47,6 +48,27 @@ impl SdkEc2 {
     {
         self.calls.call(op, request).await
     }
+}
+
+/// Every page of a describe call, each page counted as one call of `op`.
+/// The SDK's paginator stops at a missing, empty or repeated token.
+async fn every_page<Out, E, T>(
+    calls: &CallCounter,
+    op: Op,
+    mut pages: PaginationStream<Result<Out, SdkError<E, HttpResponse>>>,
+    items: impl Fn(&Out) -> Vec<T>,
+) -> Result<Vec<T>, AwsError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let mut found = Vec::new();
+    while let Some(page) = calls
+        .call(op, async { pages.next().await.transpose() })
+        .await?
+    {
+        found.extend(items(&page));
+    }
+    Ok(found)
 }
 
 fn tag_filters(tags: &Tags) -> Vec<Filter> {
@@ -144,22 +166,16 @@ fn group_of(g: &aws_sdk_ec2::types::SecurityGroup) -> SecurityGroup {
 
 impl Ec2Api for SdkEc2 {
     async fn find_endpoints(&self, tags: &Tags) -> Result<Vec<Endpoint>, AwsError> {
-        let mut found = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            let request = self
-                .client
-                .describe_vpc_endpoints()
-                .set_filters(Some(tag_filters(tags)))
-                .set_next_token(next.take())
-                .send();
-            let out = self.call(op::DESCRIBE_VPC_ENDPOINTS, request).await?;
-            found.extend(out.vpc_endpoints().iter().map(endpoint_of));
-            match out.next_token() {
-                Some(t) if !t.is_empty() => next = Some(t.to_owned()),
-                _ => return Ok(found),
-            }
-        }
+        let pages = self
+            .client
+            .describe_vpc_endpoints()
+            .set_filters(Some(tag_filters(tags)))
+            .into_paginator()
+            .send();
+        every_page(&self.calls, op::DESCRIBE_VPC_ENDPOINTS, pages, |out| {
+            out.vpc_endpoints().iter().map(endpoint_of).collect()
+        })
+        .await
     }
 
     async fn create_endpoint(&self, req: &CreateEndpoint) -> Result<Endpoint, AwsError> {
@@ -223,22 +239,15 @@ impl Ec2Api for SdkEc2 {
     }
 
     async fn find_security_groups(&self, tags: &Tags) -> Result<Vec<SecurityGroup>, AwsError> {
-        let mut found = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            let request = self
-                .client
-                .describe_security_groups()
-                .set_filters(Some(tag_filters(tags)))
-                .set_next_token(next.take())
-                .send();
-            let out = self.call(op::DESCRIBE_SECURITY_GROUPS, request).await?;
-            found.extend(out.security_groups().iter().map(group_of));
-            match out.next_token() {
-                Some(t) if !t.is_empty() => next = Some(t.to_owned()),
-                _ => return Ok(found),
-            }
-        }
+        let filters = Some(tag_filters(tags));
+        let pages = self.client.describe_security_groups().set_filters(filters);
+        every_page(
+            &self.calls,
+            op::DESCRIBE_SECURITY_GROUPS,
+            pages.into_paginator().send(),
+            |out| out.security_groups().iter().map(group_of).collect(),
+        )
+        .await
     }
 
     async fn create_security_group(&self, req: &CreateSecurityGroup) -> Result<String, AwsError> {

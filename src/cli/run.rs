@@ -112,8 +112,11 @@ pub struct ControllerArgs {
     #[arg(long, env = "HAWSER_LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
     pub lease_duration: Duration,
 
-    /// AWS region for objects that do not name one (aws.hawser.io/region).
-    /// Default: the SDK's (AWS_REGION, then the profile).
+    /// AWS region for objects that do not name one (aws.hawser.io/region,
+    /// the object's own before its namespace's). Default: AWS_REGION, then
+    /// AWS_DEFAULT_REGION; the webhook compares regions with the same value.
+    /// Without any, the controllers take the SDK's (a profile, the instance
+    /// metadata).
     #[arg(long, env = "HAWSER_REGION")]
     pub region: Option<String>,
 
@@ -178,21 +181,120 @@ pub struct ControllerArgs {
     #[arg(long, env = "HAWSER_WATCH_NAMESPACE")]
     pub watch_namespace: Option<String>,
 
+    /// The SQS queue the cfn-requests controller takes CloudFormation
+    /// custom-resource requests from (an SNS topic, the resources'
+    /// ServiceToken, delivers to it). Required with --controllers
+    /// cfn-requests.
+    #[arg(long, env = "HAWSER_CFN_REQUESTS_QUEUE_URL", value_name = "URL")]
+    pub cfn_requests_queue_url: Option<String>,
+
+    /// What a custom resource may deploy, comma-separated, as kubectl and
+    /// RBAC name resources: plural, then the API group unless it is the
+    /// core one (configmaps, namespaces, statefulsets.apps). The chart
+    /// grants exactly these. Anything else is answered FAILED and nothing
+    /// of that request is applied.
+    #[arg(
+        long,
+        env = "HAWSER_CFN_ALLOWED_RESOURCES",
+        value_delimiter = ',',
+        default_value = "configmaps,secrets",
+        value_parser = crate::controller::cfn_requests::manifest::Policy::parse_resource
+    )]
+    pub cfn_allowed_resources: Vec<String>,
+
+    /// Namespaces a custom resource may deploy into (and, with namespaces
+    /// allowed, create), comma-separated; * allows any. None by default:
+    /// every namespaced object is refused until this is set.
+    #[arg(
+        long,
+        env = "HAWSER_CFN_ALLOWED_NAMESPACES",
+        value_delimiter = ',',
+        value_parser = crate::controller::cfn_requests::manifest::Policy::parse_namespace
+    )]
+    pub cfn_allowed_namespaces: Vec<String>,
+
     /// Test hook: wait this long after creating a VPC endpoint before
     /// recording it on the Service, so a test can kill hawser in between.
     #[arg(long, env = "HAWSER_TEST_PAUSE_AFTER_CREATE", hide = true, value_parser = humantime::parse_duration)]
     pub test_pause_after_create: Option<Duration>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ControllerKind {
-    // Interface VPC endpoints for Services annotated vpce.hawser.io/service-name.
-    Vpce,
-    // Namespaces as environments: Secret routing, aws-auth mappings, RoleBindings.
-    Namespace,
-    // CloudFormation stacks for Namespaces and Deployments annotated
-    // cfn.hawser.io/template or cfn.hawser.io/template-configmap.
-    Stack,
+pub use crate::controller::ControllerKind;
+
+/// The controller type names no parser; its flag values are defined here.
+impl ValueEnum for ControllerKind {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            ControllerKind::Vpce,
+            ControllerKind::Namespace,
+            ControllerKind::Stack,
+            ControllerKind::CfnRequests,
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(match self {
+            ControllerKind::Vpce => "vpce",
+            ControllerKind::Namespace => "namespace",
+            ControllerKind::Stack => "stack",
+            ControllerKind::CfnRequests => "cfn-requests",
+        }))
+    }
+}
+
+impl ControllerArgs {
+    /// The controllers' configuration. The default region is resolved
+    /// here once ([`crate::annotations::default_region`]) for the
+    /// controllers and the webhook alike.
+    pub fn config(&self) -> crate::controller::Config {
+        let region =
+            crate::annotations::default_region(self.region.as_deref(), |k| std::env::var(k).ok());
+        crate::controller::Config {
+            controllers: self.controllers.clone(),
+            cluster_name: self.cluster_name.clone(),
+            aws: crate::aws::AwsSettings {
+                region,
+                endpoint_url: self.aws_endpoint_url.clone(),
+                retry_mode: self.aws_retry_mode,
+                max_attempts: self.aws_max_attempts,
+            },
+            lease_name: self.lease_name.clone(),
+            lease_duration: self.lease_duration,
+            default_vpc_id: self.default_vpc_id.clone(),
+            default_subnet_ids: self.default_subnet_ids.clone(),
+            default_tags: self.default_tags.clone().unwrap_or_default(),
+            resync: self.resync_period,
+            watch_namespace: self.watch_namespace.clone(),
+            pause_after_create: self.test_pause_after_create,
+            cfn_requests: self.cfn_requests_queue_url.as_ref().map(|url| {
+                crate::controller::cfn_requests::Settings {
+                    queue_url: url.clone(),
+                    policy: crate::controller::cfn_requests::manifest::Policy {
+                        resources: self.cfn_allowed_resources.iter().cloned().collect(),
+                        namespaces: self.cfn_allowed_namespaces.iter().cloned().collect(),
+                    },
+                    wait: Duration::from_secs(20),
+                    retry_delay: Duration::from_secs(5),
+                }
+            }),
+        }
+    }
+}
+
+impl AwsAuthArgs {
+    pub fn config(&self) -> crate::controller::AwsAuthConfig {
+        crate::controller::AwsAuthConfig {
+            configmap: self.aws_auth_configmap.clone(),
+            iam_cluster_role: self.iam_cluster_role.clone(),
+            // Validated when the flag was parsed (parse_pattern).
+            protection: crate::aws_auth::Protection::from_pattern(
+                self.protected_role_arn_pattern.as_deref(),
+            )
+            .unwrap_or_default(),
+            namespace_selector: self.namespace_selector.clone(),
+            iam_finalizer: self.iam_finalizer.clone(),
+        }
+    }
 }
 
 /// `kube-system/aws-auth`: the namespace controller edits it, the lockout

@@ -1,13 +1,16 @@
 //! Controllers: one module per capability. Each holds its desired state
-//! (pure) and its apply/cleanup (effects against AWS and Kubernetes).
+//! (pure) and its apply/cleanup (effects against AWS and Kubernetes), and
+//! runs on the one reconcile skeleton, [`reconciler`].
 //!
 //! Controllers run only when named in `--controllers`, and only on the
 //! replica that holds the Lease (see [`crate::leader`]); every replica
 //! serves the webhook.
 
 pub mod backoff;
+pub mod cfn_requests;
+pub mod events;
 pub mod namespace;
-pub mod pass;
+pub mod reconciler;
 pub mod release;
 pub mod scope;
 pub mod stack;
@@ -21,36 +24,77 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::Readiness;
-use crate::aws::{AwsClients, AwsSettings, StsApi};
-use crate::cli::{AwsAuthArgs, ControllerArgs, ControllerKind};
+use crate::aws::{AwsClients, AwsSettings, StsApi, Tags};
+use crate::aws_auth::Protection;
 use crate::leader::{self, LeaderConfig};
 use crate::metrics::Metrics;
 use crate::namespaces::NamespaceCache;
+use crate::selector::LabelSelector;
 
 /// The server-side-apply field manager of every controller write.
 pub const FIELD_MANAGER: &str = "hawser";
+
+/// A controller `--controllers` can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControllerKind {
+    /// Interface VPC endpoints for annotated Services.
+    Vpce,
+    /// Namespaces as environments: Secret routing, aws-auth mappings,
+    /// RoleBindings.
+    Namespace,
+    /// CloudFormation stacks for annotated Namespaces and Deployments.
+    Stack,
+    /// CloudFormation custom resources that deploy into the cluster,
+    /// taken from an SQS queue.
+    CfnRequests,
+}
+
+/// The controllers' configuration. `crate::cli` builds it from the flags;
+/// nothing here depends on how they are parsed.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub controllers: Vec<ControllerKind>,
+    pub cluster_name: Option<String>,
+    /// The AWS clients; `region` is the one default region
+    /// ([`crate::annotations::default_region`]), which the webhook uses too.
+    pub aws: AwsSettings,
+    pub lease_name: String,
+    pub lease_duration: Duration,
+    /// For Services without their own VPC or subnets.
+    pub default_vpc_id: Option<String>,
+    pub default_subnet_ids: Vec<String>,
+    /// On every AWS resource beside hawser's own tags.
+    pub default_tags: Tags,
+    pub resync: Duration,
+    pub watch_namespace: Option<String>,
+    /// Test hook: a pause between creating an endpoint and recording it.
+    pub pause_after_create: Option<Duration>,
+    /// The `cfn-requests` controller's queue and policy; `None` without
+    /// `--cfn-requests-queue-url`.
+    pub cfn_requests: Option<cfn_requests::Settings>,
+}
+
+/// aws-auth and the namespace controller's mapping policy; the webhook's
+/// lockout guard reads the same.
+#[derive(Debug, Clone)]
+pub struct AwsAuthConfig {
+    /// The aws-auth ConfigMap's name in kube-system.
+    pub configmap: String,
+    /// The ClusterRole RoleBinding `hawser-iam` grants.
+    pub iam_cluster_role: String,
+    pub protection: Protection,
+    /// The namespaces handled; `None`: all.
+    pub namespace_selector: Option<LabelSelector>,
+    pub iam_finalizer: String,
+}
 
 /// What the controllers share with the webhook: its namespace cache and
 /// the settings both halves read.
 #[derive(Clone)]
 pub struct Shared {
     pub namespaces: NamespaceCache,
-    pub aws_auth: AwsAuthArgs,
+    pub aws_auth: AwsAuthConfig,
     pub allow_system_groups: bool,
-}
-
-/// An Event note within the API's limit (1 kB, else the Event is
-/// refused), cut at a character boundary. AWS's messages can be long.
-pub fn bounded_note(note: String) -> String {
-    const MAX: usize = 1000;
-    if note.len() <= MAX {
-        return note;
-    }
-    let mut end = MAX - 3;
-    while !note.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &note[..end])
 }
 
 /// Readiness check: STS GetCallerIdentity answered.
@@ -63,7 +107,7 @@ pub const CHECK_AWS_IDENTITY: &str = "aws-identity";
 /// once the controllers have stopped and the Lease is released.
 #[allow(clippy::too_many_arguments)]
 pub async fn start(
-    args: &ControllerArgs,
+    args: &Config,
     shared: Shared,
     client: kube::Client,
     metrics: Arc<Metrics>,
@@ -79,12 +123,13 @@ pub async fn start(
         .cluster_name
         .clone()
         .context("--cluster-name is required with --controllers")?;
-    let settings = AwsSettings {
-        region: args.region.clone(),
-        endpoint_url: args.aws_endpoint_url.clone(),
-        retry_mode: args.aws_retry_mode,
-        max_attempts: args.aws_max_attempts,
-    };
+    if args.controllers.contains(&ControllerKind::CfnRequests) && args.cfn_requests.is_none() {
+        anyhow::bail!(
+            "--cfn-requests-queue-url (HAWSER_CFN_REQUESTS_QUEUE_URL) is required with \
+             --controllers cfn-requests: the SQS queue CloudFormation's requests arrive in"
+        );
+    }
+    let settings = args.aws.clone();
     // The namespace controller only talks to Kubernetes: alone, it needs
     // no AWS region, credentials or identity check.
     let needs_aws = args
@@ -134,7 +179,7 @@ pub async fn start(
                 // Loaded whenever a controller that calls AWS is named.
                 let aws = || {
                     aws.clone()
-                        .expect("AWS clients are loaded for vpce and stack")
+                        .expect("AWS clients are loaded for vpce, stack and cfn-requests")
                 };
                 let mut running = Vec::new();
                 for kind in args.controllers.iter().copied() {
@@ -145,12 +190,12 @@ pub async fn start(
                                 defaults: vpce::desired::Defaults {
                                     vpc_id: args.default_vpc_id.clone(),
                                     subnet_ids: args.default_subnet_ids.clone(),
-                                    tags: args.default_tags.clone().unwrap_or_default(),
+                                    tags: args.default_tags.clone(),
                                 },
                                 default_region: aws().default_region().to_owned(),
-                                resync: args.resync_period,
+                                resync: args.resync,
                                 namespace: args.watch_namespace.clone(),
-                                pause_after_create: args.test_pause_after_create,
+                                pause_after_create: args.pause_after_create,
                             };
                             let ctx = Arc::new(vpce::Context::new(
                                 client.clone(),
@@ -177,7 +222,7 @@ pub async fn start(
                                 client.clone(),
                                 namespace::writer::Target {
                                     namespace: crate::aws_auth::NAMESPACE.into(),
-                                    name: shared.aws_auth.aws_auth_configmap.clone(),
+                                    name: shared.aws_auth.configmap.clone(),
                                 },
                                 metrics.aws_auth_writes.clone(),
                                 token.clone(),
@@ -185,14 +230,10 @@ pub async fn start(
                             let settings = namespace::Settings {
                                 iam_cluster_role: shared.aws_auth.iam_cluster_role.clone(),
                                 allow_system_groups: shared.allow_system_groups,
-                                // Validated when the flags were parsed.
-                                protection: crate::aws_auth::Protection::from_pattern(
-                                    shared.aws_auth.protected_role_arn_pattern.as_deref(),
-                                )
-                                .unwrap_or_default(),
+                                protection: shared.aws_auth.protection.clone(),
                                 selector: shared.aws_auth.namespace_selector.clone(),
                                 finalizer: shared.aws_auth.iam_finalizer.clone(),
-                                resync: args.resync_period,
+                                resync: args.resync,
                             };
                             let ctx = Arc::new(namespace::Context::new(
                                 client.clone(),
@@ -200,14 +241,19 @@ pub async fn start(
                                 writer,
                                 metrics.clone(),
                             ));
-                            running.push(tokio::spawn(namespace::run(ctx, token.clone())));
+                            let namespaces = shared.namespaces.clone();
+                            running.push(tokio::spawn(namespace::run(
+                                ctx,
+                                namespaces,
+                                token.clone(),
+                            )));
                         }
                         ControllerKind::Stack => {
                             let settings = stack::Settings {
                                 cluster: cluster.clone(),
-                                default_tags: args.default_tags.clone().unwrap_or_default(),
+                                default_tags: args.default_tags.clone(),
                                 default_region: aws().default_region().to_owned(),
-                                resync: args.resync_period,
+                                resync: args.resync,
                                 namespace: args.watch_namespace.clone(),
                             };
                             let ctx = Arc::new(stack::Context::new(
@@ -215,8 +261,25 @@ pub async fn start(
                                 aws(),
                                 settings,
                                 metrics.clone(),
+                                shared.namespaces.clone(),
                             ));
                             running.push(tokio::spawn(stack::run(ctx, token.clone())));
+                        }
+                        ControllerKind::CfnRequests => {
+                            let settings = args
+                                .cfn_requests
+                                .clone()
+                                .expect("checked before the controllers start");
+                            let region = cfn_requests::queue_region(&settings.queue_url)
+                                .unwrap_or(aws().default_region())
+                                .to_owned();
+                            let ctx = Arc::new(cfn_requests::Context::new(
+                                client.clone(),
+                                aws().sqs(&region),
+                                settings,
+                                metrics.clone(),
+                            ));
+                            running.push(tokio::spawn(cfn_requests::run(ctx, token.clone())));
                         }
                     }
                 }
@@ -269,19 +332,5 @@ async fn confirm_identity(
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn notes_stay_within_the_event_limit() {
-        let note = super::bounded_note("é".repeat(800));
-        assert!(
-            note.len() <= 1000 && note.ends_with("..."),
-            "{}",
-            note.len()
-        );
-        assert_eq!(super::bounded_note("short".into()), "short");
     }
 }

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use crate::annotations::keys::{AWS_REGION, AWS_ROLE_ARN};
-use crate::annotations::{parse_region, parse_role_arn, AnnotationError};
+use crate::annotations::{effective_region, parse_region, parse_role_arn, AnnotationError};
 use crate::aws::Scope;
 use crate::namespaces::NamespaceCache;
 
@@ -74,10 +74,13 @@ pub fn scope_for(
         .map(|v| parse_region(AWS_REGION, v))
         .transpose()
         .map_err(invalid)?;
-    let region = object_region
-        .map(str::to_owned)
-        .or(namespace_region)
-        .unwrap_or_else(|| default_region.to_owned());
+    let region = effective_region(
+        object_region,
+        namespace_region.as_deref(),
+        Some(default_region),
+    )
+    .unwrap_or(default_region)
+    .to_owned();
     let session_name = role_arn.as_ref().map(|_| session_name(namespace));
     Ok(Scope {
         region,

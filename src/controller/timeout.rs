@@ -34,3 +34,36 @@ pub async fn within<T>(
         .await
         .map_err(|_| TimedOut { what, limit })
 }
+
+/// A Kubernetes API call that failed or did not answer in time.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("Kubernetes API call failed: {0}")]
+    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    TimedOut(#[from] TimedOut),
+}
+
+impl ApiError {
+    /// A stable label for `hawser_reconcile_errors_total{category}`.
+    pub fn category(&self) -> &'static str {
+        match self {
+            ApiError::Kube(_) => "kube",
+            ApiError::TimedOut(_) => "timeout",
+        }
+    }
+
+    /// The apiserver answered 404: the object is gone.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ApiError::Kube(kube::Error::Api(s)) if s.code == 404)
+    }
+}
+
+/// Runs a Kubernetes API call `call` with the [`API_CALL`] deadline; its
+/// failure and its silence are one error.
+pub async fn call<T>(
+    what: &'static str,
+    call: impl Future<Output = Result<T, kube::Error>>,
+) -> Result<T, ApiError> {
+    Ok(api(what, call).await??)
+}

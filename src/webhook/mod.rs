@@ -320,14 +320,17 @@ async fn review_request(
                     .is_some_and(|a| a.contains_key(crate::annotations::keys::VPCE_ENDPOINT_ID))
             });
             let inherited_region = if webhook == Webhook::Validate && endpoint_exists {
-                ctx.namespaces
-                    .get(namespace)
-                    .and_then(|ns| {
-                        ns.annotations
-                            .get(crate::annotations::keys::AWS_REGION)
-                            .cloned()
-                    })
-                    .or_else(|| ctx.config.default_region.clone())
+                let info = ctx.namespaces.get(namespace);
+                let namespace_region = info
+                    .as_ref()
+                    .and_then(|ns| ns.annotations.get(crate::annotations::keys::AWS_REGION));
+                let default = ctx.config.default_region.as_deref();
+                crate::annotations::effective_region(
+                    None,
+                    namespace_region.map(String::as_str),
+                    default,
+                )
+                .map(str::to_owned)
             } else {
                 None
             };

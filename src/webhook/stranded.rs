@@ -10,7 +10,7 @@ use std::{collections::BTreeMap, time::Duration};
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
 use kube::{api::ListParams, core::PartialObjectMeta, Api, Client, ResourceExt};
 
-use crate::annotations::{keys, parse_role_arn};
+use crate::annotations::{effective_region, keys, parse_role_arn};
 
 type Annotations = BTreeMap<String, String>;
 
@@ -55,9 +55,8 @@ impl ScopeChange {
         default_region: Option<&str>,
     ) -> Self {
         let region = |a: Option<&Annotations>| {
-            a.and_then(|a| a.get(keys::AWS_REGION))
-                .cloned()
-                .or(default_region.map(str::to_owned))
+            let namespace = a.and_then(|a| a.get(keys::AWS_REGION));
+            effective_region(None, namespace.map(String::as_str), default_region).map(str::to_owned)
         };
         let account = |a: Option<&Annotations>| {
             a.and_then(|a| a.get(keys::AWS_ROLE_ARN)).map(|v| {

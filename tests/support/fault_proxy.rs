@@ -1,8 +1,13 @@
 //! An HTTP proxy in front of moto that answers chosen AWS actions with an
 //! error a set number of times, then passes them through. moto never
-//! throttles and its AssumeRole never refuses, so this is how the tests
-//! make the real SDK client (and hawser behind it) meet
-//! `RequestLimitExceeded` and a trust policy that does not admit hawser.
+//! throttles, never fails with a 5xx, never rolls a stack back and its
+//! AssumeRole never refuses, so this is how the tests make the real SDK
+//! client (and hawser behind it) meet `RequestLimitExceeded`,
+//! `InternalFailure`, a rolled-back stack and a trust policy that does not
+//! admit hawser. A rolled-back stack is moto's real stack with its
+//! answers rewritten: DescribeStacks shows the rollback status, and
+//! DescribeStackEvents leads with the failed resource, as CloudFormation's
+//! would.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -30,6 +35,48 @@ struct Faults {
     seen: HashMap<String, Vec<Instant>>,
     /// Action -> the form parameters of each request.
     params: HashMap<String, Vec<BTreeMap<String, String>>>,
+    /// Stack name -> how its answers are rewritten.
+    stacks: HashMap<String, StackFault>,
+    /// A storm on every action but STS's, while it lasts.
+    storm: Option<Storm>,
+    /// What the storm did: throttled, and answers lost after moto acted.
+    storm_throttled: u32,
+    storm_lost: u32,
+    storm_dropped: u32,
+    /// Stack id -> the failed create it was shown with: a stack whose
+    /// create rolled back stays dead after the fault is healed, as on AWS,
+    /// until it is deleted; a stack made after the heal is healthy.
+    dead: HashMap<String, StackFault>,
+}
+
+/// Faults at a rate, for a while: AWS on a bad day.
+#[derive(Clone, Copy, Debug)]
+pub struct Storm {
+    /// Share of requests answered `RequestLimitExceeded` (503).
+    pub throttle: f64,
+    /// Share of requests passed to moto whose answer is then lost: the
+    /// caller gets a 500 `InternalFailure` although moto acted, as when a
+    /// connection drops after AWS did the work.
+    pub lose_answer: f64,
+    /// Share of requests passed to moto whose answer is cut off: the
+    /// status, the headers and half the body arrive, then the connection
+    /// drops mid-body (a truncated answer, as from a dropped connection).
+    pub drop_connection: f64,
+    /// Added before each answer.
+    pub latency: std::time::Duration,
+    pub until: Instant,
+}
+
+/// A stack operation made to fail: moto's `from` status shows as `to`,
+/// and the newest event is `resource` failing with `reason`.
+#[derive(Clone)]
+struct StackFault {
+    from: &'static str,
+    to: &'static str,
+    event_status: &'static str,
+    logical_id: String,
+    resource_type: String,
+    reason: String,
 }
 
 #[derive(Clone)]
@@ -74,6 +121,83 @@ impl FaultProxy {
     /// does not admit the caller (403 `AccessDenied`), until [`Self::heal`].
     pub fn deny_assume_role(&self) {
         self.fail("AssumeRole", ASSUME_ROLE_DENIED, u32::MAX);
+    }
+
+    /// Answers the next `times` requests for `action` with HTTP 500
+    /// `InternalFailure`, as an AWS outage does.
+    pub fn fail_500(&self, action: &str, times: u32) {
+        self.fail(action, INTERNAL_FAILURE, times);
+    }
+
+    /// Makes stack `name`'s create look failed and rolled back: where moto
+    /// says CREATE_COMPLETE, DescribeStacks says ROLLBACK_COMPLETE, and
+    /// DescribeStackEvents leads with `resource` (logical id, type)
+    /// CREATE_FAILED for `reason`. Every stack of that name made until
+    /// [`Self::heal_stack`] is dead for good, as a rolled-back create is.
+    pub fn fail_stack_create(&self, name: &str, resource: (&str, &str), reason: &str) {
+        self.fail_stack(
+            name,
+            "CREATE_COMPLETE",
+            "ROLLBACK_COMPLETE",
+            "CREATE_FAILED",
+            resource,
+            reason,
+        );
+    }
+
+    /// Makes stack `name`'s updates look rolled back: UPDATE_COMPLETE
+    /// shows as UPDATE_ROLLBACK_COMPLETE, with `resource` UPDATE_FAILED
+    /// for `reason`. Until [`Self::heal_stack`].
+    pub fn fail_stack_update(&self, name: &str, resource: (&str, &str), reason: &str) {
+        self.fail_stack(
+            name,
+            "UPDATE_COMPLETE",
+            "UPDATE_ROLLBACK_COMPLETE",
+            "UPDATE_FAILED",
+            resource,
+            reason,
+        );
+    }
+
+    fn fail_stack(
+        &self,
+        name: &str,
+        from: &'static str,
+        to: &'static str,
+        event_status: &'static str,
+        (logical_id, resource_type): (&str, &str),
+        reason: &str,
+    ) {
+        let fault = StackFault {
+            from,
+            to,
+            event_status,
+            logical_id: logical_id.to_owned(),
+            resource_type: resource_type.to_owned(),
+            reason: reason.to_owned(),
+        };
+        self.faults
+            .lock()
+            .unwrap()
+            .stacks
+            .insert(name.to_owned(), fault);
+    }
+
+    /// Starts `storm` on every action but STS's (hawser's identity and
+    /// AssumeRole stay reliable, so the storm hits what it provisions).
+    pub fn storm(&self, storm: Storm) {
+        self.faults.lock().unwrap().storm = Some(storm);
+    }
+
+    /// (throttled, answers lost, answers cut off) by the storm so far.
+    pub fn storm_faults(&self) -> (u32, u32, u32) {
+        let f = self.faults.lock().unwrap();
+        (f.storm_throttled, f.storm_lost, f.storm_dropped)
+    }
+
+    /// Shows stack `name` as moto has it again.
+    pub fn heal_stack(&self, name: &str) {
+        self.faults.lock().unwrap().stacks.remove(name);
     }
 
     /// Stops failing `action`.
@@ -145,6 +269,13 @@ const THROTTLED: Canned = Canned {
 <RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>",
 };
 
+const INTERNAL_FAILURE: Canned = Canned {
+    status: 500,
+    body: "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ErrorResponse><Error><Type>Receiver</Type>\
+<Code>InternalFailure</Code><Message>We encountered an internal error. Please try again.</Message>\
+</Error><RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>",
+};
+
 const ASSUME_ROLE_DENIED: Canned = Canned {
     status: 403,
     body: "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error>\
@@ -153,6 +284,67 @@ is not authorized to perform: sts:AssumeRole</Message></Error><RequestId>e2e</Re
 </ErrorResponse>",
 };
 
+fn answer(canned: Canned) -> Response {
+    Response::builder()
+        .status(canned.status)
+        .header("content-type", "text/xml")
+        .body(canned.body.into())
+        .unwrap()
+}
+
+/// The fault of the stack a DescribeStacks or DescribeStackEvents
+/// request names (by name or by id, `arn:…:stack/NAME/…`), if marked.
+fn stack_fault(faults: &Faults, action: &str, body: &[u8]) -> Option<StackFault> {
+    if action != "DescribeStacks" && action != "DescribeStackEvents" {
+        return None;
+    }
+    let named = form_urlencoded::parse(body)
+        .find(|(k, _)| k == "StackName")
+        .map(|(_, v)| v.into_owned())?;
+    faults.stacks.iter().find_map(|(name, fault)| {
+        (named == *name || named.contains(&format!(":stack/{name}/"))).then(|| fault.clone())
+    })
+}
+
+/// The first `<StackId>` of an answer: the stack it is about.
+fn stack_id(xml: &str) -> Option<&str> {
+    xml.split("<StackId>")
+        .nth(1)
+        .and_then(|rest| rest.split("</StackId>").next())
+}
+
+/// moto's answer for a stack made to fail, rewritten as CloudFormation's.
+fn rewrite(action: &str, xml: &str, fault: &StackFault) -> String {
+    if action == "DescribeStacks" {
+        return xml.replace(
+            &format!("<StackStatus>{}</StackStatus>", fault.from),
+            &format!("<StackStatus>{}</StackStatus>", fault.to),
+        );
+    }
+    let stack_id = stack_id(xml).unwrap_or_default();
+    let stack_name = stack_id.split('/').nth(1).unwrap_or_default();
+    let event = format!(
+        "<member><StackId>{stack_id}</StackId><EventId>fault-proxy-{}</EventId>\
+<StackName>{stack_name}</StackName><LogicalResourceId>{}</LogicalResourceId>\
+<PhysicalResourceId></PhysicalResourceId><ResourceType>{}</ResourceType>\
+<Timestamp>2099-01-01T00:00:00Z</Timestamp><ResourceStatus>{}</ResourceStatus>\
+<ResourceStatusReason>{}</ResourceStatusReason></member>",
+        fault.logical_id, fault.logical_id, fault.resource_type, fault.event_status, fault.reason
+    );
+    xml.replacen("<StackEvents>", &format!("<StackEvents>{event}"), 1)
+}
+
+/// A body that yields the first half of `body`, then fails: the server
+/// closes the connection in the middle of a chunked answer.
+fn truncated(body: Bytes) -> axum::body::Body {
+    let half = body.slice(..body.len() / 2);
+    let cut = std::io::Error::new(
+        std::io::ErrorKind::ConnectionReset,
+        "fault proxy: connection dropped mid-answer",
+    );
+    axum::body::Body::from_stream(futures::stream::iter([Ok(half), Err(cut)]))
+}
+
 async fn forward(
     State(shared): State<Shared>,
     method: axum::http::Method,
@@ -160,7 +352,29 @@ async fn forward(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(action) = action(&body) {
+    let mut stack_rewrite = None;
+    let mut lose_answer = false;
+    let mut drop_connection = false;
+    let action_name = action(&body);
+    let storm = {
+        let f = shared.faults.lock().unwrap();
+        let sts = matches!(
+            action_name.as_deref(),
+            Some("AssumeRole" | "GetCallerIdentity")
+        );
+        f.storm.filter(|s| !sts && Instant::now() < s.until)
+    };
+    if let Some(storm) = storm {
+        tokio::time::sleep(storm.latency).await;
+        let mut faults = shared.faults.lock().unwrap();
+        if fastrand::f64() < storm.throttle {
+            faults.storm_throttled += 1;
+            return answer(THROTTLED);
+        }
+        lose_answer = fastrand::f64() < storm.lose_answer;
+        drop_connection = !lose_answer && fastrand::f64() < storm.drop_connection;
+    }
+    if let Some(action) = action_name.clone() {
         let mut faults = shared.faults.lock().unwrap();
         faults
             .seen
@@ -172,15 +386,12 @@ async fn forward(
             .entry(action.clone())
             .or_default()
             .push(form_urlencoded::parse(&body).into_owned().collect());
+        stack_rewrite = stack_fault(&faults, &action, &body).map(|f| (action.clone(), f));
         if let Some((canned, left)) = faults.pending.get_mut(&action).filter(|(_, n)| *n > 0) {
             let canned = *canned;
             *left -= 1;
             *faults.given.entry(action).or_default() += 1;
-            return Response::builder()
-                .status(canned.status)
-                .header("content-type", "text/xml")
-                .body(canned.body.into())
-                .unwrap();
+            return answer(canned);
         }
     }
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
@@ -208,7 +419,38 @@ async fn forward(
             response = response.header(name, value);
         }
     }
-    response
-        .body(upstream.bytes().await.unwrap_or_default().into())
-        .unwrap()
+    let body = upstream.bytes().await.unwrap_or_default();
+    if lose_answer {
+        shared.faults.lock().unwrap().storm_lost += 1;
+        return answer(INTERNAL_FAILURE);
+    }
+    if drop_connection {
+        shared.faults.lock().unwrap().storm_dropped += 1;
+        return response.body(truncated(body)).unwrap();
+    }
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let id = stack_id(&text).map(str::to_owned);
+    let describes = matches!(
+        action_name.as_deref(),
+        Some("DescribeStacks" | "DescribeStackEvents")
+    );
+    let fault = match (&action_name, id) {
+        (Some(action), Some(id)) if describes => {
+            let mut faults = shared.faults.lock().unwrap();
+            match stack_rewrite.take() {
+                Some((_, fault)) if fault.from == "CREATE_COMPLETE" => {
+                    faults.dead.insert(id, fault.clone());
+                    Some((action.clone(), fault))
+                }
+                Some(marked) => Some(marked),
+                None => faults.dead.get(&id).map(|f| (action.clone(), f.clone())),
+            }
+        }
+        _ => stack_rewrite,
+    };
+    let body = match &fault {
+        Some((action, fault)) => rewrite(action, &text, fault).into(),
+        None => body,
+    };
+    response.body(body.into()).unwrap()
 }

@@ -28,6 +28,7 @@ use kube::{api::PostParams, core::ObjectMeta, Api, Client};
 
 pub mod artefacts;
 pub mod balancer;
+pub mod cfn_requests;
 pub mod fault_proxy;
 pub mod image;
 pub mod install;

@@ -17,17 +17,27 @@ pub fn endpoint_url() -> String {
     std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL (moto) from the test bed's env file")
 }
 
-pub fn ec2() -> Client {
-    let conf = aws_sdk_ec2::Config::builder()
+/// moto's endpoint, region and test credentials, for a client of any
+/// AWS service (`aws_sdk_sqs::Client::new(&moto::config())`).
+pub fn config() -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(REGION))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(Credentials::new(
+                "testing", "testing", None, None, "test",
+            )),
+        )
         .endpoint_url(endpoint_url())
-        .build();
-    Client::from_conf(conf)
+        .build()
+}
+
+pub fn ec2() -> Client {
+    Client::new(&config())
 }
 
 /// A VPC with two subnets, made for one test.
+#[derive(Clone)]
 pub struct Network {
     pub vpc_id: String,
     pub subnets: Vec<String>,

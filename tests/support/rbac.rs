@@ -109,6 +109,12 @@ impl Needs {
             set.push(format!("controllers={{{c}}}"));
             set.push("clusterName=e2e".into());
         }
+        if let Some(url) = flag(args, "cfn-requests-queue-url") {
+            set.push(format!("cfnRequests.queueUrl={url}"));
+        }
+        if let Some(resources) = flag(args, "cfn-allowed-resources") {
+            set.push(format!("cfnRequests.allowedResources={{{resources}}}"));
+        }
         if let Some(ns) = flag(args, "watch-namespace") {
             set.push(format!("watchNamespace={ns}"));
         }

@@ -5,10 +5,7 @@
 
 use std::{collections::BTreeMap, process::Command, time::Duration};
 
-use aws_sdk_cloudformation::{
-    config::{BehaviorVersion, Credentials, Region},
-    types::Stack,
-};
+use aws_sdk_cloudformation::types::Stack;
 use k8s_openapi::api::{
     apps::v1::Deployment,
     core::v1::{ConfigMap, Namespace},
@@ -19,7 +16,7 @@ use kube::{
     Api, Client, ResourceExt,
 };
 
-use super::moto::{endpoint_url, REGION};
+use super::moto::REGION;
 use super::*;
 
 pub const STACK_ID: &str = "cfn.hawser.io/stack-id";
@@ -30,13 +27,7 @@ pub const FINALIZER: &str = "cfn.hawser.io/cleanup";
 pub const WAIT: Duration = Duration::from_secs(60);
 
 pub fn cfn() -> aws_sdk_cloudformation::Client {
-    let conf = aws_sdk_cloudformation::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .endpoint_url(endpoint_url())
-        .build();
-    aws_sdk_cloudformation::Client::from_conf(conf)
+    aws_sdk_cloudformation::Client::new(&super::moto::config())
 }
 
 /// A template whose SQS queue name comes from parameter `QueueName`.

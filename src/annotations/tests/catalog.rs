@@ -40,6 +40,10 @@ fn section(family: &str) -> (&'static str, &'static str) {
             "CloudFormation stacks",
             "[CloudFormation stacks](stacks.md)",
         ),
+        "custom-resource.hawser.io" => (
+            "Objects deployed by CloudFormation custom resources",
+            "[CloudFormation custom resources](cfn-requests.md)",
+        ),
         "hawser.io" => (
             "Shared",
             "[VPC endpoints](vpc-endpoints.md) and [CloudFormation stacks](stacks.md)",
@@ -111,8 +115,11 @@ fn render() -> String {
             "## {title}\n\nKeys `{family}/…`; how they are used: {page}.\n"
         )
         .unwrap();
-        let inputs = keys.iter().filter(|d| d.role == Role::Input);
-        md.push_str("| input | on | meaning | default | example |\n|---|---|---|---|---|\n");
+        let inputs: Vec<_> = keys.iter().filter(|d| d.role == Role::Input).collect();
+        let has_inputs = !inputs.is_empty();
+        if has_inputs {
+            md.push_str("| input | on | meaning | default | example |\n|---|---|---|---|---|\n");
+        }
         for d in inputs {
             let (key, on, meaning) = (d.key, kinds(d), d.meaning);
             let (default, example) = (d.default, examples(d));
@@ -120,7 +127,10 @@ fn render() -> String {
         }
         let mut outputs = keys.iter().filter(|d| d.role == Role::Output).peekable();
         if outputs.peek().is_some() {
-            md.push_str("\n| output | on | meaning |\n|---|---|---|\n");
+            if has_inputs {
+                md.push('\n');
+            }
+            md.push_str("| output | on | meaning |\n|---|---|---|\n");
             for d in outputs {
                 writeln!(md, "| `{}` | {} | {} |", d.key, kinds(d), d.meaning).unwrap();
             }

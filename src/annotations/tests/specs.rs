@@ -110,7 +110,7 @@ fn service_collects_every_error() {
         text[0],
         "annotation acme.hawser.io/x: invalid value \"y\": acme.hawser.io is not a hawser \
          annotation prefix; allowed: keys under vpce.hawser.io, env.hawser.io, iam.hawser.io, \
-         aws.hawser.io, security.hawser.io, routing.hawser.io, cfn.hawser.io, hawser.io"
+         aws.hawser.io, security.hawser.io, routing.hawser.io, cfn.hawser.io, custom-resource.hawser.io, hawser.io"
     );
     assert_eq!(
         text[1],

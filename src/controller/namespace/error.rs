@@ -1,7 +1,8 @@
 //! The Namespace controller's error, with a bounded `category()`.
 
 use super::writer::WriteError;
-use crate::controller::timeout::TimedOut;
+use crate::controller::reconciler::Failure;
+use crate::controller::timeout::{ApiError, TimedOut};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -20,13 +21,19 @@ pub enum Error {
     /// Not a failure: something changed under the pass; look again soon.
     #[error("{0}")]
     Requeue(String),
-    #[error("{0}")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
-impl Error {
-    /// A stable label for `hawser_reconcile_errors_total{category}`.
-    pub fn category(&self) -> &'static str {
+impl From<ApiError> for Error {
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::Kube(e) => Error::Kube(e),
+            ApiError::TimedOut(e) => Error::TimedOut(e),
+        }
+    }
+}
+
+impl Failure for Error {
+    fn category(&self) -> &'static str {
         match self {
             Error::InvalidAnnotations(_) => "invalid_annotations",
             Error::AwsAuth(e) => e.category(),
@@ -34,32 +41,16 @@ impl Error {
             Error::TimedOut(_) => "timeout",
             Error::Random(_) => "random",
             Error::Requeue(_) => "requeue",
-            Error::Finalizer(f) => {
-                crate::controller::pass::inner(f).map_or("finalizer", Error::category)
-            }
         }
     }
 
-    /// Whether retrying cannot help until someone changes something (the
+    /// Retrying cannot help until someone changes something (the
     /// namespace's annotations, or aws-auth itself).
-    pub fn is_terminal(&self) -> bool {
+    fn is_terminal(&self) -> bool {
         match self {
             Error::InvalidAnnotations(_) => true,
             Error::AwsAuth(e) => matches!(e, WriteError::Unreadable(_) | WriteError::Refused(_)),
-            Error::Finalizer(f) => {
-                crate::controller::pass::inner(f).is_some_and(Error::is_terminal)
-            }
             _ => false,
-        }
-    }
-
-    /// The message for a Warning Event.
-    pub fn user_message(&self) -> String {
-        match self {
-            Error::Finalizer(f) => {
-                crate::controller::pass::inner(f).map_or_else(|| f.to_string(), Error::user_message)
-            }
-            other => other.to_string(),
         }
     }
 }

@@ -16,9 +16,10 @@
 //! every namespace, and most namespaces map no role.
 
 pub mod error;
-pub mod events;
 pub mod iam;
 pub mod routing;
+#[cfg(test)]
+mod scenarios;
 mod tracker;
 pub mod writer;
 #[cfg(test)]
@@ -26,33 +27,30 @@ mod writer_tests;
 
 use std::{sync::Arc, time::Duration};
 
-use self::events::{Publisher, Type as EventType};
 use futures::StreamExt;
 use k8s_openapi::api::{core::v1::Namespace, rbac::v1::RoleBinding};
 use kube::{
     api::{Patch, PatchParams},
     core::PartialObjectMeta,
-    runtime::{
-        controller::{Action, Config as ControllerConfig, Controller},
-        watcher,
-    },
-    Api, Client, Resource, ResourceExt,
+    runtime::events::EventType,
+    Api, Client, ResourceExt,
 };
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 use self::{
-    error::Error,
-    iam::Binding,
-    routing::Done,
-    tracker::{fingerprint, Tracker},
-    writer::AwsAuthWriter,
+    error::Error, iam::Binding, routing::Done, tracker::fingerprint, writer::AwsAuthWriter,
 };
 use crate::annotations::keys::{ENV_ROTATED_KEYS, IAM_ROLE_ARN};
 use crate::annotations::NamespaceSpec;
 use crate::aws_auth::{Change, Effect};
-use crate::controller::{timeout, FIELD_MANAGER};
+use crate::controller::{
+    reconciler::{self, Base, Outcome, Pass, Reconciler, Source, Watch},
+    timeout,
+    tracker::{Fingerprint, NoState},
+    FIELD_MANAGER,
+};
 use crate::metrics::Metrics;
+use crate::namespaces::NamespaceCache;
 use crate::selector::LabelSelector;
 
 pub const CONTROLLER: &str = "namespace";
@@ -79,12 +77,9 @@ pub struct Settings {
 }
 
 pub struct Context {
-    pub client: Client,
+    pub base: Base<NoState>,
     pub settings: Settings,
     pub writer: AwsAuthWriter,
-    pub events: Publisher,
-    pub metrics: Arc<Metrics>,
-    tracker: Tracker,
 }
 
 impl Context {
@@ -94,162 +89,134 @@ impl Context {
         writer: AwsAuthWriter,
         metrics: Arc<Metrics>,
     ) -> Self {
-        Self {
-            events: Publisher::new(client.clone()),
+        let base = Base::new(
+            CONTROLLER,
             client,
+            metrics,
+            settings.finalizer.clone(),
+            settings.resync,
+        );
+        Self {
+            base,
             settings,
             writer,
-            tracker: Tracker::new(CONTROLLER, metrics.managed_objects.clone()),
-            metrics,
         }
+    }
+
+    fn client(&self) -> Client {
+        self.base.client.clone()
     }
 }
 
-/// Runs the controller until `shutdown`; a metadata-only watch of every
-/// Namespace. (Not only those matching `--namespace-selector`: a namespace
-/// that leaves the selector must still be let go when it is deleted, or
-/// hawser's finalizer would hold it in Terminating.)
-pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
-    let config = watcher::Config::default();
-    let api: Api<NamespaceMeta> = Api::all(ctx.client.clone());
-    Controller::new(api, config)
-        .with_config(ControllerConfig::default().concurrency(CONCURRENCY))
-        .graceful_shutdown_on(async move { shutdown.cancelled().await })
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "namespace controller");
-            }
-        })
-        .await;
-}
-
-fn error_policy(obj: Arc<NamespaceMeta>, err: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.tracker.failed(&obj.uid().unwrap_or_default());
-    tracing::warn!(
-        namespace = obj.name_any(),
-        category = err.category(),
-        error = %err,
-        retry_in = ?delay,
-        "reconcile failed"
-    );
-    Action::requeue(delay)
-}
-
-async fn reconcile(obj: Arc<NamespaceMeta>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let span = tracing::info_span!(
-        "reconcile",
-        controller = CONTROLLER,
-        namespace = obj.name_any(),
-        uid = obj.uid().unwrap_or_default(),
-        result = tracing::field::Empty,
-    );
-    let timer = ctx
-        .metrics
-        .reconcile_duration
-        .with_label_values(&[CONTROLLER])
-        .start_timer();
-    let mut result = "applied";
-    let outcome = dispatch(&obj, &ctx, &mut result)
-        .instrument(span.clone())
-        .await;
-    timer.observe_duration();
-    let outcome = match outcome {
-        Err(e) => {
-            ctx.metrics
-                .reconcile_errors
-                .with_label_values(&[CONTROLLER, e.category()])
-                .inc();
-            publish(
-                &ctx,
-                &obj,
-                EventType::Warning,
-                "ReconcileError",
-                e.user_message(),
-            )
-            .await;
-            if e.is_terminal() {
-                // Retrying cannot help until the annotations or aws-auth
-                // change; the resync looks again.
-                result = "failed";
-                ctx.tracker.settle(
-                    &obj.uid().unwrap_or_default(),
-                    fingerprint(&obj, &ctx.settings.finalizer),
-                );
-                Ok(Action::requeue(ctx.settings.resync))
-            } else {
-                result = "error";
-                Err(e)
-            }
-        }
-        ok => ok,
+/// Runs the controller until `shutdown`, fed by the process's one watch
+/// of every Namespace, the webhook's cache. (Every Namespace, not only
+/// those matching `--namespace-selector`: a namespace that leaves the
+/// selector must still be let go when it is deleted, or hawser's
+/// finalizer would hold it in Terminating.)
+pub async fn run(ctx: Arc<Context>, namespaces: NamespaceCache, shutdown: CancellationToken) {
+    let watch = Watch {
+        source: Source::Shared {
+            store: namespaces.store(),
+            changes: namespaces.changes().boxed(),
+        },
+        concurrency: CONCURRENCY,
     };
-    span.record("result", result);
-    ctx.metrics
-        .reconcile_total
-        .with_label_values(&[CONTROLLER, result])
-        .inc();
-    outcome
+    reconciler::run(ctx, watch, |c| c, || {}, shutdown).await;
 }
 
-async fn dispatch(
-    obj: &NamespaceMeta,
-    ctx: &Context,
-    result: &mut &'static str,
-) -> Result<Action, Error> {
-    let uid = obj.uid().unwrap_or_default();
-    let has_finalizer = obj.finalizers().contains(&ctx.settings.finalizer);
-    let in_scope = ctx
-        .settings
-        .selector
-        .as_ref()
-        .is_none_or(|s| s.matches(obj.labels()));
-    // Whether or not it matches --namespace-selector (it may have left
-    // it): hawser's finalizer must never hold a deletion up.
-    if obj.meta().deletion_timestamp.is_some() {
-        *result = match (has_finalizer, in_scope) {
-            (true, _) => {
-                unmap(obj, ctx).await?;
-                "cleaned_up"
-            }
-            (false, true) => "skipped",
-            (false, false) => "out_of_scope",
-        };
-        ctx.tracker.forget(&uid);
-        return Ok(Action::await_change());
+/// Every namespace in scope is looked at (its annotations are checked on
+/// each pass, and most ask for nothing); the finalizer is added only for
+/// a role mapping, after the mapping is found valid, and guards only it.
+/// It is handled by the skeleton rather than by kube-runtime's
+/// `finalizer()`, which would put it on every namespace.
+impl Reconciler for Context {
+    type Kind = Namespace;
+    type Error = Error;
+    type State = NoState;
+    const CONTROLLER: &'static str = CONTROLLER;
+
+    fn base(&self) -> &Base<NoState> {
+        &self.base
     }
-    if !in_scope {
-        ctx.tracker.forget(&uid);
-        return outside_selector(obj, ctx, has_finalizer, result).await;
+
+    fn api(&self, _obj: &NamespaceMeta) -> Api<NamespaceMeta> {
+        Api::all(self.client())
     }
-    let inputs = fingerprint(obj, &ctx.settings.finalizer);
-    if let Some(left) = ctx.tracker.settled_for(&uid, &inputs, ctx.settings.resync) {
-        *result = "unchanged";
-        return Ok(Action::requeue(left));
+
+    fn triggered(&self, _obj: &NamespaceMeta) -> bool {
+        true
     }
-    let spec = NamespaceSpec::from_annotations(obj.annotations()).map_err(|errors| {
-        Error::InvalidAnnotations(
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
+
+    fn holds(&self, obj: &NamespaceMeta) -> bool {
+        obj.annotations().contains_key(IAM_ROLE_ARN)
+    }
+
+    fn in_scope(&self, obj: &NamespaceMeta) -> bool {
+        self.settings
+            .selector
+            .as_ref()
+            .is_none_or(|s| s.matches(obj.labels()))
+    }
+
+    fn span(&self, obj: &NamespaceMeta) -> tracing::Span {
+        tracing::info_span!(
+            "reconcile",
+            controller = CONTROLLER,
+            namespace = obj.name_any(),
+            uid = obj.uid().unwrap_or_default(),
+            result = tracing::field::Empty,
         )
-    })?;
-    if spec.routing_secret {
-        ensure_routing(obj, ctx, spec.rotate_keys.as_deref()).await?;
     }
-    match &spec.iam {
-        Some(mapping) => map(obj, ctx, mapping).await?,
-        None if has_finalizer => {
-            unmap(obj, ctx).await?;
-            *result = "released";
+
+    fn inputs(&self, obj: &NamespaceMeta, _error: &Error) -> Fingerprint {
+        fingerprint(obj, &self.settings.finalizer)
+    }
+
+    async fn apply(&self, obj: &NamespaceMeta) -> Result<Pass, Error> {
+        let uid = obj.uid().unwrap_or_default();
+        let inputs = fingerprint(obj, &self.settings.finalizer);
+        let tracker = &self.base.tracker;
+        if let Some(left) = tracker.settled_for(&uid, &inputs, self.settings.resync) {
+            return Ok(Pass::requeue(Outcome::Unchanged, left));
         }
-        None if !spec.routing_secret => *result = "skipped",
-        None => {}
+        let spec = NamespaceSpec::from_annotations(obj.annotations()).map_err(|errors| {
+            Error::InvalidAnnotations(
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        if spec.routing_secret {
+            ensure_routing(obj, self, spec.rotate_keys.as_deref()).await?;
+        }
+        let outcome = match &spec.iam {
+            Some(mapping) => {
+                map(obj, self, mapping).await?;
+                Outcome::Applied
+            }
+            None if spec.routing_secret => Outcome::Applied,
+            None => Outcome::Skipped,
+        };
+        tracker.settle(&uid, inputs);
+        Ok(Pass::requeue(outcome, self.settings.resync))
     }
-    ctx.tracker.settle(&uid, inputs);
-    Ok(Action::requeue(ctx.settings.resync))
+
+    async fn cleanup(&self, obj: &NamespaceMeta) -> Result<Option<Pass>, Error> {
+        unmap(obj, self).await?;
+        Ok(None)
+    }
+
+    /// A namespace that dropped `iam.hawser.io/role-arn`, in
+    /// `--namespace-selector` or not: its entry, RoleBinding and finalizer
+    /// go. (A label edit alone takes nobody's access away.)
+    async fn release(&self, obj: &NamespaceMeta) -> Result<Pass, Error> {
+        unmap(obj, self).await?;
+        self.base.remove_finalizer(&self.api(obj), obj).await?;
+        self.forget(&obj.uid().unwrap_or_default());
+        Ok(Pass::await_change(Outcome::Released))
+    }
 }
 
 async fn ensure_routing(
@@ -258,7 +225,7 @@ async fn ensure_routing(
     rotate: Option<&str>,
 ) -> Result<(), Error> {
     let ns = obj.name_any();
-    let secrets = Api::namespaced(ctx.client.clone(), &ns);
+    let secrets = Api::namespaced(ctx.client(), &ns);
     let done = routing::ensure(&secrets, &ns, rotate).await?;
     let rotated = match &done {
         Done::Created { rotated } => {
@@ -290,7 +257,7 @@ async fn ensure_routing(
     // Mirror what the Secret records onto the Namespace (an output).
     if let Some(value) = rotated.filter(|v| obj.annotations().get(ENV_ROTATED_KEYS) != Some(v)) {
         let patch = serde_json::json!({"metadata": {"annotations": {ENV_ROTATED_KEYS: value}}});
-        let api: Api<NamespaceMeta> = Api::all(ctx.client.clone());
+        let api: Api<NamespaceMeta> = Api::all(ctx.client());
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.into()),
             ..Default::default()
@@ -318,7 +285,7 @@ async fn map(
     )?;
     // The finalizer before the entry: a namespace deleted right after
     // must not leave its entry behind.
-    add_finalizer(obj, ctx).await?;
+    ctx.base.add_finalizer(&ctx.api(obj), obj).await?;
     let effect = ctx
         .writer
         .submit(Change {
@@ -355,32 +322,14 @@ async fn map(
         }
         Effect::Unchanged | Effect::Removed => {}
     }
-    let bindings: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), &ns);
+    let bindings: Api<RoleBinding> = Api::namespaced(ctx.client(), &ns);
     let desired = iam::desired_binding(&ns, &entry.groups, &ctx.settings.iam_cluster_role);
     let binding = iam::ensure_binding(&bindings, desired).await?;
     publish_binding(ctx, obj, binding, &entry.groups).await;
     Ok(())
 }
 
-/// A live namespace outside `--namespace-selector` (or one that has left
-/// it): nothing new is made for it and what hawser made stays as it is (a
-/// label edit takes nobody's access away), but once it drops
-/// `iam.hawser.io/role-arn`, its entry, RoleBinding and finalizer go.
-async fn outside_selector(
-    obj: &NamespaceMeta,
-    ctx: &Context,
-    has_finalizer: bool,
-    result: &mut &'static str,
-) -> Result<Action, Error> {
-    *result = "out_of_scope";
-    if has_finalizer && !obj.annotations().contains_key(IAM_ROLE_ARN) {
-        unmap(obj, ctx).await?;
-        *result = "released";
-    }
-    Ok(Action::await_change())
-}
-
-/// Removes hawser's entry and RoleBinding, then the finalizer.
+/// Removes hawser's entry and RoleBinding.
 async fn unmap(obj: &NamespaceMeta, ctx: &Context) -> Result<(), Error> {
     let ns = obj.name_any();
     let effect = ctx
@@ -394,10 +343,10 @@ async fn unmap(obj: &NamespaceMeta, ctx: &Context) -> Result<(), Error> {
         let note = "removed this namespace's role mapping from kube-system/aws-auth".to_owned();
         publish(ctx, obj, EventType::Normal, "AwsAuthUnmapped", note).await;
     }
-    let bindings: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), &ns);
+    let bindings: Api<RoleBinding> = Api::namespaced(ctx.client(), &ns);
     let binding = iam::remove_binding(&bindings).await?;
     publish_binding(ctx, obj, binding, &[]).await;
-    remove_finalizer(obj, ctx).await
+    Ok(())
 }
 
 async fn publish_binding(ctx: &Context, obj: &NamespaceMeta, binding: Binding, groups: &[String]) {
@@ -426,68 +375,6 @@ async fn publish_binding(ctx: &Context, obj: &NamespaceMeta, binding: Binding, g
     }
 }
 
-fn namespaces(ctx: &Context) -> Api<NamespaceMeta> {
-    Api::all(ctx.client.clone())
-}
-
-/// JSON patches guarded by a `test` of the list as read, so a concurrent
-/// change to the finalizers fails the patch instead of being overwritten.
-async fn add_finalizer(obj: &NamespaceMeta, ctx: &Context) -> Result<(), Error> {
-    let current = obj.finalizers();
-    let fin = ctx.settings.finalizer.as_str();
-    if current.iter().any(|f| f == fin) {
-        return Ok(());
-    }
-    let patch = if current.is_empty() {
-        serde_json::json!([
-            {"op": "test", "path": "/metadata/finalizers", "value": null},
-            {"op": "add", "path": "/metadata/finalizers", "value": [fin]},
-        ])
-    } else {
-        serde_json::json!([
-            {"op": "test", "path": "/metadata/finalizers", "value": current},
-            {"op": "add", "path": "/metadata/finalizers/-", "value": fin},
-        ])
-    };
-    patch_namespace(obj, ctx, "add finalizer", patch).await
-}
-
-async fn remove_finalizer(obj: &NamespaceMeta, ctx: &Context) -> Result<(), Error> {
-    let fin = ctx.settings.finalizer.as_str();
-    let Some(i) = obj.finalizers().iter().position(|f| f == fin) else {
-        return Ok(());
-    };
-    let path = format!("/metadata/finalizers/{i}");
-    let patch = serde_json::json!([
-        {"op": "test", "path": path, "value": fin},
-        {"op": "remove", "path": path},
-    ]);
-    match patch_namespace(obj, ctx, "remove finalizer", patch).await {
-        // Already gone: the namespace finished deleting.
-        Err(Error::Kube(kube::Error::Api(s))) if s.code == 404 => Ok(()),
-        other => other,
-    }
-}
-
-async fn patch_namespace(
-    obj: &NamespaceMeta,
-    ctx: &Context,
-    what: &'static str,
-    patch: serde_json::Value,
-) -> Result<(), Error> {
-    let patch: json_patch::Patch = serde_json::from_value(patch).expect("a well-formed JSON patch");
-    let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    };
-    timeout::api(
-        what,
-        namespaces(ctx).patch(&obj.name_any(), &params, &Patch::<()>::Json(patch)),
-    )
-    .await??;
-    Ok(())
-}
-
 async fn publish(ctx: &Context, obj: &NamespaceMeta, type_: EventType, reason: &str, note: String) {
-    ctx.events.publish(obj, type_, reason, note).await;
+    ctx.base.publish(obj, type_, reason, note).await;
 }

@@ -1,14 +1,12 @@
 //! What the namespace controller remembers per Namespace between passes:
 //! the shared [`Tracker`](crate::controller::tracker::Tracker), with no
-//! states to report, and inputs that include whether the namespace
+//! states to report ([`NoState`](crate::controller::tracker::NoState)), and inputs that include whether the namespace
 //! carries hawser's finalizer.
 
 use kube::ResourceExt;
 
 use super::NamespaceMeta;
-use crate::controller::tracker::{self, Fingerprint, NoState};
-
-pub type Tracker = tracker::Tracker<NoState>;
+use crate::controller::tracker::{self, Fingerprint};
 
 /// Not an annotation key (those cannot contain parentheses): marks the
 /// finalizer's presence among the inputs.
@@ -30,6 +28,7 @@ mod tests {
 
     use super::*;
     use crate::annotations::keys::IAM_FINALIZER;
+    use crate::controller::tracker::{NoState, Tracker};
     use crate::namespaces::namespace_meta;
 
     #[test]
@@ -37,7 +36,7 @@ mod tests {
         let gauge =
             prometheus::IntGaugeVec::new(prometheus::Opts::new("g", "g"), &["controller", "state"])
                 .unwrap();
-        let t = Tracker::new("namespace", gauge);
+        let t = Tracker::<NoState>::new("namespace", gauge);
         let a = namespace_meta("a", &[("env.hawser.io/routing-secret", "true")]);
         let echo = namespace_meta(
             "a",

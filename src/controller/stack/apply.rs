@@ -84,7 +84,9 @@ pub async fn apply<C: CloudFormationApi>(
         }
         ApplyStep::Failed { keep_outputs } => {
             let stack = stack.expect("Failed has a stack");
-            if memo.executed.take().is_some() {
+            // Reported failed: an update is not tried again for this spec,
+            // a dead stack is made again at the resync.
+            if memo.executed.take().is_some() || !keep_outputs {
                 memo.failed_hash = Some(want.spec_hash.clone());
             }
             let why = explain(cfn, &stack).await;

@@ -1,9 +1,11 @@
 //! Side effects in CloudFormation, as apply and cleanup report them, and
 //! the Kubernetes Event each becomes. The reasons are listed in docs/stacks.md.
 
+use std::fmt;
+
 use kube::runtime::events::EventType;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, strum::IntoStaticStr)]
 pub enum Effect {
     StackCreated {
         name: String,
@@ -41,51 +43,44 @@ pub enum Effect {
 }
 
 impl Effect {
-    /// (type, reason, note) of the Event this effect is reported with.
+    /// (type, reason, note) of the Event this effect is reported with;
+    /// the reason is the variant's name.
     pub fn event(&self) -> (EventType, &'static str, String) {
-        use EventType::{Normal, Warning};
+        let type_ = match self {
+            Effect::ForeignStackLeft { .. } => EventType::Warning,
+            _ => EventType::Normal,
+        };
+        (type_, self.into(), self.to_string())
+    }
+}
+
+/// The Event's note.
+impl fmt::Display for Effect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Effect::StackCreated { name, id } => (
-                Normal,
-                "StackCreated",
-                format!("creating CloudFormation stack {name} ({id})"),
+            Effect::StackCreated { name, id } => {
+                write!(f, "creating CloudFormation stack {name} ({id})")
+            }
+            Effect::StackUpdating { name, change_set } => {
+                write!(f, "executing change set {change_set} on stack {name}")
+            }
+            Effect::StackUnchanged { name } => write!(
+                f,
+                "stack {name} already matches: its change set had no changes and was deleted"
             ),
-            Effect::StackUpdating { name, change_set } => (
-                Normal,
-                "StackUpdating",
-                format!("executing change set {change_set} on stack {name}"),
+            Effect::StackRecreating { name, status } => write!(
+                f,
+                "deleting stack {name} ({status}) to create it again with the new spec"
             ),
-            Effect::StackUnchanged { name } => (
-                Normal,
-                "StackUnchanged",
-                format!("stack {name} already matches: its change set had no changes and was deleted"),
+            Effect::StackDeleting { name } => write!(f, "deleting CloudFormation stack {name}"),
+            Effect::StackDeleted { name } => write!(f, "deleted CloudFormation stack {name}"),
+            Effect::StackRetained { name } => write!(
+                f,
+                "hawser.io/deletion-policy is retain: kept CloudFormation stack {name}; it is no longer managed"
             ),
-            Effect::StackRecreating { name, status } => (
-                Normal,
-                "StackRecreating",
-                format!("deleting stack {name} ({status}) to create it again with the new spec"),
-            ),
-            Effect::StackDeleting { name } => (
-                Normal,
-                "StackDeleting",
-                format!("deleting CloudFormation stack {name}"),
-            ),
-            Effect::StackDeleted { name } => (
-                Normal,
-                "StackDeleted",
-                format!("deleted CloudFormation stack {name}"),
-            ),
-            Effect::StackRetained { name } => (
-                Normal,
-                "StackRetained",
-                format!(
-                    "hawser.io/deletion-policy is retain: kept CloudFormation stack {name}; it is no longer managed"
-                ),
-            ),
-            Effect::ForeignStackLeft { name } => (
-                Warning,
-                "ForeignStackLeft",
-                format!("stack {name} carries another owner's hawser.io tags; left untouched"),
+            Effect::ForeignStackLeft { name } => write!(
+                f,
+                "stack {name} carries another owner's hawser.io tags; left untouched"
             ),
         }
     }

@@ -1,45 +1,73 @@
 //! The stack controller's error, with a bounded `category()` for metrics.
 //! Terminal problems (bad annotations, a missing template, a stack that is
-//! not ours, CloudFormation refusing the template) are not errors here:
-//! they are reported on the object as `Failed` and settle until the inputs
-//! change. What remains is retried with backoff.
+//! not ours, CloudFormation refusing the template, a stack that failed)
+//! are [`Error::Failed`]: reported on the object (`last-error`) and
+//! settled until the inputs change. What remains is retried with backoff.
 
+use super::status::Outputs;
 use crate::aws::AwsError;
+use crate::controller::timeout::ApiError;
+use crate::controller::tracker::Fingerprint;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Reported on the object (`last-error`) and settled until the inputs
+    /// change.
+    #[error("{}", .0.failure.message())]
+    Failed(Box<Failed>),
     #[error("AWS call failed: {0}")]
     Aws(#[from] AwsError),
-    #[error("Kubernetes API call failed: {0}")]
-    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Api(#[from] ApiError),
     /// The namespace's `aws.hawser.io/*` annotations are unusable.
     #[error("{0}")]
     Scope(#[from] crate::controller::scope::ScopeError),
-    #[error("{0}")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+/// A failure to report: what failed, the outputs still true (`None`:
+/// not looked at), and the inputs it is settled on.
+#[derive(Debug)]
+pub struct Failed {
+    pub failure: Failure,
+    pub out: Option<Outputs>,
+    pub inputs: Fingerprint,
 }
 
 impl Error {
-    /// A stable label for `hawser_reconcile_errors_total{category}`.
-    pub fn category(&self) -> &'static str {
+    pub fn failed(failure: Failure, out: Option<Outputs>, inputs: Fingerprint) -> Self {
+        Error::Failed(Box::new(Failed {
+            failure,
+            out,
+            inputs,
+        }))
+    }
+}
+
+impl From<kube::Error> for Error {
+    fn from(e: kube::Error) -> Self {
+        Error::Api(e.into())
+    }
+}
+
+impl crate::controller::reconciler::Failure for Error {
+    fn category(&self) -> &'static str {
         match self {
+            Error::Failed(f) => f.failure.category(),
             Error::Aws(e) if e.is_assume_role() => "aws_assume_role",
             Error::Aws(e) => e.kind.category(),
-            Error::Kube(_) => "kube",
+            Error::Api(e) => e.category(),
             Error::Scope(e) => e.category(),
-            Error::Finalizer(f) => {
-                crate::controller::pass::inner(f).map_or("finalizer", Error::category)
-            }
         }
     }
 
-    /// The message for a Warning Event: AWS's own words where AWS failed.
-    pub fn user_message(&self) -> String {
+    fn is_terminal(&self) -> bool {
+        matches!(self, Error::Failed(_))
+    }
+
+    fn reason(&self) -> &'static str {
         match self {
-            Error::Finalizer(f) => {
-                crate::controller::pass::inner(f).map_or_else(|| f.to_string(), Error::user_message)
-            }
-            other => other.to_string(),
+            Error::Failed(_) => "StackFailed",
+            _ => "ReconcileError",
         }
     }
 }

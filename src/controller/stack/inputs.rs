@@ -12,7 +12,7 @@ use crate::annotations::{
     keys::CFN_TEMPLATE_CONFIGMAP, parse_inline_template, ObjectKind, TemplateSource,
 };
 use crate::aws::{CfnProvider, Scope};
-use crate::controller::scope::scope_for;
+use crate::controller::{scope::scope_for, timeout};
 
 pub async fn scope_of<K: StackObject, P: CfnProvider>(
     obj: &PartialObjectMeta<K>,
@@ -21,9 +21,9 @@ pub async fn scope_of<K: StackObject, P: CfnProvider>(
     let ns_annotations = if K::KIND == ObjectKind::Namespace {
         obj.annotations().clone()
     } else {
-        let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
-        namespaces
-            .get_metadata(&K::home(obj))
+        let namespaces: Api<Namespace> = Api::all(ctx.base.client.clone());
+        let home = K::home(obj);
+        timeout::call("get the Namespace", namespaces.get_metadata(&home))
             .await?
             .metadata
             .annotations
@@ -50,8 +50,9 @@ pub async fn template<P: CfnProvider>(
         TemplateSource::Inline(body) => return Ok(Ok(body.clone())),
         TemplateSource::ConfigMap(r) => r,
     };
-    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
-    let Some(cm) = api.get_opt(&reference.name).await? else {
+    let api: Api<ConfigMap> = Api::namespaced(ctx.base.client.clone(), namespace);
+    let get = api.get_opt(&reference.name);
+    let Some(cm) = timeout::call("get template ConfigMap", get).await? else {
         return Ok(Err(Failure::Template(format!(
             "{CFN_TEMPLATE_CONFIGMAP}: ConfigMap {namespace}/{} does not exist; create it with \
              the template under key {:?}",

@@ -3,11 +3,14 @@
 
 use std::collections::BTreeMap;
 
+use futures::StreamExt;
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Namespace};
 use kube::{core::PartialObjectMeta, runtime::watcher, Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use crate::annotations::{DeploymentSpec, NamespaceSpec, ObjectKind, StackSpec};
+use crate::controller::reconciler::Source;
+use crate::namespaces::NamespaceCache;
 
 pub trait StackObject:
     Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static
@@ -25,12 +28,10 @@ pub trait StackObject:
     /// Typed access to the object (server-side apply of its annotations).
     fn typed_api(client: Client, home: &str) -> Api<Self>;
 
-    /// What the controller watches: every object, or the one namespace
-    /// of `--watch-namespace`.
-    fn watch(
-        client: Client,
-        namespace: Option<&str>,
-    ) -> (Api<PartialObjectMeta<Self>>, watcher::Config);
+    /// Where the controller's objects come from: every object, or the one
+    /// namespace of `--watch-namespace`.
+    fn source(client: Client, namespace: Option<&str>, namespaces: &NamespaceCache)
+        -> Source<Self>;
 
     /// The stack this object asks for, if any; a refusal in the parser's
     /// words otherwise.
@@ -60,15 +61,25 @@ impl StackObject for Namespace {
         Api::all(client)
     }
 
-    fn watch(
-        client: Client,
+    /// The process's one Namespace watch (the webhook's cache), not one
+    /// of its own.
+    fn source(
+        _client: Client,
         namespace: Option<&str>,
-    ) -> (Api<PartialObjectMeta<Self>>, watcher::Config) {
-        let config = match namespace {
-            Some(ns) => watcher::Config::default().fields(&format!("metadata.name={ns}")),
-            None => watcher::Config::default(),
-        };
-        (Api::all(client), config)
+        namespaces: &NamespaceCache,
+    ) -> Source<Self> {
+        let only = namespace.map(str::to_owned);
+        let changes = namespaces.changes().filter(move |ns| {
+            let wanted = match (&only, ns) {
+                (Some(only), Ok(ns)) => &ns.name_any() == only,
+                _ => true,
+            };
+            std::future::ready(wanted)
+        });
+        Source::Shared {
+            store: namespaces.store(),
+            changes: changes.boxed(),
+        }
     }
 
     fn stack_spec(ann: &BTreeMap<String, String>) -> Result<Option<StackSpec>, String> {
@@ -93,15 +104,19 @@ impl StackObject for Deployment {
         Api::namespaced(client, home)
     }
 
-    fn watch(
+    fn source(
         client: Client,
         namespace: Option<&str>,
-    ) -> (Api<PartialObjectMeta<Self>>, watcher::Config) {
+        _namespaces: &NamespaceCache,
+    ) -> Source<Self> {
         let api = match namespace {
             Some(ns) => Api::namespaced(client, ns),
             None => Api::all(client),
         };
-        (api, watcher::Config::default())
+        Source::Watch {
+            api,
+            config: watcher::Config::default(),
+        }
     }
 
     fn stack_spec(ann: &BTreeMap<String, String>) -> Result<Option<StackSpec>, String> {

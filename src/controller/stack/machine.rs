@@ -142,7 +142,13 @@ pub fn next_apply(stack: Option<&Stack>, want: &Desired, memo: &Memo) -> ApplySt
         // The spec is what the stack rolled back to, e.g. a bad edit was
         // reverted: the stack matches it again.
         Phase::UpdateFailed => ApplyStep::Ready,
-        Phase::CreateFailed | Phase::DeleteFailed if changed => ApplyStep::DeleteToRecreate,
+        // A new spec, or the same one reported failed already: the pass
+        // that sees it again comes at the resync (the failure settles the
+        // object until then), and a create fails for passing reasons too
+        // (a quota, a name still taken, a dependency not yet there).
+        Phase::CreateFailed | Phase::DeleteFailed if changed || failed_before => {
+            ApplyStep::DeleteToRecreate
+        }
         Phase::CreateFailed | Phase::DeleteFailed => ApplyStep::Failed {
             keep_outputs: false,
         },

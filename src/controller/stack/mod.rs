@@ -30,9 +30,11 @@ mod teardown;
 #[cfg(test)]
 mod tests;
 
-use std::{collections::BTreeMap, collections::HashMap, sync::Arc, sync::Mutex, time::Duration};
+use std::{
+    collections::BTreeMap, collections::HashMap, marker::PhantomData, sync::Arc, sync::Mutex,
+    time::Duration,
+};
 
-use futures::StreamExt;
 use k8s_openapi::api::{
     apps::v1::Deployment,
     core::v1::{ConfigMap, Namespace},
@@ -40,13 +42,11 @@ use k8s_openapi::api::{
 use kube::{
     core::PartialObjectMeta,
     runtime::{
-        controller::{Action, Config as ControllerConfig, Controller},
-        events::{EventType, Recorder, Reporter},
-        finalizer::{finalizer, Event as FinalizerEvent},
+        events::EventType,
         reflector::{ObjectRef, Store},
         watcher,
     },
-    Api, Client, Resource, ResourceExt,
+    Api, Client, ResourceExt,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -57,7 +57,7 @@ use self::{
     inputs::{scope_of, template},
     kind::StackObject,
     machine::Memo,
-    report::{fail, publish, publish_effects},
+    report::{publish, publish_effects},
     status::{Outputs, OutputsWrite, State},
     teardown::{cleanup_object, release},
 };
@@ -66,8 +66,10 @@ use crate::annotations::{
     parse_template_configmap,
 };
 use crate::aws::CfnProvider;
-use crate::controller::tracker::{fingerprint, Tracker};
+use crate::controller::reconciler::{self, Base, Meta, Outcome, Pass, Reconciler, Watch};
+use crate::controller::tracker::{fingerprint, Fingerprint};
 use crate::metrics::Metrics;
+use crate::namespaces::NamespaceCache;
 
 pub const CONTROLLER: &str = "stack";
 /// Finalizer on every object with a stack.
@@ -90,28 +92,34 @@ pub struct Settings {
 }
 
 pub struct Context<P> {
-    pub client: Client,
+    pub base: Base<State>,
     pub aws: P,
     pub settings: Settings,
-    pub recorder: Recorder,
-    pub metrics: Arc<Metrics>,
-    pub tracker: Tracker<State>,
+    /// The process's one Namespace watch, which feeds the Namespace kind.
+    pub namespaces: NamespaceCache,
     memos: Mutex<HashMap<String, Memo>>,
 }
 
 impl<P: CfnProvider> Context<P> {
-    pub fn new(client: Client, aws: P, settings: Settings, metrics: Arc<Metrics>) -> Self {
-        let reporter = Reporter {
-            controller: "hawser".into(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
-        Self {
-            recorder: Recorder::new(client.clone(), reporter),
-            tracker: Tracker::new(CONTROLLER, metrics.managed_objects.clone()),
+    pub fn new(
+        client: Client,
+        aws: P,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        namespaces: NamespaceCache,
+    ) -> Self {
+        let base = Base::new(
+            CONTROLLER,
             client,
+            metrics,
+            FINALIZER.to_owned(),
+            settings.resync,
+        );
+        Self {
+            base,
             aws,
             settings,
-            metrics,
+            namespaces,
             memos: Mutex::new(HashMap::new()),
         }
     }
@@ -127,7 +135,7 @@ impl<P: CfnProvider> Context<P> {
     }
 
     fn forget(&self, uid: &str) {
-        self.tracker.forget(uid);
+        self.base.tracker.forget(uid);
         let mut memos = self.memos.lock().unwrap_or_else(|p| p.into_inner());
         memos.remove(uid);
     }
@@ -145,27 +153,28 @@ async fn run_kind<K: StackObject, P: CfnProvider>(
     ctx: Arc<Context<P>>,
     shutdown: CancellationToken,
 ) {
-    let (api, config) = K::watch(ctx.client.clone(), ctx.settings.namespace.as_deref());
+    let source = K::source(
+        ctx.base.client.clone(),
+        ctx.settings.namespace.as_deref(),
+        &ctx.namespaces,
+    );
     let configmaps: Api<PartialObjectMeta<ConfigMap>> = match &ctx.settings.namespace {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
+        Some(ns) => Api::namespaced(ctx.base.client.clone(), ns),
+        None => Api::all(ctx.base.client.clone()),
     };
-    let controller = Controller::new(api, config)
-        .with_config(ControllerConfig::default().concurrency(CONCURRENCY))
-        .graceful_shutdown_on(async move { shutdown.cancelled().await });
-    let store = controller.store();
     tracing::info!(controller = CONTROLLER, kind = K::KIND.as_str(), "starting");
-    controller
-        .watches(configmaps, watcher::Config::default(), move |cm| {
+    let watch = Watch {
+        source,
+        concurrency: CONCURRENCY,
+    };
+    let extend = move |controller: kube::runtime::Controller<Meta<K>>| {
+        let store = controller.store();
+        controller.watches(configmaps, watcher::Config::default(), move |cm| {
             users_of(&store, &cm)
         })
-        .run(reconcile::<K, P>, error_policy::<K, P>, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "stack controller");
-            }
-        })
-        .await;
+    };
+    let stacks = Arc::new(Stacks::<K, P>::new(ctx));
+    reconciler::run(stacks, watch, extend, || {}, shutdown).await;
 }
 
 /// The objects whose template is ConfigMap `cm`: an edit of it
@@ -189,87 +198,88 @@ fn users_of<K: StackObject>(
         .collect()
 }
 
-fn error_policy<K: StackObject, P: CfnProvider>(
-    obj: Arc<PartialObjectMeta<K>>,
-    err: &Error,
-    ctx: Arc<Context<P>>,
-) -> Action {
-    let delay = ctx.tracker.failed(&obj.uid().unwrap_or_default());
-    tracing::warn!(
-        kind = K::KIND.as_str(),
-        namespace = obj.namespace().unwrap_or_default(),
-        name = obj.name_any(),
-        category = err.category(),
-        error = %err,
-        retry_in = ?delay,
-        "reconcile failed"
-    );
-    Action::requeue(delay)
+/// The stack controller for objects of kind `K`; both kinds share one
+/// [`Context`] (one tracker, one set of memos).
+pub struct Stacks<K, P> {
+    pub ctx: Arc<Context<P>>,
+    kind: PhantomData<fn() -> K>,
 }
 
-async fn reconcile<K: StackObject, P: CfnProvider>(
-    obj: Arc<PartialObjectMeta<K>>,
-    ctx: Arc<Context<P>>,
-) -> Result<Action, Error> {
-    let span = tracing::info_span!(
-        "reconcile",
-        controller = CONTROLLER,
-        kind = K::KIND.as_str(),
-        namespace = obj.namespace().unwrap_or_default(),
-        name = obj.name_any(),
-        uid = obj.uid().unwrap_or_default(),
-        result = tracing::field::Empty,
-    );
-    let outcome =
-        crate::controller::pass::measured(&ctx.metrics, CONTROLLER, span, Error::category, async {
-            let mut result = "finalizer";
-            let outcome = dispatch(&obj, &ctx, &mut result).await;
-            (outcome, result)
-        })
-        .await;
-    if let Err(e) = &outcome {
-        publish(
-            &ctx,
-            &*obj,
-            EventType::Warning,
-            "ReconcileError",
-            e.user_message(),
-        )
-        .await;
+impl<K: StackObject, P: CfnProvider> Stacks<K, P> {
+    pub fn new(ctx: Arc<Context<P>>) -> Self {
+        Self {
+            ctx,
+            kind: PhantomData,
+        }
     }
-    outcome
+}
+
+/// `cfn.hawser.io/template` or `template-configmap` asks for a stack;
+/// `cfn.hawser.io/cleanup` guards it.
+impl<K: StackObject, P: CfnProvider> Reconciler for Stacks<K, P> {
+    type Kind = K;
+    type Error = Error;
+    type State = State;
+    const CONTROLLER: &'static str = CONTROLLER;
+
+    fn base(&self) -> &Base<State> {
+        &self.ctx.base
+    }
+
+    fn api(&self, obj: &Meta<K>) -> Api<Meta<K>> {
+        K::meta_api(self.ctx.base.client.clone(), &K::home(obj))
+    }
+
+    fn triggered(&self, obj: &Meta<K>) -> bool {
+        has_trigger(obj.annotations())
+    }
+
+    fn span(&self, obj: &Meta<K>) -> tracing::Span {
+        tracing::info_span!(
+            "reconcile",
+            controller = CONTROLLER,
+            kind = K::KIND.as_str(),
+            namespace = obj.namespace().unwrap_or_default(),
+            name = obj.name_any(),
+            uid = obj.uid().unwrap_or_default(),
+            result = tracing::field::Empty,
+        )
+    }
+
+    fn inputs(&self, obj: &Meta<K>, error: &Error) -> Fingerprint {
+        match error {
+            Error::Failed(failed) => failed.inputs.clone(),
+            _ => fingerprint(obj.annotations()),
+        }
+    }
+
+    fn forget(&self, uid: &str) {
+        self.ctx.forget(uid);
+    }
+
+    async fn apply(&self, obj: &Meta<K>) -> Result<Pass, Error> {
+        self.ctx.base.add_finalizer(&self.api(obj), obj).await?;
+        apply_object(obj, &self.ctx).await
+    }
+
+    async fn cleanup(&self, obj: &Meta<K>) -> Result<Option<Pass>, Error> {
+        cleanup_object(obj, &self.ctx).await
+    }
+
+    async fn release(&self, obj: &Meta<K>) -> Result<Pass, Error> {
+        release(obj, &self.ctx).await
+    }
+
+    async fn mark_failed(&self, obj: &Meta<K>, error: &Error) -> Result<bool, Error> {
+        match error {
+            Error::Failed(failed) => report::mark_failed(obj, &self.ctx, failed).await,
+            _ => Ok(true),
+        }
+    }
 }
 
 fn has_trigger(ann: &BTreeMap<String, String>) -> bool {
     ann.contains_key(CFN_TEMPLATE) || ann.contains_key(CFN_TEMPLATE_CONFIGMAP)
-}
-
-async fn dispatch<K: StackObject, P: CfnProvider>(
-    obj: &Arc<PartialObjectMeta<K>>,
-    ctx: &Context<P>,
-    result: &mut &'static str,
-) -> Result<Action, Error> {
-    let uid = obj.uid().unwrap_or_default();
-    let triggered = has_trigger(obj.annotations());
-    let has_finalizer = obj.finalizers().iter().any(|f| f == FINALIZER);
-    let deleting = obj.meta().deletion_timestamp.is_some();
-    if !triggered && !has_finalizer {
-        ctx.forget(&uid);
-        *result = "skipped";
-        return Ok(Action::await_change());
-    }
-    if !triggered && !deleting {
-        return release(obj, ctx, result).await;
-    }
-    let api = K::meta_api(ctx.client.clone(), &K::home(obj));
-    finalizer(&api, FINALIZER, obj.clone(), |event| async {
-        match event {
-            FinalizerEvent::Apply(o) => apply_object(&o, ctx, result).await,
-            FinalizerEvent::Cleanup(o) => cleanup_object(&o, ctx, result).await,
-        }
-    })
-    .await
-    .or_else(|e| crate::controller::pass::unless_gone(e).map_err(|e| Error::Finalizer(Box::new(e))))
 }
 
 fn owner<K: StackObject>(obj: &PartialObjectMeta<K>) -> Owner {
@@ -284,24 +294,19 @@ fn owner<K: StackObject>(obj: &PartialObjectMeta<K>) -> Owner {
 async fn apply_object<K: StackObject, P: CfnProvider>(
     obj: &PartialObjectMeta<K>,
     ctx: &Context<P>,
-    result: &mut &'static str,
-) -> Result<Action, Error> {
+) -> Result<Pass, Error> {
     let uid = obj.uid().unwrap_or_default();
     let owner = owner(obj);
     let spec = match K::stack_spec(obj.annotations()) {
         Ok(Some(spec)) => spec,
-        Ok(None) => return Ok(Action::await_change()),
+        Ok(None) => return Ok(Pass::await_change(Outcome::Skipped)),
         Err(msg) => {
             let inputs = fingerprint(obj.annotations());
-            return fail(
-                obj,
-                ctx,
-                inputs,
-                None,
+            return Err(Error::failed(
                 Failure::InvalidAnnotations(msg),
-                result,
-            )
-            .await;
+                None,
+                inputs,
+            ));
         }
     };
     let body = template(ctx, &owner.namespace, &spec.template).await?;
@@ -311,15 +316,18 @@ async fn apply_object<K: StackObject, P: CfnProvider>(
         Err(_) => "(none)".to_owned(),
     };
     inputs.insert(TEMPLATE_INPUT.to_owned(), body_hash);
-    if let Some(left) = ctx.tracker.settled_for(&uid, &inputs, ctx.settings.resync) {
+    if let Some(left) = ctx
+        .base
+        .tracker
+        .settled_for(&uid, &inputs, ctx.settings.resync)
+    {
         // Our own write echoing back, or a failure whose inputs have not
         // changed: nothing to ask AWS until the resync.
-        *result = "unchanged";
-        return Ok(Action::requeue(left));
+        return Ok(Pass::requeue(Outcome::Unchanged, left));
     }
     let body = match body {
         Ok(body) => body,
-        Err(failure) => return fail(obj, ctx, inputs, None, failure, result).await,
+        Err(failure) => return Err(Error::failed(failure, None, inputs)),
     };
     let want = desired::desired(
         &spec,
@@ -349,27 +357,31 @@ async fn apply_object<K: StackObject, P: CfnProvider>(
     };
     match applied.verdict {
         Verdict::Pending => {
-            status::write(&ctx.client, obj, &out).await?;
-            ctx.tracker.set_state(&uid, State::Pending);
-            *result = "pending";
-            Ok(Action::requeue(ctx.tracker.poll(&uid)))
+            status::write(&ctx.base.client, obj, &out).await?;
+            ctx.base.tracker.set_state(&uid, State::Pending);
+            Ok(Pass::requeue(Outcome::Pending, ctx.base.tracker.poll(&uid)))
         }
         Verdict::Ready => {
             let stack = stack.expect("Ready has a stack");
             let cm_name = spec.outputs_configmap_name(&owner.name);
-            let written =
-                status::write_outputs(&ctx.client, obj, &owner.namespace, &cm_name, &stack.outputs)
-                    .await?;
+            let written = status::write_outputs(
+                &ctx.base.client,
+                obj,
+                &owner.namespace,
+                &cm_name,
+                &stack.outputs,
+            )
+            .await?;
             if let OutputsWrite::Conflict(msg) = written {
                 let failure = Failure::OutputsConflict(msg);
-                return fail(obj, ctx, inputs, Some(out), failure, result).await;
+                return Err(Error::failed(failure, Some(out), inputs));
             }
             let before = Outputs::read(obj.annotations());
-            status::write(&ctx.client, obj, &out).await?;
+            status::write(&ctx.base.client, obj, &out).await?;
             // Announced once per arrival: from a pass that waited (the
             // status may already read COMPLETE: moto creates at once), or
             // when the annotations did not say so yet.
-            let arrived = ctx.tracker.state(&uid) == Some(State::Pending)
+            let arrived = ctx.base.tracker.state(&uid) == Some(State::Pending)
                 || before.stack_status != out.stack_status
                 || before.last_error.is_some();
             if arrived {
@@ -382,10 +394,9 @@ async fn apply_object<K: StackObject, P: CfnProvider>(
                 );
                 publish(ctx, obj, EventType::Normal, "StackReady", note).await;
             }
-            ctx.tracker.set_state(&uid, State::Ready);
-            ctx.tracker.settle(&uid, inputs);
-            *result = "applied";
-            Ok(Action::requeue(ctx.settings.resync))
+            ctx.base.tracker.set_state(&uid, State::Ready);
+            ctx.base.tracker.settle(&uid, inputs);
+            Ok(Pass::requeue(Outcome::Applied, ctx.settings.resync))
         }
         // The outputs ConfigMap is left as it is: after a failed update
         // (`keep_outputs`) the stack still serves the previous outputs;
@@ -394,7 +405,7 @@ async fn apply_object<K: StackObject, P: CfnProvider>(
             if stack.is_none() {
                 out = Outputs::default();
             }
-            fail(obj, ctx, inputs, Some(out), failure, result).await
+            Err(Error::failed(failure, Some(out), inputs))
         }
     }
 }

@@ -12,8 +12,14 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
 use super::kind::StackObject;
-use crate::annotations::keys::{CFN_LAST_ERROR, CFN_SPEC_HASH, CFN_STACK_ID, CFN_STACK_STATUS};
-use crate::controller::{tracker::GaugeState, FIELD_MANAGER};
+use crate::annotations::keys::{
+    self, CFN_LAST_ERROR, CFN_SPEC_HASH, CFN_STACK_ID, CFN_STACK_STATUS,
+};
+use crate::controller::{
+    timeout::{self, ApiError},
+    tracker::GaugeState,
+    FIELD_MANAGER,
+};
 
 /// Label on every outputs ConfigMap hawser writes.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "hawser");
@@ -62,12 +68,12 @@ pub struct Outputs {
 
 impl Outputs {
     pub fn read(ann: &BTreeMap<String, String>) -> Self {
-        let get = |k: &str| ann.get(k).filter(|v| !v.is_empty()).cloned();
+        let [stack_id, stack_status, last_error, spec_hash] = keys::outputs(ann, OUTPUT_KEYS);
         Self {
-            stack_id: get(CFN_STACK_ID),
-            stack_status: get(CFN_STACK_STATUS),
-            last_error: get(CFN_LAST_ERROR),
-            spec_hash: get(CFN_SPEC_HASH),
+            stack_id,
+            stack_status,
+            last_error,
+            spec_hash,
         }
     }
 }
@@ -105,7 +111,7 @@ pub async fn write<K: StackObject>(
     client: &Client,
     obj: &PartialObjectMeta<K>,
     out: &Outputs,
-) -> Result<(), kube::Error> {
+) -> Result<(), ApiError> {
     if &Outputs::read(obj.annotations()) == out {
         return Ok(());
     }
@@ -113,12 +119,15 @@ pub async fn write<K: StackObject>(
     let api = K::typed_api(client.clone(), &home);
     let body = apply_body::<K>(&obj.name_any(), obj.namespace().as_deref(), out);
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    match api
-        .patch_metadata(&obj.name_any(), &params, &Patch::Apply(&body))
-        .await
+    let (name, patch) = (obj.name_any(), Patch::Apply(&body));
+    match timeout::call(
+        "write output annotations",
+        api.patch_metadata(&name, &params, &patch),
+    )
+    .await
     {
         Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
         Err(e) => Err(e),
     }
 }
@@ -160,10 +169,10 @@ pub async fn write_outputs<K: StackObject>(
     namespace: &str,
     name: &str,
     outputs: &BTreeMap<String, String>,
-) -> Result<OutputsWrite, kube::Error> {
+) -> Result<OutputsWrite, ApiError> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let uid = obj.uid().unwrap_or_default();
-    if let Some(existing) = api.get_opt(name).await? {
+    if let Some(existing) = timeout::call("get outputs ConfigMap", api.get_opt(name)).await? {
         if !owned_by(&existing, &uid) {
             return Ok(OutputsWrite::Conflict(format!(
                 "ConfigMap {namespace}/{name} exists and is not owned by this {}; hawser does not \
@@ -184,24 +193,23 @@ pub async fn write_outputs<K: StackObject>(
         "data": outputs,
     });
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch(name, &params, &Patch::Apply(&body)).await?;
+    let apply = Patch::Apply(&body);
+    timeout::call("write outputs ConfigMap", api.patch(name, &params, &apply)).await?;
     Ok(OutputsWrite::Written)
 }
 
 /// Deletes the outputs ConfigMaps this object owns (on release; a
 /// deleted object's are removed by the garbage collector).
-pub async fn delete_outputs(
-    client: &Client,
-    namespace: &str,
-    uid: &str,
-) -> Result<(), kube::Error> {
+pub async fn delete_outputs(client: &Client, namespace: &str, uid: &str) -> Result<(), ApiError> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
-    let list = api.list(&ListParams::default().labels(&selector)).await?;
+    let list = ListParams::default().labels(&selector);
+    let list = timeout::call("list outputs ConfigMaps", api.list(&list)).await?;
     for cm in list.items.iter().filter(|cm| owned_by(cm, uid)) {
-        match api.delete(&cm.name_any(), &DeleteParams::default()).await {
+        let (name, params) = (cm.name_any(), DeleteParams::default());
+        match timeout::call("delete outputs ConfigMap", api.delete(&name, &params)).await {
             Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
         }
     }
@@ -214,7 +222,7 @@ pub async fn release<K: StackObject>(
     client: &Client,
     obj: &PartialObjectMeta<K>,
     finalizer: &str,
-) -> Result<(), kube::Error> {
+) -> Result<(), ApiError> {
     let api = K::meta_api(client.clone(), &K::home(obj));
     let patch = crate::controller::release::release_patch(
         obj.annotations(),
@@ -226,7 +234,8 @@ pub async fn release<K: StackObject>(
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
     };
-    api.patch(&obj.name_any(), &params, &Patch::<()>::Json(patch))
+    let (name, patch) = (obj.name_any(), Patch::<()>::Json(patch));
+    timeout::call("release the object", api.patch(&name, &params, &patch))
         .await
         .map(drop)
 }

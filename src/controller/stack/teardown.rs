@@ -5,11 +5,7 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use kube::{
-    core::PartialObjectMeta,
-    runtime::{controller::Action, events::EventType},
-    ResourceExt,
-};
+use kube::{core::PartialObjectMeta, runtime::events::EventType, ResourceExt};
 
 use super::{
     cleanup::{self, Cleanup},
@@ -23,6 +19,7 @@ use super::{
 };
 use crate::annotations::{keys::DELETION_POLICY, parse_deletion_policy, DeletionPolicy};
 use crate::aws::CfnProvider;
+use crate::controller::reconciler::{Outcome, Pass};
 use crate::controller::tracker::Tracker;
 
 /// Deletion policy, read leniently: cleanup must run even when the other
@@ -56,16 +53,15 @@ async fn run_cleanup<K: StackObject, P: CfnProvider>(
     Ok(outcome)
 }
 
-/// One cleanup pass; `Some(action)` while there is more to wait for.
-async fn cleanup_pass<K: StackObject, P: CfnProvider>(
+/// One cleanup step; `Some(pass)` while there is more to wait for.
+pub(super) async fn cleanup_object<K: StackObject, P: CfnProvider>(
     obj: &PartialObjectMeta<K>,
     ctx: &Context<P>,
-    result: &mut &'static str,
-) -> Result<Option<Action>, Error> {
+) -> Result<Option<Pass>, Error> {
     let uid = obj.uid().unwrap_or_default();
-    ctx.tracker.set_state(&uid, State::Deleting);
+    ctx.base.tracker.set_state(&uid, State::Deleting);
     let outcome = run_cleanup(obj, ctx).await?;
-    let delay = cleanup_delay(&ctx.tracker, &uid, &outcome);
+    let delay = cleanup_delay(&ctx.base.tracker, &uid, &outcome);
     match outcome {
         Cleanup::Done(effects) => {
             let announced = !effects.is_empty();
@@ -85,9 +81,8 @@ async fn cleanup_pass<K: StackObject, P: CfnProvider>(
                 last_error: None,
                 spec_hash: None,
             };
-            status::write(&ctx.client, obj, &out).await?;
-            *result = "waiting";
-            Ok(delay.map(Action::requeue))
+            status::write(&ctx.base.client, obj, &out).await?;
+            Ok(delay.map(|d| Pass::requeue(Outcome::Waiting, d)))
         }
         Cleanup::DeleteFailed { stack, why, .. } => {
             let out = Outputs {
@@ -96,14 +91,14 @@ async fn cleanup_pass<K: StackObject, P: CfnProvider>(
                 last_error: Some(why.clone()),
                 spec_hash: None,
             };
-            status::write(&ctx.client, obj, &out).await?;
+            status::write(&ctx.base.client, obj, &out).await?;
             publish(ctx, obj, EventType::Warning, "StackDeleteFailed", why).await;
-            ctx.metrics
+            ctx.base
+                .metrics
                 .reconcile_errors
                 .with_label_values(&[CONTROLLER, "stack_delete_failed"])
                 .inc();
-            *result = "delete_failed";
-            Ok(delay.map(Action::requeue))
+            Ok(delay.map(|d| Pass::requeue(Outcome::DeleteFailed, d)))
         }
     }
 }
@@ -126,34 +121,19 @@ pub(super) fn cleanup_delay(
     }
 }
 
-pub(super) async fn cleanup_object<K: StackObject, P: CfnProvider>(
-    obj: &PartialObjectMeta<K>,
-    ctx: &Context<P>,
-    result: &mut &'static str,
-) -> Result<Action, Error> {
-    if let Some(action) = cleanup_pass(obj, ctx, result).await? {
-        return Ok(action);
-    }
-    ctx.forget(&obj.uid().unwrap_or_default());
-    *result = "cleaned_up";
-    Ok(Action::await_change())
-}
-
 /// The template annotation was removed from an object that still carries
 /// the finalizer: clean up as for a deletion, delete the outputs
 /// ConfigMap, then drop the output annotations and the finalizer.
 pub(super) async fn release<K: StackObject, P: CfnProvider>(
     obj: &PartialObjectMeta<K>,
     ctx: &Context<P>,
-    result: &mut &'static str,
-) -> Result<Action, Error> {
-    if let Some(action) = cleanup_pass(obj, ctx, result).await? {
-        return Ok(action);
+) -> Result<Pass, Error> {
+    if let Some(waiting) = cleanup_object(obj, ctx).await? {
+        return Ok(waiting);
     }
     let uid = obj.uid().unwrap_or_default();
-    status::delete_outputs(&ctx.client, &K::home(obj), &uid).await?;
-    status::release(&ctx.client, obj, FINALIZER).await?;
+    status::delete_outputs(&ctx.base.client, &K::home(obj), &uid).await?;
+    status::release(&ctx.base.client, obj, FINALIZER).await?;
     ctx.forget(&uid);
-    *result = "released";
-    Ok(Action::await_change())
+    Ok(Pass::await_change(Outcome::Released))
 }

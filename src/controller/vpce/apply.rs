@@ -1,17 +1,13 @@
-//! Makes AWS match [`Desired`]: find by tags, adopt or create, modify in
-//! place, replace what cannot be modified. Idempotent; an unchanged
-//! Service costs two Describe calls (one with provided groups) and no
-//! mutating call.
+//! Makes AWS match [`Desired`]: observe (find by tags), [`plan`] (pure:
+//! adopt or create, modify in place, replace what cannot be modified),
+//! execute. Idempotent; an unchanged Service costs two Describe calls (one
+//! with provided groups) and no mutating call.
 
-use super::desired::{
-    choose_endpoint, client_token, describe_changes, endpoint_changes, is_same_endpoint,
-    rule_changes, Desired, DesiredGroups,
-};
+use super::desired::{describe_changes, endpoint_changes, Desired, RuleChanges};
 use super::effects::Effect;
 use super::error::Error;
-use crate::aws::{
-    AwsErrorKind, CidrRule, CreateEndpoint, CreateSecurityGroup, Ec2Api, Endpoint, SecurityGroup,
-};
+use super::plan::{needs_groups, plan, EndpointStep, GroupStep, Observed, Plan};
+use crate::aws::{AwsErrorKind, CidrRule, CreateEndpoint, CreateSecurityGroup, Ec2Api, Endpoint};
 
 /// What the Service's output annotations last recorded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,64 +34,89 @@ pub async fn apply<E: Ec2Api>(
     uid: &str,
     recorded: &Recorded,
 ) -> Result<Applied, Error> {
-    let mut effects = Vec::new();
-    let found = ec2.find_endpoints(&d.ownership).await?;
-    let live: Vec<&Endpoint> = found.iter().filter(|e| !e.state.is_gone()).collect();
-    let (matching, stale): (Vec<&Endpoint>, Vec<&Endpoint>) =
-        live.iter().partition(|e| is_same_endpoint(d, e));
+    let observed = Observed {
+        endpoints: ec2.find_endpoints(&d.ownership).await?,
+        groups: match needs_groups(d, recorded) {
+            true => ec2.find_security_groups(&d.ownership).await?,
+            false => vec![],
+        },
+    };
+    execute(ec2, d, plan(d, &observed, recorded, uid)).await
+}
 
-    let (group_ids, mut group_id, stale_groups) = match &d.groups {
-        DesiredGroups::Generated {
+/// Carries out `plan` in order; the effects say what changed.
+async fn execute<E: Ec2Api>(ec2: &E, d: &Desired, plan: Plan) -> Result<Applied, Error> {
+    let mut effects = Vec::new();
+    let (group_ids, mut group_id) = match plan.group {
+        GroupStep::Provided(ids) => (ids, None),
+        GroupStep::Keep { id, rules } => {
+            change_rules(ec2, &id, &rules).await?;
+            if !rules.is_empty() {
+                effects.push(Effect::SecurityGroupRulesChanged {
+                    id: id.clone(),
+                    detail: describe_rules(&rules),
+                });
+            }
+            (vec![id.clone()], Some(id))
+        }
+        GroupStep::Create {
             name,
             description,
             ingress,
+            vanished,
         } => {
-            let groups = ec2.find_security_groups(&d.ownership).await?;
-            let (id, stale) = ensure_group(
-                ec2,
-                d,
-                name,
-                description,
-                ingress,
-                groups,
-                recorded,
-                &mut effects,
-            )
-            .await?;
-            (vec![id.clone()], Some(id), stale)
-        }
-        DesiredGroups::Provided(ids) => {
-            // A group generated before the switch to provided groups is
-            // looked for only while the Service still records it.
-            let stale = match recorded.group_id {
-                Some(_) => ec2.find_security_groups(&d.ownership).await?,
-                None => vec![],
-            };
-            (ids.clone(), None, stale)
+            let id = ec2
+                .create_security_group(&CreateSecurityGroup {
+                    vpc_id: d.vpc_id.clone(),
+                    name,
+                    description,
+                    tags: d.tags.clone(),
+                })
+                .await
+                .map_err(|e| match e.kind {
+                    // The name is taken: by a create of ours whose answer
+                    // was lost (the group carries our tags and the next
+                    // pass adopts it), or by someone else's group (retried,
+                    // with AWS's words in the Event). Not the user's input.
+                    AwsErrorKind::Duplicate => Error::Aws(e),
+                    _ => Error::from_write(e),
+                })?;
+            // AWS gives a new group the all-traffic egress rule; ingress
+            // is ours.
+            ec2.authorize_ingress(&id, &ingress).await?;
+            effects.push(match vanished {
+                Some(old) => Effect::DriftRepaired {
+                    what: "security group",
+                    old,
+                    new: id.clone(),
+                },
+                None => Effect::SecurityGroupCreated { id: id.clone() },
+            });
+            (vec![id.clone()], Some(id))
         }
     };
 
-    for old in &stale {
-        ec2.delete_endpoint(&old.id).await?;
-        effects.push(Effect::EndpointReplaced {
-            old: old.id.clone(),
-        });
+    for old in plan.replace {
+        ec2.delete_endpoint(&old).await?;
+        effects.push(Effect::EndpointReplaced { old });
     }
 
-    let recorded_endpoint = recorded.endpoint_id.as_deref();
-    let endpoint = match choose_endpoint(&matching, recorded_endpoint) {
-        Some(keep) => {
-            for dup in matching.iter().filter(|e| e.id != keep.id) {
-                ec2.delete_endpoint(&dup.id).await?;
-                effects.push(Effect::DuplicateEndpointDeleted { id: dup.id.clone() });
+    let endpoint = match plan.endpoint {
+        EndpointStep::Keep {
+            endpoint: mut keep,
+            duplicates,
+            adopted,
+        } => {
+            for id in duplicates {
+                ec2.delete_endpoint(&id).await?;
+                effects.push(Effect::DuplicateEndpointDeleted { id });
             }
-            if recorded_endpoint != Some(keep.id.as_str()) {
+            if adopted {
                 effects.push(Effect::EndpointAdopted {
                     id: keep.id.clone(),
                 });
             }
-            let change = endpoint_changes(d, keep, &group_ids);
-            let mut endpoint = keep.clone();
+            let change = endpoint_changes(d, &keep, &group_ids);
             if !change.is_empty() {
                 ec2.modify_endpoint(&change)
                     .await
@@ -104,13 +125,16 @@ pub async fn apply<E: Ec2Api>(
                     id: keep.id.clone(),
                     detail: describe_changes(&change),
                 });
-                endpoint.subnet_ids = d.subnet_ids.clone();
-                endpoint.security_group_ids = group_ids.clone();
-                endpoint.private_dns = d.private_dns;
+                keep.subnet_ids = d.subnet_ids.clone();
+                keep.security_group_ids = group_ids.clone();
+                keep.private_dns = d.private_dns;
             }
-            endpoint
+            keep
         }
-        None => {
+        EndpointStep::Create {
+            client_token,
+            drift_from,
+        } => {
             let created = ec2
                 .create_endpoint(&CreateEndpoint {
                     vpc_id: d.vpc_id.clone(),
@@ -118,21 +142,18 @@ pub async fn apply<E: Ec2Api>(
                     subnet_ids: d.subnet_ids.clone(),
                     security_group_ids: group_ids.clone(),
                     private_dns: d.private_dns,
-                    client_token: client_token(uid, recorded_endpoint),
+                    client_token,
                     tags: d.tags.clone(),
                 })
                 .await
                 .map_err(Error::from_write)?;
-            let replaced = stale
-                .iter()
-                .any(|e| Some(e.id.as_str()) == recorded_endpoint);
-            effects.push(match recorded_endpoint {
-                Some(old) if !replaced && old != created.id => Effect::DriftRepaired {
+            effects.push(match drift_from.filter(|old| old != &created.id) {
+                Some(old) => Effect::DriftRepaired {
                     what: "VPC endpoint",
-                    old: old.to_owned(),
+                    old,
                     new: created.id.clone(),
                 },
-                _ => Effect::EndpointCreated {
+                None => Effect::EndpointCreated {
                     id: created.id.clone(),
                 },
             });
@@ -144,12 +165,12 @@ pub async fn apply<E: Ec2Api>(
     // DependencyViolation until the old endpoint's interfaces are gone,
     // and the next pass tries again.
     let mut unfinished = false;
-    for g in stale_groups {
-        match ec2.delete_security_group(&g.id).await {
-            Ok(()) => effects.push(Effect::SecurityGroupDeleted { id: g.id }),
+    for id in plan.stale_groups {
+        match ec2.delete_security_group(&id).await {
+            Ok(()) => effects.push(Effect::SecurityGroupDeleted { id }),
             Err(e) if e.kind == AwsErrorKind::DependencyViolation => {
                 unfinished = true;
-                group_id.get_or_insert(g.id);
+                group_id.get_or_insert(id);
             }
             Err(e) => return Err(e.into()),
         }
@@ -162,71 +183,21 @@ pub async fn apply<E: Ec2Api>(
     })
 }
 
-/// Makes sure the generated group exists in the desired VPC with exactly
-/// the desired ingress; returns its id and the groups to delete (ours, but
-/// in another VPC).
-#[allow(clippy::too_many_arguments)]
-async fn ensure_group<E: Ec2Api>(
-    ec2: &E,
-    d: &Desired,
-    name: &str,
-    description: &str,
-    ingress: &[CidrRule],
-    groups: Vec<SecurityGroup>,
-    recorded: &Recorded,
-    effects: &mut Vec<Effect>,
-) -> Result<(String, Vec<SecurityGroup>), Error> {
-    let (mine, stale): (Vec<SecurityGroup>, Vec<SecurityGroup>) =
-        groups.into_iter().partition(|g| g.vpc_id == d.vpc_id);
-    if let Some(group) = mine.first() {
-        let change = rule_changes(ingress, group);
-        if !change.revoke_ingress.is_empty() {
-            ec2.revoke_ingress(&group.id, &change.revoke_ingress)
-                .await?;
-        }
-        if !change.authorize_ingress.is_empty() {
-            ec2.authorize_ingress(&group.id, &change.authorize_ingress)
-                .await?;
-        }
-        if !change.authorize_egress.is_empty() {
-            ec2.authorize_egress(&group.id, &change.authorize_egress)
-                .await?;
-        }
-        if !change.is_empty() {
-            effects.push(Effect::SecurityGroupRulesChanged {
-                id: group.id.clone(),
-                detail: describe_rules(&change),
-            });
-        }
-        return Ok((group.id.clone(), stale));
+/// Brings the generated group's rules to the desired ones.
+async fn change_rules<E: Ec2Api>(ec2: &E, id: &str, rules: &RuleChanges) -> Result<(), Error> {
+    if !rules.revoke_ingress.is_empty() {
+        ec2.revoke_ingress(id, &rules.revoke_ingress).await?;
     }
-    let id = ec2
-        .create_security_group(&CreateSecurityGroup {
-            vpc_id: d.vpc_id.clone(),
-            name: name.to_owned(),
-            description: description.to_owned(),
-            tags: d.tags.clone(),
-        })
-        .await
-        .map_err(Error::from_write)?;
-    // AWS gives a new group the all-traffic egress rule; ingress is ours.
-    ec2.authorize_ingress(&id, ingress).await?;
-    let vanished = recorded
-        .group_id
-        .as_ref()
-        .filter(|old| stale.iter().all(|g| &&g.id != old));
-    effects.push(match vanished {
-        Some(old) => Effect::DriftRepaired {
-            what: "security group",
-            old: old.clone(),
-            new: id.clone(),
-        },
-        None => Effect::SecurityGroupCreated { id: id.clone() },
-    });
-    Ok((id, stale))
+    if !rules.authorize_ingress.is_empty() {
+        ec2.authorize_ingress(id, &rules.authorize_ingress).await?;
+    }
+    if !rules.authorize_egress.is_empty() {
+        ec2.authorize_egress(id, &rules.authorize_egress).await?;
+    }
+    Ok(())
 }
 
-fn describe_rules(change: &super::desired::RuleChanges) -> String {
+fn describe_rules(change: &RuleChanges) -> String {
     let cidrs = |rules: &[CidrRule]| {
         rules
             .iter()

@@ -1,9 +1,11 @@
 //! Side effects in AWS, as apply and cleanup report them, and the
 //! Kubernetes Event each becomes. The reasons are listed in docs/vpc-endpoints.md.
 
+use std::fmt;
+
 use kube::runtime::events::EventType;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, strum::IntoStaticStr)]
 pub enum Effect {
     SecurityGroupCreated {
         id: String,
@@ -51,75 +53,58 @@ pub enum Effect {
 }
 
 impl Effect {
-    /// (type, reason, note) of the Event this effect is reported with.
+    /// (type, reason, note) of the Event this effect is reported with;
+    /// the reason is the variant's name.
     pub fn event(&self) -> (EventType, &'static str, String) {
-        use EventType::{Normal, Warning};
+        let type_ = match self {
+            Effect::DriftRepaired { .. } | Effect::DuplicateEndpointDeleted { .. } => {
+                EventType::Warning
+            }
+            _ => EventType::Normal,
+        };
+        (type_, self.into(), self.to_string())
+    }
+}
+
+/// The Event's note.
+impl fmt::Display for Effect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Effect::SecurityGroupCreated { id } => (
-                Normal,
-                "SecurityGroupCreated",
-                format!("created security group {id}"),
+            Effect::SecurityGroupCreated { id } => write!(f, "created security group {id}"),
+            Effect::SecurityGroupRulesChanged { id, detail } => {
+                write!(f, "security group {id}: {detail}")
+            }
+            Effect::SecurityGroupDeleted { id } => write!(f, "deleted security group {id}"),
+            Effect::EndpointCreated { id } => write!(f, "created VPC endpoint {id}"),
+            Effect::EndpointAdopted { id } => {
+                write!(f, "adopted VPC endpoint {id}, found by its hawser.io tags")
+            }
+            Effect::EndpointModified { id, detail } => {
+                write!(f, "modified VPC endpoint {id}: {detail}")
+            }
+            Effect::DriftRepaired { what, old, new } => {
+                write!(f, "{what} {old} was deleted outside hawser; created {new}")
+            }
+            Effect::EndpointReplaced { old } => write!(
+                f,
+                "deleted VPC endpoint {old}: its service name or VPC no longer matches the Service"
             ),
-            Effect::SecurityGroupRulesChanged { id, detail } => (
-                Normal,
-                "SecurityGroupRulesChanged",
-                format!("security group {id}: {detail}"),
-            ),
-            Effect::SecurityGroupDeleted { id } => (
-                Normal,
-                "SecurityGroupDeleted",
-                format!("deleted security group {id}"),
-            ),
-            Effect::EndpointCreated { id } => (
-                Normal,
-                "EndpointCreated",
-                format!("created VPC endpoint {id}"),
-            ),
-            Effect::EndpointAdopted { id } => (
-                Normal,
-                "EndpointAdopted",
-                format!("adopted VPC endpoint {id}, found by its hawser.io tags"),
-            ),
-            Effect::EndpointModified { id, detail } => (
-                Normal,
-                "EndpointModified",
-                format!("modified VPC endpoint {id}: {detail}"),
-            ),
-            Effect::DriftRepaired { what, old, new } => (
-                Warning,
-                "DriftRepaired",
-                format!("{what} {old} was deleted outside hawser; created {new}"),
-            ),
-            Effect::EndpointReplaced { old } => (
-                Normal,
-                "EndpointReplaced",
-                format!(
-                    "deleted VPC endpoint {old}: its service name or VPC no longer matches the Service"
-                ),
-            ),
-            Effect::DuplicateEndpointDeleted { id } => (
-                Warning,
-                "DuplicateEndpointDeleted",
-                format!("deleted duplicate VPC endpoint {id}"),
-            ),
-            Effect::EndpointDeleted { id } => (
-                Normal,
-                "EndpointDeleted",
-                format!("deleted VPC endpoint {id}"),
-            ),
-            Effect::ResourcesRetained { ids } => (
-                Normal,
-                "ResourcesRetained",
-                format!(
-                    "hawser.io/deletion-policy is retain: kept {}, tagged {} and no longer managed",
-                    if ids.is_empty() {
-                        "nothing (no resources found)".to_owned()
-                    } else {
-                        ids.join(", ")
-                    },
+            Effect::DuplicateEndpointDeleted { id } => {
+                write!(f, "deleted duplicate VPC endpoint {id}")
+            }
+            Effect::EndpointDeleted { id } => write!(f, "deleted VPC endpoint {id}"),
+            Effect::ResourcesRetained { ids } => {
+                let kept = if ids.is_empty() {
+                    "nothing (no resources found)".to_owned()
+                } else {
+                    ids.join(", ")
+                };
+                write!(
+                    f,
+                    "hawser.io/deletion-policy is retain: kept {kept}, tagged {} and no longer managed",
                     super::desired::TAG_RELEASED_FROM
-                ),
-            ),
+                )
+            }
         }
     }
 }

@@ -2,6 +2,8 @@
 //! metrics and a verdict: retry with backoff, or stop and tell the user.
 
 use crate::aws::AwsError;
+use crate::controller::reconciler::Failure;
+use crate::controller::timeout::ApiError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -19,13 +21,17 @@ pub enum Error {
     /// Any other AWS failure; retried with backoff.
     #[error("AWS call failed: {0}")]
     Aws(#[from] AwsError),
-    #[error("Kubernetes API call failed: {0}")]
-    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Api(#[from] ApiError),
     /// The namespace's account or region cannot be determined.
     #[error(transparent)]
     Scope(#[from] crate::controller::scope::ScopeError),
-    #[error("{0}")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl From<kube::Error> for Error {
+    fn from(e: kube::Error) -> Self {
+        Error::Api(e.into())
+    }
 }
 
 impl Error {
@@ -39,20 +45,22 @@ impl Error {
         }
     }
 
-    /// Whether retrying cannot help until the user changes something.
-    pub fn is_terminal(&self) -> bool {
+    /// The namespace's role could not be assumed.
+    pub fn is_assume_role(&self) -> bool {
+        matches!(self, Error::Aws(e) if e.is_assume_role())
+    }
+}
+
+impl Failure for Error {
+    fn is_terminal(&self) -> bool {
         match self {
             Error::InvalidAnnotations(_) | Error::Desired(_) | Error::Rejected(_) => true,
             Error::Scope(e) => e.is_terminal(),
-            Error::Finalizer(f) => {
-                crate::controller::pass::inner(f).is_some_and(Error::is_terminal)
-            }
             _ => false,
         }
     }
 
-    /// A stable label for `hawser_reconcile_errors_total{category}`.
-    pub fn category(&self) -> &'static str {
+    fn category(&self) -> &'static str {
         match self {
             Error::InvalidAnnotations(_) => "invalid_annotations",
             Error::Desired(_) => "incomplete_spec",
@@ -60,20 +68,17 @@ impl Error {
             Error::Scope(e) => e.category(),
             Error::Aws(e) if e.is_assume_role() => "aws_assume_role",
             Error::Aws(e) => e.kind.category(),
-            Error::Kube(_) => "kube",
-            Error::Finalizer(f) => {
-                crate::controller::pass::inner(f).map_or("finalizer", Error::category)
-            }
+            Error::Api(e) => e.category(),
         }
     }
 
-    /// The message for a Warning Event: AWS's own words where AWS refused.
-    pub fn user_message(&self) -> String {
-        match self {
-            Error::Finalizer(f) => {
-                crate::controller::pass::inner(f).map_or_else(|| f.to_string(), Error::user_message)
-            }
-            other => other.to_string(),
+    fn reason(&self) -> &'static str {
+        if self.is_terminal() {
+            "ProvisioningFailed"
+        } else if self.is_assume_role() {
+            "AssumeRoleFailed"
+        } else {
+            "ReconcileError"
         }
     }
 }
@@ -100,13 +105,9 @@ mod tests {
         ));
         assert!(!throttled.is_terminal());
         assert_eq!(throttled.category(), "aws_throttled");
-
-        let wrapped = Error::Finalizer(Box::new(kube::runtime::finalizer::Error::ApplyFailed(
-            rejected,
-        )));
-        assert!(wrapped.is_terminal());
-        assert_eq!(wrapped.category(), "aws_rejected");
-        assert!(wrapped
+        assert_eq!(throttled.reason(), "ReconcileError");
+        assert_eq!(rejected.reason(), "ProvisioningFailed");
+        assert!(rejected
             .user_message()
             .starts_with("AWS refused the request"));
     }

@@ -3,7 +3,8 @@
 //! 1. [`finalizer()`] adds `vpce.hawser.io/cleanup` (if the webhook has
 //!    not), then every pass is an Apply until the Service is deleted.
 //! 2. Apply: annotations → [`desired::desired`] (pure) → [`apply::apply`]
-//!    against EC2 (find by tags, adopt or create, modify in place) →
+//!    against EC2 (find by tags, then [`plan::plan`] (pure): adopt or
+//!    create, modify in place; then execute) →
 //!    outputs and `spec.externalName` by server-side apply, an Event per
 //!    side effect.
 //! 3. Cleanup (deletion, or the trigger annotation removed):
@@ -19,6 +20,7 @@ pub mod cleanup;
 pub mod desired;
 pub mod effects;
 pub mod error;
+pub mod plan;
 mod report;
 pub mod status;
 mod teardown;
@@ -28,17 +30,11 @@ pub mod tracker;
 
 use std::{sync::Arc, time::Duration};
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
 use kube::{
     core::PartialObjectMeta,
-    runtime::{
-        controller::{Action, Config as ControllerConfig, Controller},
-        events::{EventType, Recorder, Reporter},
-        finalizer::{finalizer, Event as FinalizerEvent},
-        watcher,
-    },
-    Api, Client, Resource, ResourceExt,
+    runtime::{events::EventType, watcher},
+    Api, Client, ResourceExt,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -47,16 +43,17 @@ use self::{
     desired::{Defaults, Owner},
     effects::Effect,
     error::Error,
-    report::{fail, fail_assume_role, publish, publish_effects},
+    report::{publish, publish_effects},
     status::{Current, Outputs, State},
     teardown::{cleanup_service, release},
-    tracker::{fingerprint, Tracker},
+    tracker::fingerprint,
 };
 use crate::annotations::{
     keys::{VPCE_FINALIZER, VPCE_SERVICE_NAME},
     VpceSpec,
 };
 use crate::aws::{Ec2Provider, EndpointState, Scope};
+use crate::controller::reconciler::{self, Base, Meta, Outcome, Pass, Reconciler, Source, Watch};
 use crate::controller::scope::{self as aws_scope, ScopeError};
 use crate::metrics::Metrics;
 use crate::namespaces::NamespaceCache;
@@ -81,12 +78,9 @@ pub struct Settings {
 }
 
 pub struct Context<P> {
-    pub client: Client,
+    pub base: Base<State>,
     pub aws: P,
     pub settings: Settings,
-    pub recorder: Recorder,
-    pub metrics: Arc<Metrics>,
-    pub tracker: Tracker,
     /// Each namespace's `aws.hawser.io/role-arn` and region.
     pub namespaces: NamespaceCache,
 }
@@ -99,17 +93,17 @@ impl<P: Ec2Provider> Context<P> {
         metrics: Arc<Metrics>,
         namespaces: NamespaceCache,
     ) -> Self {
-        let reporter = Reporter {
-            controller: "hawser".into(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
-        Self {
-            recorder: Recorder::new(client.clone(), reporter),
-            tracker: Tracker::new(CONTROLLER, metrics.managed_objects.clone()),
+        let base = Base::new(
+            CONTROLLER,
             client,
+            metrics,
+            VPCE_FINALIZER.to_owned(),
+            settings.resync,
+        );
+        Self {
+            base,
             aws,
             settings,
-            metrics,
             namespaces,
         }
     }
@@ -132,118 +126,60 @@ pub async fn run<P: Ec2Provider>(
     shutdown: CancellationToken,
 ) {
     let api: Api<ServiceMeta> = match &ctx.settings.namespace {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
+        Some(ns) => Api::namespaced(ctx.base.client.clone(), ns),
+        None => Api::all(ctx.base.client.clone()),
     };
-    let controller = Controller::new(api, watcher::Config::default())
-        .with_config(ControllerConfig::default().concurrency(CONCURRENCY))
-        .graceful_shutdown_on(async move { shutdown.cancelled().await });
-    let store = controller.store();
-    tokio::spawn(async move {
-        // kube-runtime 5's store readiness wakes only the last task to
-        // wait on it, and the controller itself waits too: poll instead.
-        loop {
-            let wait = tokio::time::timeout(Duration::from_millis(250), store.wait_until_ready());
-            match wait.await {
-                Ok(Ok(())) => {
-                    tracing::info!(controller = CONTROLLER, "Service cache synced");
-                    synced();
-                    return;
-                }
-                Ok(Err(_)) => return,
-                Err(_) => continue,
-            }
-        }
-    });
-    controller
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "vpce controller");
-            }
-        })
-        .await;
+    let watch = Watch {
+        source: Source::Watch {
+            api,
+            config: watcher::Config::default(),
+        },
+        concurrency: CONCURRENCY,
+    };
+    reconciler::run(ctx, watch, |c| c, synced, shutdown).await;
 }
 
-fn error_policy<P: Ec2Provider>(
-    obj: Arc<ServiceMeta>,
-    err: &Error,
-    ctx: Arc<Context<P>>,
-) -> Action {
-    let delay = ctx.tracker.failed(&obj.uid().unwrap_or_default());
-    tracing::warn!(
-        namespace = obj.namespace().unwrap_or_default(),
-        name = obj.name_any(),
-        category = err.category(),
-        error = %err,
-        retry_in = ?delay,
-        "reconcile failed"
-    );
-    Action::requeue(delay)
-}
+/// `vpce.hawser.io/service-name` asks for an endpoint;
+/// `vpce.hawser.io/cleanup` guards it.
+impl<P: Ec2Provider> Reconciler for Context<P> {
+    type Kind = Service;
+    type Error = Error;
+    type State = State;
+    const CONTROLLER: &'static str = CONTROLLER;
 
-async fn reconcile<P: Ec2Provider>(
-    obj: Arc<ServiceMeta>,
-    ctx: Arc<Context<P>>,
-) -> Result<Action, Error> {
-    let span = tracing::info_span!(
-        "reconcile",
-        controller = CONTROLLER,
-        namespace = obj.namespace().unwrap_or_default(),
-        name = obj.name_any(),
-        uid = obj.uid().unwrap_or_default(),
-        result = tracing::field::Empty,
-    );
-    let outcome =
-        crate::controller::pass::measured(&ctx.metrics, CONTROLLER, span, Error::category, async {
-            let mut result = "finalizer";
-            let outcome = dispatch(&obj, &ctx, &mut result).await;
-            (outcome, result)
-        })
-        .await;
-    if let Err(e) = &outcome {
-        publish(
-            &ctx,
-            &obj,
-            EventType::Warning,
-            "ReconcileError",
-            e.user_message(),
+    fn base(&self) -> &Base<State> {
+        &self.base
+    }
+
+    fn api(&self, obj: &ServiceMeta) -> Api<ServiceMeta> {
+        Api::namespaced(
+            self.base.client.clone(),
+            &obj.namespace().unwrap_or_default(),
         )
-        .await;
     }
-    outcome
-}
 
-/// Decides which path a Service takes; `finalizer()` is the top-level
-/// action for every Service that asks for an endpoint or still carries
-/// the finalizer while being deleted.
-async fn dispatch<P: Ec2Provider>(
-    obj: &Arc<ServiceMeta>,
-    ctx: &Context<P>,
-    result: &mut &'static str,
-) -> Result<Action, Error> {
-    let uid = obj.uid().unwrap_or_default();
-    let has_trigger = obj.annotations().contains_key(VPCE_SERVICE_NAME);
-    let has_finalizer = obj.finalizers().iter().any(|f| f == VPCE_FINALIZER);
-    let deleting = obj.meta().deletion_timestamp.is_some();
-    if !has_trigger && !has_finalizer {
-        ctx.tracker.forget(&uid);
-        *result = "skipped";
-        return Ok(Action::await_change());
+    fn triggered(&self, obj: &ServiceMeta) -> bool {
+        obj.annotations().contains_key(VPCE_SERVICE_NAME)
     }
-    if !has_trigger && !deleting {
-        return release(obj, ctx, result).await;
+
+    async fn apply(&self, obj: &ServiceMeta) -> Result<Pass, Error> {
+        // Before any side effect (the webhook normally added it already).
+        self.base.add_finalizer(&self.api(obj), obj).await?;
+        apply_service(obj, self).await
     }
-    let api: Api<ServiceMeta> =
-        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    finalizer(&api, VPCE_FINALIZER, obj.clone(), |event| async {
-        match event {
-            FinalizerEvent::Apply(o) => apply_service(&o, ctx, result).await,
-            FinalizerEvent::Cleanup(o) => cleanup_service(&o, ctx, result).await,
-        }
-    })
-    .await
-    .or_else(|e| crate::controller::pass::unless_gone(e).map_err(|e| Error::Finalizer(Box::new(e))))
+
+    async fn cleanup(&self, obj: &ServiceMeta) -> Result<Option<Pass>, Error> {
+        cleanup_service(obj, self).await
+    }
+
+    async fn release(&self, obj: &ServiceMeta) -> Result<Pass, Error> {
+        release(obj, self).await
+    }
+
+    async fn mark_failed(&self, obj: &Meta<Service>, error: &Error) -> Result<bool, Error> {
+        report::mark_failed(obj, self, error).await?;
+        Ok(true)
+    }
 }
 
 fn owner(obj: &ServiceMeta) -> Owner {
@@ -255,7 +191,10 @@ fn owner(obj: &ServiceMeta) -> Owner {
 }
 
 fn services(ctx: &Context<impl Ec2Provider>, obj: &ServiceMeta) -> Api<Service> {
-    Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default())
+    Api::namespaced(
+        ctx.base.client.clone(),
+        &obj.namespace().unwrap_or_default(),
+    )
 }
 
 /// The credentials and region for a Service's AWS calls: its namespace's
@@ -273,56 +212,39 @@ fn scope(
     )
 }
 
-async fn apply_service<P: Ec2Provider>(
-    obj: &ServiceMeta,
-    ctx: &Context<P>,
-    result: &mut &'static str,
-) -> Result<Action, Error> {
+async fn apply_service<P: Ec2Provider>(obj: &ServiceMeta, ctx: &Context<P>) -> Result<Pass, Error> {
     let uid = obj.uid().unwrap_or_default();
     let inputs = fingerprint(obj.annotations());
-    if let Some(left) = ctx.tracker.settled_for(&uid, &inputs, ctx.settings.resync) {
+    if let Some(left) = ctx
+        .base
+        .tracker
+        .settled_for(&uid, &inputs, ctx.settings.resync)
+    {
         // Our own write echoing back, or a terminal failure whose inputs
         // have not changed: nothing to ask AWS until the resync.
-        *result = "unchanged";
-        return Ok(Action::requeue(left));
+        return Ok(Pass::requeue(Outcome::Unchanged, left));
     }
     let spec = match VpceSpec::from_annotations(obj.annotations()) {
         Ok(Some(spec)) => spec,
-        Ok(None) => return Ok(Action::await_change()),
+        Ok(None) => return Ok(Pass::await_change(Outcome::Skipped)),
         Err(errors) => {
             let msg = errors
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join("; ");
-            return fail(obj, ctx, Error::InvalidAnnotations(msg), result).await;
+            return Err(Error::InvalidAnnotations(msg));
         }
     };
     let owner = owner(obj);
-    let desired =
-        match desired::desired(&spec, &owner, &ctx.settings.cluster, &ctx.settings.defaults) {
-            Ok(d) => d,
-            Err(e) => return fail(obj, ctx, e.into(), result).await,
-        };
+    let desired = desired::desired(&spec, &owner, &ctx.settings.cluster, &ctx.settings.defaults)?;
     let current = Current::read(obj.annotations());
     let recorded = Recorded {
         endpoint_id: current.endpoint_id.clone(),
         group_id: current.group_id.clone(),
     };
-    let scope = match scope(ctx, obj, spec.region.as_deref()) {
-        Ok(s) => s,
-        Err(e) if e.is_terminal() => return fail(obj, ctx, e.into(), result).await,
-        Err(e) => return Err(e.into()),
-    };
-    let ec2 = ctx.aws.ec2(&scope).await;
-    let applied = match apply::apply(&ec2, &desired, &uid, &recorded).await {
-        Ok(applied) => applied,
-        Err(e) if e.is_terminal() => return fail(obj, ctx, e, result).await,
-        Err(Error::Aws(e)) if e.is_assume_role() => {
-            return fail_assume_role(obj, ctx, Error::Aws(e), result).await
-        }
-        Err(e) => return Err(e),
-    };
+    let ec2 = ctx.aws.ec2(&scope(ctx, obj, spec.region.as_deref())?).await;
+    let applied = apply::apply(&ec2, &desired, &uid, &recorded).await?;
     if let Some(pause) = ctx.settings.pause_after_create {
         if applied
             .effects
@@ -351,7 +273,7 @@ async fn apply_service<P: Ec2Provider>(
         group_id: applied.group_id.clone(),
     };
     status::write(&services(ctx, obj), &owner.namespace, &owner.name, &outputs).await?;
-    ctx.tracker.set_state(&uid, state);
+    ctx.base.tracker.set_state(&uid, state);
     match state {
         State::Available => {
             if current.state.as_deref() != Some(State::Available.as_str()) {
@@ -363,12 +285,10 @@ async fn apply_service<P: Ec2Provider>(
                 publish(ctx, obj, EventType::Normal, "EndpointAvailable", note).await;
             }
             if applied.unfinished {
-                *result = "pending";
-                return Ok(Action::requeue(ctx.tracker.poll(&uid)));
+                return Ok(Pass::requeue(Outcome::Pending, ctx.base.tracker.poll(&uid)));
             }
-            ctx.tracker.settle(&uid, inputs);
-            *result = "applied";
-            Ok(Action::requeue(ctx.settings.resync))
+            ctx.base.tracker.settle(&uid, inputs);
+            Ok(Pass::requeue(Outcome::Applied, ctx.settings.resync))
         }
         State::Failed => {
             let note = format!(
@@ -376,13 +296,11 @@ async fn apply_service<P: Ec2Provider>(
                 endpoint.id, endpoint.state
             );
             publish(ctx, obj, EventType::Warning, "ProvisioningFailed", note).await;
-            ctx.tracker.settle(&uid, inputs);
-            *result = "failed";
-            Ok(Action::requeue(ctx.settings.resync))
+            ctx.base.tracker.settle(&uid, inputs);
+            Ok(Pass::requeue(Outcome::Failed, ctx.settings.resync))
         }
         State::Pending | State::Deleting => {
-            *result = "pending";
-            Ok(Action::requeue(ctx.tracker.poll(&uid)))
+            Ok(Pass::requeue(Outcome::Pending, ctx.base.tracker.poll(&uid)))
         }
     }
 }

@@ -11,9 +11,12 @@ use kube::Api;
 use serde_json::json;
 
 use crate::annotations::keys::{
-    VPCE_DNS_NAME, VPCE_ENDPOINT_ID, VPCE_FINALIZER, VPCE_SECURITY_GROUP_ID, VPCE_STATE,
+    self, VPCE_DNS_NAME, VPCE_ENDPOINT_ID, VPCE_FINALIZER, VPCE_SECURITY_GROUP_ID, VPCE_STATE,
 };
-use crate::controller::FIELD_MANAGER;
+use crate::controller::{
+    timeout::{self, ApiError},
+    FIELD_MANAGER,
+};
 
 /// The four values of `vpce.hawser.io/state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,12 +65,20 @@ pub struct Current {
 
 impl Current {
     pub fn read(ann: &BTreeMap<String, String>) -> Self {
-        let get = |k: &str| ann.get(k).filter(|v| !v.is_empty()).cloned();
+        let [state, endpoint_id, dns_name, group_id] = keys::outputs(
+            ann,
+            [
+                VPCE_STATE,
+                VPCE_ENDPOINT_ID,
+                VPCE_DNS_NAME,
+                VPCE_SECURITY_GROUP_ID,
+            ],
+        );
         Self {
-            state: get(VPCE_STATE),
-            endpoint_id: get(VPCE_ENDPOINT_ID),
-            dns_name: get(VPCE_DNS_NAME),
-            group_id: get(VPCE_SECURITY_GROUP_ID),
+            state,
+            endpoint_id,
+            dns_name,
+            group_id,
         }
     }
 
@@ -115,13 +126,18 @@ pub async fn write(
     namespace: &str,
     name: &str,
     out: &Outputs,
-) -> Result<(), kube::Error> {
+) -> Result<(), ApiError> {
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let body = apply_body(namespace, name, out);
-    match api.patch(name, &params, &Patch::Apply(&body)).await {
+    match timeout::call(
+        "write outputs",
+        api.patch(name, &params, &Patch::Apply(&body)),
+    )
+    .await
+    {
         Ok(_) => Ok(()),
         // Deleted meanwhile: nothing left to write on.
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
         Err(e) => Err(e),
     }
 }

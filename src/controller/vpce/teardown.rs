@@ -4,7 +4,6 @@
 
 use kube::{
     api::{Patch, PatchParams},
-    runtime::controller::Action,
     Api, ResourceExt,
 };
 
@@ -22,7 +21,10 @@ use crate::annotations::{
     parse_deletion_policy, parse_region, DeletionPolicy,
 };
 use crate::aws::Ec2Provider;
-use crate::controller::FIELD_MANAGER;
+use crate::controller::{
+    reconciler::{Outcome, Pass},
+    timeout, FIELD_MANAGER,
+};
 
 /// Deletion policy and region for cleanup, read leniently: cleanup must
 /// run even when the other annotations no longer parse. An unreadable
@@ -60,30 +62,27 @@ async fn run_cleanup<P: Ec2Provider>(
     Ok(outcome)
 }
 
+/// One cleanup step for a deleted Service: `None` once nothing of it is
+/// left in AWS (the skeleton then removes the finalizer).
 pub(super) async fn cleanup_service<P: Ec2Provider>(
     obj: &ServiceMeta,
     ctx: &Context<P>,
-    result: &mut &'static str,
-) -> Result<Action, Error> {
+) -> Result<Option<Pass>, Error> {
     let uid = obj.uid().unwrap_or_default();
     let current = Current::read(obj.annotations());
     if current.state.as_deref() != Some(State::Deleting.as_str()) {
         let owner = owner(obj);
         let outputs = current.with_state(State::Deleting);
         status::write(&services(ctx, obj), &owner.namespace, &owner.name, &outputs).await?;
-        ctx.tracker.set_state(&uid, State::Deleting);
+        ctx.base.tracker.set_state(&uid, State::Deleting);
     }
     match run_cleanup(obj, ctx).await? {
-        Cleanup::Done(_) => {
-            ctx.tracker.forget(&uid);
-            *result = "cleaned_up";
-            Ok(Action::await_change())
-        }
+        Cleanup::Done(_) => Ok(None),
         Cleanup::Waiting { why, .. } => {
             tracing::info!(%why, "cleanup under way");
-            ctx.tracker.succeeded(&uid);
-            *result = "waiting";
-            Ok(Action::requeue(ctx.tracker.poll(&uid)))
+            ctx.base.tracker.succeeded(&uid);
+            let poll = ctx.base.tracker.poll(&uid);
+            Ok(Some(Pass::requeue(Outcome::Waiting, poll)))
         }
     }
 }
@@ -95,24 +94,27 @@ pub(super) async fn cleanup_service<P: Ec2Provider>(
 pub(super) async fn release<P: Ec2Provider>(
     obj: &ServiceMeta,
     ctx: &Context<P>,
-    result: &mut &'static str,
-) -> Result<Action, Error> {
+) -> Result<Pass, Error> {
     let uid = obj.uid().unwrap_or_default();
     if let Cleanup::Waiting { why, .. } = run_cleanup(obj, ctx).await? {
         tracing::info!(%why, "release under way");
-        *result = "waiting";
-        return Ok(Action::requeue(ctx.tracker.poll(&uid)));
+        let poll = ctx.base.tracker.poll(&uid);
+        return Ok(Pass::requeue(Outcome::Waiting, poll));
     }
-    let api: Api<ServiceMeta> =
-        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let api: Api<ServiceMeta> = Api::namespaced(
+        ctx.base.client.clone(),
+        &obj.namespace().unwrap_or_default(),
+    );
     let patch = status::release_patch(obj.annotations(), obj.finalizers());
     let params = PatchParams {
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
     };
-    api.patch(&obj.name_any(), &params, &Patch::<()>::Json(patch))
-        .await?;
-    ctx.tracker.forget(&uid);
-    *result = "released";
-    Ok(Action::await_change())
+    timeout::call(
+        "release the Service",
+        api.patch(&obj.name_any(), &params, &Patch::<()>::Json(patch)),
+    )
+    .await?;
+    ctx.base.tracker.forget(&uid);
+    Ok(Pass::await_change(Outcome::Released))
 }

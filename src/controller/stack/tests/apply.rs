@@ -10,7 +10,7 @@ use crate::controller::stack::error::Failure;
 use crate::controller::stack::machine::Memo;
 
 /// Passes until the verdict is not Pending (at most 10).
-async fn settle(cfn: &FakeCfn, w: &Desired, memo: &mut Memo) -> (Applied, Vec<Effect>) {
+pub(super) async fn settle(cfn: &FakeCfn, w: &Desired, memo: &mut Memo) -> (Applied, Vec<Effect>) {
     let mut effects = Vec::new();
     for _ in 0..10 {
         let a = apply(cfn, w, memo).await.unwrap();
@@ -22,13 +22,13 @@ async fn settle(cfn: &FakeCfn, w: &Desired, memo: &mut Memo) -> (Applied, Vec<Ef
     panic!("still pending after 10 passes");
 }
 
-async fn ready(cfn: &FakeCfn, w: &Desired, memo: &mut Memo) -> Applied {
+pub(super) async fn ready(cfn: &FakeCfn, w: &Desired, memo: &mut Memo) -> Applied {
     let (a, _) = settle(cfn, w, memo).await;
     assert_eq!(a.verdict, Verdict::Ready, "{a:?}");
     a
 }
 
-fn stack_failure(a: &Applied) -> (String, bool) {
+pub(super) fn stack_failure(a: &Applied) -> (String, bool) {
     match &a.verdict {
         Verdict::Failed {
             failure: Failure::Stack(m),
@@ -170,98 +170,6 @@ async fn motos_no_updates_error_at_create_is_success_too() {
         cfn.mutating_calls(),
         ["CreateChangeSet"],
         "nothing to delete"
-    );
-}
-
-#[tokio::test]
-async fn a_failed_create_is_reported_with_the_resources_reason_then_recreated_on_a_new_spec() {
-    let cfn = FakeCfn::default();
-    cfn.lock().next_create = Some((
-        StackStatus::RollbackComplete,
-        vec![
-            failed_event(
-                "Queue",
-                "AWS::SQS::Queue",
-                "CREATE_FAILED",
-                "Queue name must end in .fifo",
-            ),
-            failed_event(
-                "Bucket",
-                "AWS::S3::Bucket",
-                "CREATE_FAILED",
-                "Resource creation cancelled",
-            ),
-        ],
-    ));
-    let bad = want(r#"{"QueueName":"a"}"#);
-    let mut memo = Memo::default();
-    let (a, _) = settle(&cfn, &bad, &mut memo).await;
-    let (why, keep) = stack_failure(&a);
-    assert!(!keep, "a failed create serves nothing");
-    assert!(
-        why.contains("ROLLBACK_COMPLETE")
-            && why.contains("Queue (AWS::SQS::Queue) CREATE_FAILED: Queue name must end in .fifo"),
-        "{why}"
-    );
-
-    cfn.clear_calls();
-    apply(&cfn, &bad, &mut memo).await.unwrap();
-    assert!(
-        cfn.mutating_calls().is_empty(),
-        "the same spec is not retried"
-    );
-
-    let fixed = want(r#"{"QueueName":"b"}"#);
-    let (a, effects) = settle(&cfn, &fixed, &mut memo).await;
-    assert_eq!(a.verdict, Verdict::Ready);
-    assert!(
-        effects
-            .iter()
-            .any(|e| matches!(e, Effect::StackRecreating { .. })),
-        "{effects:?}"
-    );
-    assert_eq!(cfn.mutating_calls(), ["DeleteStack", "CreateStack"]);
-}
-
-#[tokio::test]
-async fn a_rolled_back_update_keeps_the_previous_stack_and_is_not_retried() {
-    let cfn = FakeCfn::default();
-    let mut memo = Memo::default();
-    ready(&cfn, &want(r#"{"QueueName":"a"}"#), &mut memo).await;
-    cfn.lock().next_update = Some((
-        StackStatus::UpdateRollbackComplete,
-        vec![failed_event(
-            "Queue",
-            "AWS::SQS::Queue",
-            "UPDATE_FAILED",
-            "Access denied",
-        )],
-    ));
-    let edited = want(r#"{"QueueName":"b"}"#);
-    let (a, _) = settle(&cfn, &edited, &mut memo).await;
-    let (why, keep) = stack_failure(&a);
-    assert!(keep, "the stack still serves the previous outputs");
-    assert!(
-        why.contains("UPDATE_ROLLBACK_COMPLETE") && why.contains("Access denied"),
-        "{why}"
-    );
-    assert_eq!(
-        cfn.peek(&edited.request.stack_name).unwrap().parameters["QueueName"],
-        "a"
-    );
-
-    cfn.clear_calls();
-    for _ in 0..3 {
-        let a = apply(&cfn, &edited, &mut memo).await.unwrap();
-        assert!(matches!(a.verdict, Verdict::Failed { .. }));
-    }
-    assert!(cfn.mutating_calls().is_empty(), "{:?}", cfn.calls());
-
-    let again = want(r#"{"QueueName":"c"}"#);
-    ready(&cfn, &again, &mut memo).await;
-    assert_eq!(
-        cfn.mutating_calls(),
-        ["CreateChangeSet", "ExecuteChangeSet"]
     );
 }
 
@@ -459,15 +367,7 @@ async fn the_recorded_spec_is_enough_after_a_restart() {
     assert!(cfn.mutating_calls().is_empty(), "{:?}", cfn.calls());
 
     let cfn = FakeCfn::default();
-    cfn.lock().next_create = Some((
-        StackStatus::RollbackComplete,
-        vec![failed_event(
-            "Queue",
-            "AWS::SQS::Queue",
-            "CREATE_FAILED",
-            "denied",
-        )],
-    ));
+    super::failures::next_create_rolls_back(&cfn, "denied");
     let mut memo = Memo::default();
     let (a, _) = settle(&cfn, &w, &mut memo).await;
     assert!(matches!(a.verdict, Verdict::Failed { .. }), "{a:?}");

@@ -3,7 +3,9 @@
 mod apply;
 mod cleanup;
 mod desired;
+mod failures;
 mod machine;
+mod scenarios;
 
 use std::collections::BTreeMap;
 

@@ -284,7 +284,6 @@ async fn aws_refusals_on_create_are_terminal_with_awss_message() {
     for (op, code) in [
         ("CreateVpcEndpoint", "InvalidParameterValue"),
         ("CreateVpcEndpoint", "VpcEndpointLimitExceeded"),
-        ("CreateSecurityGroup", "InvalidGroup.Duplicate"),
         ("CreateSecurityGroup", "InvalidVpcID.NotFound"),
     ] {
         let ec2 = FakeEc2::default();
@@ -306,6 +305,8 @@ async fn transient_failures_are_retried_not_terminal() {
         ("AuthorizeSecurityGroupIngress", "Unavailable"),
         ("CreateVpcEndpoint", "RequestLimitExceeded"),
         ("CreateVpcEndpoint", "UnauthorizedOperation"),
+        // The name taken, e.g. by our own create whose answer was lost.
+        ("CreateSecurityGroup", "InvalidGroup.Duplicate"),
     ] {
         let ec2 = FakeEc2::default();
         ec2.fail_next(op, code, "try later");

@@ -3,6 +3,8 @@
 mod apply;
 mod cleanup;
 mod desired;
+mod plan;
+mod scenarios;
 
 use std::collections::BTreeMap;
 
@@ -14,6 +16,7 @@ use super::error::Error;
 use crate::annotations::{keys, DeletionPolicy, SecurityGroups, VpceSpec};
 use crate::aws::fake::FakeEc2;
 use crate::aws::{AwsErrorKind, CidrRule, Endpoint, EndpointState, SecurityGroup, Tags};
+use crate::controller::reconciler::Failure as _;
 
 const VPC: &str = "vpc-0123456789abcdef0";
 const SUBNET_A: &str = "subnet-0000000000000000a";

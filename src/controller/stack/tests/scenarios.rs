@@ -1,0 +1,266 @@
+//! Whole passes through the reconcile skeleton for a Namespace that owns a
+//! stack, against the API stand-in ([`crate::testing::ApiServer`]) and the
+//! CloudFormation fake: create, update, drift, delete, terminal error.
+
+use std::{sync::Arc, time::Duration};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::runtime::controller::Action;
+use serde_json::{json, Value};
+
+use super::*;
+use crate::aws::fake_cfn::{failed_event, FakeCfn};
+use crate::controller::reconciler::{reconcile, Failure as _, Meta};
+use crate::controller::stack::{error::Error, Context, Settings, Stacks};
+use crate::metrics::Metrics;
+use crate::testing::ApiServer;
+
+const PATH: &str = "/api/v1/namespaces/team-a";
+const OUTPUTS: &str = "/api/v1/namespaces/team-a/configmaps/team-a-stack-outputs";
+const STACK: &str = "hawser-prod-team-a";
+const LONG: Duration = Duration::from_secs(3600);
+
+struct Scenario {
+    api: ApiServer,
+    cfn: FakeCfn,
+    stacks: Arc<Stacks<Namespace, FakeCfn>>,
+}
+
+impl Scenario {
+    /// Namespace team-a asking for a stack from an inline template.
+    fn new(resync: Duration) -> Self {
+        let (api, cfn) = (ApiServer::default(), FakeCfn::default());
+        let settings = Settings {
+            cluster: CLUSTER.into(),
+            default_tags: Tags::new(),
+            default_region: "us-west-2".into(),
+            resync,
+            namespace: None,
+        };
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let namespaces = crate::namespaces::NamespaceCache::from_list(vec![]);
+        let ctx = Context::new(api.client(), cfn.clone(), settings, metrics, namespaces);
+        api.put(
+            PATH,
+            json!({
+                "apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": "team-a", "uid": UID, "annotations": {
+                    keys::CFN_TEMPLATE: TEMPLATE,
+                    keys::CFN_PARAMETERS: r#"{"QueueName": "orders"}"#,
+                }},
+            }),
+        );
+        Self {
+            api,
+            cfn,
+            stacks: Arc::new(Stacks::new(Arc::new(ctx))),
+        }
+    }
+
+    fn annotation(&self, key: &str) -> Option<String> {
+        self.api.annotation(PATH, key)
+    }
+
+    fn finalized(&self) -> bool {
+        self.api.finalized(PATH, keys::CFN_FINALIZER)
+    }
+
+    /// Events about the Namespace: in kube-system, the one sink's place
+    /// for them.
+    fn reasons(&self) -> Vec<String> {
+        self.api.reasons("kube-system", "team-a")
+    }
+
+    async fn pass(&self) -> Result<Action, Error> {
+        let obj: Meta<Namespace> = self.api.meta(PATH);
+        reconcile(Arc::new(obj), self.stacks.clone()).await
+    }
+
+    /// Passes until one settles (requeued after the resync), at most 5.
+    async fn settle(&self) {
+        for _ in 0..5 {
+            if self.pass().await.unwrap() == Action::requeue(self.stacks.ctx.settings.resync) {
+                return;
+            }
+        }
+        panic!("no pass settled: {:?}", self.cfn.peek(STACK));
+    }
+
+    fn annotate(&self, key: &str, value: &str) {
+        self.api.edit(PATH, |ns| {
+            ns["metadata"]["annotations"][key] = json!(value);
+        });
+    }
+}
+
+#[tokio::test]
+async fn create_waits_for_the_stack_then_writes_its_outputs() {
+    let s = Scenario::new(LONG);
+    let first = s.pass().await.unwrap();
+    assert_ne!(first, Action::requeue(LONG), "polled while creating");
+    assert!(s.finalized());
+    assert_eq!(
+        s.annotation(keys::CFN_STACK_STATUS).as_deref(),
+        Some("CREATE_IN_PROGRESS")
+    );
+    assert_eq!(s.pass().await.unwrap(), Action::requeue(LONG));
+    assert_eq!(
+        s.annotation(keys::CFN_STACK_STATUS).as_deref(),
+        Some("CREATE_COMPLETE")
+    );
+    let outputs = s.api.get(OUTPUTS).expect("the outputs ConfigMap");
+    assert!(
+        outputs["data"]["QueueUrl"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("https://sqs/")),
+        "{outputs}"
+    );
+    let reasons = s.reasons();
+    for reason in ["StackCreated", "StackReady"] {
+        assert!(reasons.iter().any(|r| r == reason), "{reason}: {reasons:?}");
+    }
+    assert!(
+        s.api.reasons("team-a", "team-a").is_empty(),
+        "no Event about the Namespace lands in it"
+    );
+}
+
+#[tokio::test]
+async fn a_parameter_change_updates_the_stack_through_a_change_set() {
+    let s = Scenario::new(LONG);
+    s.settle().await;
+    let id = s.cfn.peek(STACK).unwrap().id;
+    s.annotate(keys::CFN_PARAMETERS, r#"{"QueueName": "invoices"}"#);
+    s.cfn.clear_calls();
+    s.settle().await;
+    let calls = s.cfn.mutating_calls();
+    assert!(
+        calls.contains(&"CreateChangeSet") && calls.contains(&"ExecuteChangeSet"),
+        "{calls:?}"
+    );
+    let stack = s.cfn.peek(STACK).unwrap();
+    assert_eq!(stack.id, id, "updated, not replaced");
+    assert_eq!(
+        stack.parameters.get("QueueName").map(String::as_str),
+        Some("invoices")
+    );
+}
+
+#[tokio::test]
+async fn drift_is_repaired_at_the_resync() {
+    let s = Scenario::new(Duration::ZERO);
+    s.settle().await;
+    let gone = s.cfn.peek(STACK).unwrap().id;
+    // Someone deletes the stack behind hawser's back.
+    s.cfn.lock().stacks.clear();
+    s.settle().await;
+    let stack = s.cfn.peek(STACK).expect("made again");
+    assert_ne!(stack.id, gone);
+    assert_eq!(s.annotation(keys::CFN_STACK_ID), Some(stack.id));
+}
+
+#[tokio::test]
+async fn delete_keeps_the_finalizer_until_the_stack_is_gone() {
+    let s = Scenario::new(LONG);
+    s.settle().await;
+    s.api.delete(PATH);
+    let first = s.pass().await.unwrap();
+    assert_ne!(first, Action::await_change(), "polled");
+    assert!(s.finalized(), "the finalizer waits for CloudFormation");
+    assert_eq!(
+        s.annotation(keys::CFN_STACK_STATUS).as_deref(),
+        Some("DELETE_IN_PROGRESS")
+    );
+    assert_eq!(s.pass().await.unwrap(), Action::await_change());
+    assert!(s.cfn.peek(STACK).is_none());
+    assert!(
+        s.api.get(PATH).is_none(),
+        "the finalizer went, and the Namespace"
+    );
+    let reasons = s.reasons();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r == "StackDeleting" || r == "StackDeleted"),
+        "{reasons:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_stack_that_rolls_back_is_reported_once_then_made_again_at_the_resync() {
+    let s = Scenario::new(LONG);
+    s.cfn.lock().next_create = Some((
+        StackStatus::RollbackComplete,
+        vec![failed_event(
+            "Queue",
+            "AWS::SQS::Queue",
+            "CREATE_FAILED",
+            "Queue orders already exists",
+        )],
+    ));
+    s.settle().await;
+    let last_error = s.annotation(keys::CFN_LAST_ERROR).expect("last-error");
+    assert!(
+        last_error.contains("Queue orders already exists"),
+        "{last_error}"
+    );
+    let failed = |s: &Scenario| s.reasons().iter().filter(|r| *r == "StackFailed").count();
+    assert_eq!(failed(&s), 1);
+
+    // The same inputs again: no CloudFormation call, no second Event.
+    s.cfn.clear_calls();
+    s.pass().await.unwrap();
+    assert!(s.cfn.calls().is_empty(), "{:?}", s.cfn.calls());
+    assert_eq!(failed(&s), 1);
+
+    // The resync (the settled inputs forgotten): the dead stack is deleted
+    // and made again with the same spec, and this time it holds.
+    s.stacks.ctx.base.tracker.forget(UID);
+    s.settle().await;
+    assert!(s.reasons().iter().any(|r| r == "StackRecreating"));
+    assert_eq!(
+        s.annotation(keys::CFN_STACK_STATUS).as_deref(),
+        Some("CREATE_COMPLETE")
+    );
+    assert_eq!(s.annotation(keys::CFN_LAST_ERROR), None);
+}
+
+#[tokio::test]
+async fn a_missing_template_configmap_is_a_failure_named_on_the_object() {
+    let s = Scenario::new(LONG);
+    s.api.edit(PATH, |ns| {
+        let ann = ns["metadata"]["annotations"].as_object_mut().unwrap();
+        ann.remove(keys::CFN_TEMPLATE);
+        ann.insert(keys::CFN_TEMPLATE_CONFIGMAP.into(), Value::from("queue"));
+    });
+    assert_eq!(s.pass().await.unwrap(), Action::requeue(LONG));
+    let last_error = s.annotation(keys::CFN_LAST_ERROR).expect("last-error");
+    assert!(
+        last_error.contains("team-a/queue does not exist"),
+        "{last_error}"
+    );
+    assert!(s.cfn.calls().is_empty(), "{:?}", s.cfn.calls());
+
+    // Creating the ConfigMap is a new input: the stack follows.
+    s.api.put(
+        "/api/v1/namespaces/team-a/configmaps/queue",
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "queue", "namespace": "team-a"},
+            "data": {"template": TEMPLATE}}),
+    );
+    s.settle().await;
+    assert_eq!(s.annotation(keys::CFN_LAST_ERROR), None);
+    assert!(s.cfn.peek(STACK).is_some());
+}
+
+#[tokio::test]
+async fn an_unreachable_cloudformation_is_retried_with_backoff() {
+    let s = Scenario::new(LONG);
+    s.cfn
+        .fail_next("DescribeStacks", "ServiceUnavailable", "try again later");
+    let e = s.pass().await.unwrap_err();
+    assert!(!e.is_terminal(), "{e}");
+    assert!(s.reasons().iter().any(|r| r == "ReconcileError"));
+    s.settle().await;
+    assert!(s.cfn.peek(STACK).is_some());
+}

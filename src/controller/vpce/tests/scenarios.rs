@@ -1,0 +1,237 @@
+//! Whole passes through the reconcile skeleton, against the API stand-in
+//! ([`crate::testing::ApiServer`]) and the EC2 fake: create, update,
+//! drift, delete, terminal error.
+
+use std::{sync::Arc, time::Duration};
+
+use k8s_openapi::api::core::v1::Service;
+use kube::runtime::controller::Action;
+use serde_json::{json, Value};
+
+use super::*;
+use crate::controller::reconciler::{reconcile, Meta};
+use crate::controller::vpce::{Context, Settings};
+use crate::metrics::Metrics;
+use crate::namespaces::{namespace_meta, NamespaceCache};
+use crate::testing::ApiServer;
+
+const PATH: &str = "/api/v1/namespaces/team-a/services/db";
+const LONG: Duration = Duration::from_secs(3600);
+
+struct Scenario {
+    api: ApiServer,
+    ec2: FakeEc2,
+    ctx: Arc<Context<FakeEc2>>,
+}
+
+impl Scenario {
+    /// A Service asking for an endpoint to S3; `resync` as
+    /// `--resync-period` (zero: every pass looks at AWS).
+    fn new(resync: Duration) -> Self {
+        let (api, ec2) = (ApiServer::default(), FakeEc2::default());
+        let settings = Settings {
+            cluster: "prod".into(),
+            defaults: defaults(),
+            default_region: "us-west-2".into(),
+            resync,
+            namespace: None,
+            pause_after_create: None,
+        };
+        let namespaces = NamespaceCache::from_list(vec![namespace_meta("team-a", &[])]);
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let ctx = Context::new(api.client(), ec2.clone(), settings, metrics, namespaces);
+        api.put(
+            PATH,
+            json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "db", "namespace": "team-a", "uid": UID, "annotations": {
+                    keys::VPCE_SERVICE_NAME: "com.amazonaws.us-west-2.s3",
+                    keys::VPCE_SUBNET_IDS: SUBNET_B,
+                }},
+                "spec": {"type": "ClusterIP", "ports": [{"port": 443}]},
+            }),
+        );
+        Self {
+            api,
+            ec2,
+            ctx: Arc::new(ctx),
+        }
+    }
+
+    fn service(&self) -> Option<Value> {
+        self.api.get(PATH)
+    }
+
+    fn annotation(&self, key: &str) -> Option<String> {
+        self.api.annotation(PATH, key)
+    }
+
+    fn finalized(&self) -> bool {
+        self.api.finalized(PATH, keys::VPCE_FINALIZER)
+    }
+
+    fn reasons(&self) -> Vec<String> {
+        self.api.reasons("team-a", "db")
+    }
+
+    /// One pass over the Service as the API holds it now.
+    async fn pass(&self) -> Result<Action, Error> {
+        let obj: Meta<Service> = self.api.meta(PATH);
+        reconcile(Arc::new(obj), self.ctx.clone()).await
+    }
+
+    fn annotate(&self, key: &str, value: Option<&str>) {
+        self.api.edit(PATH, |svc| {
+            svc["metadata"]["annotations"][key] = value.map_or(Value::Null, |v| json!(v));
+            if value.is_none() {
+                svc["metadata"]["annotations"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove(key);
+            }
+        });
+    }
+}
+
+#[tokio::test]
+async fn create_adds_the_finalizer_makes_the_endpoint_and_records_it() {
+    let s = Scenario::new(LONG);
+    assert_eq!(s.pass().await.unwrap(), Action::requeue(LONG));
+    assert!(s.finalized(), "the finalizer comes with the first pass");
+    let endpoints = s.ec2.live_endpoints();
+    assert_eq!(endpoints.len(), 1);
+    let id = &endpoints[0].id;
+    assert_eq!(s.annotation(keys::VPCE_STATE).as_deref(), Some("Available"));
+    assert_eq!(s.annotation(keys::VPCE_ENDPOINT_ID).as_ref(), Some(id));
+    let svc = s.service().unwrap();
+    assert_eq!(svc["spec"]["type"], "ExternalName", "{svc}");
+    let reasons = s.reasons();
+    for reason in [
+        "SecurityGroupCreated",
+        "EndpointCreated",
+        "EndpointAvailable",
+    ] {
+        assert!(reasons.iter().any(|r| r == reason), "{reason}: {reasons:?}");
+    }
+
+    // Its own write echoing back asks nothing of EC2.
+    s.ec2.clear_calls();
+    assert!(matches!(s.pass().await.unwrap(), a if a != Action::await_change()));
+    assert!(s.ec2.calls().is_empty(), "{:?}", s.ec2.calls());
+}
+
+#[tokio::test]
+async fn an_annotation_change_modifies_the_endpoint_in_place() {
+    let s = Scenario::new(LONG);
+    s.pass().await.unwrap();
+    let id = s.ec2.live_endpoints()[0].id.clone();
+    s.annotate(keys::VPCE_PRIVATE_DNS, Some("true"));
+    s.ec2.clear_calls();
+    s.pass().await.unwrap();
+    assert!(
+        s.ec2.mutating_calls().contains(&"ModifyVpcEndpoint"),
+        "{:?}",
+        s.ec2.mutating_calls()
+    );
+    let endpoints = s.ec2.live_endpoints();
+    assert_eq!(endpoints.len(), 1, "modified, not replaced");
+    assert_eq!(endpoints[0].id, id);
+    assert!(endpoints[0].private_dns);
+}
+
+#[tokio::test]
+async fn drift_is_repaired_at_the_resync() {
+    let s = Scenario::new(Duration::ZERO);
+    s.pass().await.unwrap();
+    let gone = s.ec2.live_endpoints()[0].id.clone();
+    // Someone deletes the endpoint behind hawser's back.
+    s.ec2.lock().endpoints.clear();
+    s.pass().await.unwrap();
+    let endpoints = s.ec2.live_endpoints();
+    assert_eq!(endpoints.len(), 1, "made again");
+    assert_ne!(endpoints[0].id, gone);
+    assert_eq!(
+        s.annotation(keys::VPCE_ENDPOINT_ID).as_ref(),
+        Some(&endpoints[0].id)
+    );
+}
+
+#[tokio::test]
+async fn delete_keeps_the_finalizer_until_the_endpoint_and_group_are_gone() {
+    let s = Scenario::new(LONG);
+    s.pass().await.unwrap();
+    s.api.delete(PATH);
+    assert!(s.service().is_some(), "held by the finalizer");
+
+    // EC2 shows the endpoint `deleting` first: the finalizer stays, and
+    // the group, still in use, is not touched yet.
+    let first = s.pass().await.unwrap();
+    assert_ne!(first, Action::await_change(), "polled");
+    assert!(s.finalized(), "the finalizer waits for AWS");
+    assert_eq!(s.ec2.groups().len(), 1);
+    assert_eq!(s.annotation(keys::VPCE_STATE).as_deref(), Some("Deleting"));
+
+    assert_eq!(s.pass().await.unwrap(), Action::await_change());
+    assert!(s.ec2.live_endpoints().is_empty() && s.ec2.groups().is_empty());
+    assert!(s.service().is_none(), "the finalizer went, and the Service");
+    let reasons = s.reasons();
+    for reason in ["EndpointDeleted", "SecurityGroupDeleted"] {
+        assert!(reasons.iter().any(|r| r == reason), "{reason}: {reasons:?}");
+    }
+}
+
+#[tokio::test]
+async fn removing_the_trigger_releases_the_service() {
+    let s = Scenario::new(LONG);
+    s.pass().await.unwrap();
+    s.annotate(keys::VPCE_SERVICE_NAME, None);
+    s.pass().await.unwrap(); // the endpoint deleting
+    assert_eq!(s.pass().await.unwrap(), Action::await_change());
+    assert!(s.ec2.live_endpoints().is_empty() && s.ec2.groups().is_empty());
+    assert!(!s.finalized());
+    assert_eq!(s.annotation(keys::VPCE_STATE), None, "outputs removed");
+    assert!(s.service().is_some(), "the Service is the user's again");
+}
+
+#[tokio::test]
+async fn a_terminal_refusal_is_marked_announced_and_not_retried() {
+    let s = Scenario::new(LONG);
+    s.ec2.fail_next(
+        "CreateVpcEndpoint",
+        "InvalidServiceName",
+        "The Vpc Endpoint Service 'com.amazonaws.us-west-2.s3' does not exist",
+    );
+    assert_eq!(s.pass().await.unwrap(), Action::requeue(LONG), "settled");
+    assert_eq!(s.annotation(keys::VPCE_STATE).as_deref(), Some("Failed"));
+    let events = s.api.events("team-a", "db");
+    let failed = events
+        .iter()
+        .find(|(_, reason, _)| reason == "ProvisioningFailed")
+        .unwrap_or_else(|| panic!("{events:?}"));
+    assert_eq!(failed.0, "Warning");
+    assert!(failed.2.contains("does not exist"), "{failed:?}");
+
+    // The same inputs again: nothing is asked of EC2 until they change.
+    s.ec2.clear_calls();
+    s.pass().await.unwrap();
+    assert!(s.ec2.calls().is_empty(), "{:?}", s.ec2.calls());
+    s.annotate(keys::VPCE_PRIVATE_DNS, Some("false"));
+    s.pass().await.unwrap();
+    assert_eq!(s.annotation(keys::VPCE_STATE).as_deref(), Some("Available"));
+}
+
+#[tokio::test]
+async fn a_passing_failure_is_retried_with_backoff() {
+    let s = Scenario::new(LONG);
+    s.ec2.fail_next(
+        "CreateVpcEndpoint",
+        "RequestLimitExceeded",
+        "Request limit exceeded.",
+    );
+    let e = s.pass().await.unwrap_err();
+    assert_eq!(e.category(), "aws_throttled");
+    assert!(s.reasons().iter().any(|r| r == "ReconcileError"));
+    assert_ne!(s.annotation(keys::VPCE_STATE).as_deref(), Some("Failed"));
+    s.pass().await.unwrap();
+    assert_eq!(s.ec2.live_endpoints().len(), 1);
+}
