@@ -46,7 +46,8 @@ pub(super) async fn bounded_body(
     let (parts, body) = req.into_parts();
     let read = async {
         let mut stream = body.into_data_stream();
-        let mut buf = Vec::new();
+        // Sized once from the declared length (already checked above).
+        let mut buf = Vec::with_capacity(declared.unwrap_or(0) as usize);
         while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
             let chunk = chunk.map_err(|e| Some(e.to_string()))?;
             if buf.len() + chunk.len() > MAX_BODY {

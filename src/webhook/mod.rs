@@ -12,6 +12,7 @@ pub mod hardening;
 mod limits;
 pub mod namespace;
 pub mod patch;
+mod review;
 pub mod service;
 pub mod stranded;
 pub mod workload;
@@ -24,11 +25,11 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::post,
-    Json, Router,
+    Router,
 };
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
 use kube::core::{
-    admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation},
+    admission::{AdmissionRequest, AdmissionResponse, Operation},
     DynamicObject,
 };
 use tracing::{field::Empty, Instrument};
@@ -37,6 +38,7 @@ use crate::{metrics::Metrics, namespaces::NamespaceCache};
 
 use limits::bounded_body;
 pub use limits::{RequestDeadline, MAX_BODY, REQUEST_READ_TIMEOUT, TLS_HANDSHAKE_TIMEOUT};
+use review::{DecodeError, Decoded};
 
 /// What the webhook is configured with.
 #[derive(Debug, Clone)]
@@ -131,6 +133,82 @@ fn operation_label(op: &Operation) -> &'static str {
     }
 }
 
+/// The request, its objects decoded as the type its kind's rules read.
+enum Request {
+    Deployment(Box<Decoded<Deployment>>),
+    Service(Box<Decoded<Service>>),
+    /// Namespaces, the aws-auth ConfigMap and any other kind.
+    Other(Box<Decoded<DynamicObject>>),
+}
+
+/// The fields every request has, whatever its object's type.
+struct Head<'a> {
+    uid: &'a str,
+    kind: &'a str,
+    /// The namespace whose policy applies: a Namespace is "in" itself.
+    namespace: &'a str,
+    name: &'a str,
+    operation: &'a Operation,
+    dry_run: bool,
+}
+
+impl<'a> Head<'a> {
+    fn of<K: kube::Resource>(req: &'a AdmissionRequest<K>) -> Self {
+        let namespace = match req.kind.kind.as_str() {
+            "Namespace" => req.name.as_str(),
+            _ => req.namespace.as_deref().unwrap_or_default(),
+        };
+        Head {
+            uid: &req.uid,
+            kind: &req.kind.kind,
+            namespace,
+            name: &req.name,
+            operation: &req.operation,
+            dry_run: req.dry_run,
+        }
+    }
+}
+
+impl Request {
+    fn decode(path: Path, review: review::Review<'_>) -> Result<Self, DecodeError> {
+        Ok(match (path, review.kind()) {
+            (Path::Hook(_), Some(("apps", "Deployment"))) => {
+                Request::Deployment(Box::new(review.decode()?))
+            }
+            (Path::Hook(_), Some(("", "Service"))) => Request::Service(Box::new(review.decode()?)),
+            _ => Request::Other(Box::new(review.decode()?)),
+        })
+    }
+
+    fn head(&self) -> Head<'_> {
+        match self {
+            Request::Deployment(d) => Head::of(&d.req),
+            Request::Service(d) => Head::of(&d.req),
+            Request::Other(d) => Head::of(&d.req),
+        }
+    }
+
+    fn response(&self) -> AdmissionResponse {
+        match self {
+            Request::Deployment(d) => AdmissionResponse::from(&d.req),
+            Request::Service(d) => AdmissionResponse::from(&d.req),
+            Request::Other(d) => AdmissionResponse::from(&d.req),
+        }
+    }
+}
+
+/// A 200 with an AdmissionReview (`review::answer`).
+fn answer(body: Vec<u8>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
 async fn handle(ctx: Arc<Context>, webhook: Path, body: Bytes) -> Response {
     let timer = ctx
         .metrics
@@ -143,10 +221,9 @@ async fn handle(ctx: Arc<Context>, webhook: Path, body: Bytes) -> Response {
             .with_label_values(&[webhook.as_str(), kind, op, result])
             .inc();
     };
-
-    let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
+    let answered = match admit(&ctx, webhook, &body).await {
+        Ok(answered) => answered,
+        Err(DecodeError::NotAReview(e)) => {
             count("unknown", "unknown", "invalid");
             tracing::warn!(webhook = webhook.as_str(), error = %e, "request body is not an AdmissionReview");
             return (
@@ -157,40 +234,58 @@ async fn handle(ctx: Arc<Context>, webhook: Path, body: Bytes) -> Response {
             )
                 .into_response();
         }
-    };
-    let req: AdmissionRequest<DynamicObject> = match review.try_into() {
-        Ok(r) => r,
-        Err(_) => {
+        Err(DecodeError::NoRequest) => {
             count("unknown", "unknown", "invalid");
-            return Json(
-                AdmissionResponse::invalid("hawser: the AdmissionReview has no request")
-                    .into_review(),
-            )
-            .into_response();
+            let invalid = AdmissionResponse::invalid("hawser: the AdmissionReview has no request");
+            return answer(review::answer(invalid));
         }
     };
+    count(answered.kind, answered.operation, answered.result);
+    timer.observe_duration();
+    answer(review::answer(answered.response))
+}
 
-    let span = tracing::info_span!(
+/// One review answered, with its metric labels.
+struct Answered {
+    response: AdmissionResponse,
+    kind: &'static str,
+    operation: &'static str,
+    result: &'static str,
+}
+
+/// Reads one review body and decides it: everything the server does for a
+/// request but HTTP and metrics. `hawser lint` runs the same function.
+async fn admit(ctx: &Context, webhook: Path, body: &[u8]) -> Result<Answered, DecodeError> {
+    let request = review::read(body)
+        .map_err(DecodeError::NotAReview)
+        .and_then(|review| Request::decode(webhook, review))?;
+    let head = request.head();
+    // Debug level: at the default level the span costs nothing, and a
+    // refusal's log line carries these fields itself.
+    let span = tracing::debug_span!(
         "admission",
         webhook = webhook.as_str(),
-        uid = %req.uid,
-        kind = %req.kind.kind,
-        namespace = req.namespace.as_deref().unwrap_or(""),
-        name = %req.name,
-        operation = operation_label(&req.operation),
-        dry_run = req.dry_run,
+        uid = head.uid,
+        kind = head.kind,
+        namespace = head.namespace,
+        name = head.name,
+        operation = operation_label(head.operation),
+        dry_run = head.dry_run,
         allowed = Empty,
         patched = Empty,
     );
-    let response = match webhook {
-        Path::Hook(hook) => {
-            review_request(&ctx, hook, &req)
+    let response = match (webhook, &request) {
+        (Path::Hook(hook), _) => {
+            review_request(ctx, hook, &request)
                 .instrument(span.clone())
                 .await
         }
-        Path::AwsAuthGuard => {
-            span.in_scope(|| aws_auth_guard::review(&ctx.config.aws_auth_guard, &req))
-        }
+        (Path::AwsAuthGuard, Request::Other(d)) => span.in_scope(|| match &d.undecodable {
+            Some(why) => AdmissionResponse::from(&d.req).deny(why),
+            None => aws_auth_guard::review(&ctx.config.aws_auth_guard, &d.req),
+        }),
+        // Request::decode reads every aws-auth review as Other.
+        (Path::AwsAuthGuard, _) => request.response(),
     };
     let patched = response.patch.is_some();
     span.record("allowed", response.allowed);
@@ -204,35 +299,41 @@ async fn handle(ctx: Arc<Context>, webhook: Path, body: Bytes) -> Response {
         if response.allowed {
             tracing::debug!(result, "admitted");
         } else {
-            tracing::info!(result, message = %response.result.message, "refused");
+            tracing::info!(
+                webhook = webhook.as_str(),
+                uid = head.uid,
+                kind = head.kind,
+                namespace = head.namespace,
+                name = head.name,
+                operation = operation_label(head.operation),
+                dry_run = head.dry_run,
+                result,
+                message = %response.result.message,
+                "refused"
+            );
         }
     });
-    count(
-        kind_label(&req.kind.kind),
-        operation_label(&req.operation),
+    Ok(Answered {
+        kind: kind_label(head.kind),
+        operation: operation_label(head.operation),
         result,
-    );
-    timer.observe_duration();
-    Json(review_json(response)).into_response()
+        response,
+    })
 }
 
-/// The AdmissionReview answer, with `response.patch` as the API specifies
-/// it: a base64 string. (kube-core serializes the bytes as a JSON array of
-/// numbers, which the apiserver happens to accept, at about three times
-/// the size.)
-pub fn review_json(mut response: AdmissionResponse) -> serde_json::Value {
-    use base64::Engine as _;
-    let patch = response.patch.take();
-    let mut review = serde_json::to_value(response.into_review()).unwrap_or_default();
-    if let (Some(patch), Some(answer)) = (patch, review["response"].as_object_mut()) {
-        answer.insert(
-            "patch".into(),
-            base64::engine::general_purpose::STANDARD
-                .encode(patch)
-                .into(),
-        );
+/// What `webhook` answers to an AdmissionReview `body`, decided exactly as
+/// the server decides it (for `hawser lint`). An error says why the body
+/// is not a review.
+pub async fn decide_review(
+    ctx: &Context,
+    webhook: Webhook,
+    body: &[u8],
+) -> Result<AdmissionResponse, String> {
+    match admit(ctx, Path::Hook(webhook), body).await {
+        Ok(answered) => Ok(answered.response),
+        Err(DecodeError::NotAReview(e)) => Err(format!("not an AdmissionReview: {e}")),
+        Err(DecodeError::NoRequest) => Err("the AdmissionReview has no request".into()),
     }
-    review
 }
 
 /// Kinds hawser registers for; anything else is reported as "other" so a
@@ -247,17 +348,10 @@ fn kind_label(kind: &str) -> &'static str {
     }
 }
 
-async fn review_request(
-    ctx: &Context,
-    webhook: Webhook,
-    req: &AdmissionRequest<DynamicObject>,
-) -> AdmissionResponse {
-    let response = AdmissionResponse::from(req);
-    // Namespace objects are cluster-scoped; they are "in" themselves.
-    let namespace = match req.kind.kind.as_str() {
-        "Namespace" => req.name.as_str(),
-        _ => req.namespace.as_deref().unwrap_or_default(),
-    };
+async fn review_request(ctx: &Context, webhook: Webhook, request: &Request) -> AdmissionResponse {
+    let response = request.response();
+    let head = request.head();
+    let namespace = head.namespace;
     if ctx
         .config
         .excluded_namespaces
@@ -267,17 +361,22 @@ async fn review_request(
         return response;
     }
     // Nothing is ever refused on DELETE; there is nothing to mutate either.
-    if !matches!(req.operation, Operation::Create | Operation::Update) {
+    if !matches!(head.operation, Operation::Create | Operation::Update) {
         return response;
     }
-    let Some(obj) = req.object.as_ref() else {
-        return response;
+    let undecodable = match request {
+        Request::Deployment(d) => &d.undecodable,
+        Request::Service(d) => &d.undecodable,
+        Request::Other(d) => &d.undecodable,
     };
-    let decision = match (req.kind.group.as_str(), req.kind.kind.as_str()) {
-        ("apps", "Deployment") => {
-            let (new, old): (Deployment, _) = match typed_pair(obj, req.old_object.as_ref()) {
-                Ok(pair) => pair,
-                Err(msg) => return response.deny(msg),
+    if let Some(why) = undecodable {
+        return response.deny(why);
+    }
+    let decision = match request {
+        Request::Deployment(d) => {
+            let req = &d.req;
+            let Some(new) = req.object.as_ref() else {
+                return response;
             };
             let ns = ctx
                 .namespaces
@@ -286,34 +385,34 @@ async fn review_request(
             if ns.is_none() {
                 tracing::warn!(%namespace, "namespace not in the cache; applying the default policy");
             }
-            let name = if req.name.is_empty() {
-                new.metadata.name.clone().unwrap_or_default()
-            } else {
-                req.name.clone()
+            let name = match req.name.as_str() {
+                "" => new.metadata.name.as_deref().unwrap_or_default(),
+                name => name,
             };
             deployment::decide(
                 webhook,
                 &deployment::Input {
                     namespace,
-                    name: &name,
+                    name,
                     username: req.user_info.username.as_deref().unwrap_or_default(),
                     dry_run: req.dry_run,
-                    new: &new,
-                    old: old.as_ref(),
+                    new,
+                    old: req.old_object.as_ref(),
                     ns: ns.as_ref(),
                     allow_privileged_containers: ctx.config.allow_privileged_containers,
                     controller_usernames: &ctx.config.controller_usernames,
                 },
             )
         }
-        ("", "Service") => {
-            let (new, old): (Service, _) = match typed_pair(obj, req.old_object.as_ref()) {
-                Ok(pair) => pair,
-                Err(msg) => return response.deny(msg),
+        Request::Service(d) => {
+            let req = &d.req;
+            let Some(new) = req.object.as_ref() else {
+                return response;
             };
+            let old = req.old_object.as_ref();
             // Read only where the region guard can use it (an update of a
             // Service whose endpoint exists), not on every Service admission.
-            let endpoint_exists = old.as_ref().is_some_and(|o: &Service| {
+            let endpoint_exists = old.is_some_and(|o: &Service| {
                 o.metadata
                     .annotations
                     .as_ref()
@@ -340,81 +439,85 @@ async fn review_request(
                     operation: &req.operation,
                     username: req.user_info.username.as_deref().unwrap_or_default(),
                     dry_run: req.dry_run,
-                    new: &new,
-                    old: old.as_ref(),
+                    new,
+                    old,
                     controller_usernames: &ctx.config.controller_usernames,
                     inherited_region: inherited_region.as_deref(),
                 },
             )
         }
-        ("", "Namespace") => {
-            // Only the role-ARN uniqueness check on /validate reads the other
-            // namespaces; copying the cache on every request would make each
-            // Namespace admission cost O(namespaces) for nothing.
-            let claims_role = obj
-                .metadata
-                .annotations
-                .as_ref()
-                .is_some_and(|a| a.contains_key(crate::annotations::keys::IAM_ROLE_ARN));
-            let others: Vec<_> = if webhook == Webhook::Validate && claims_role {
-                ctx.namespaces.all()
-            } else {
-                Vec::new()
-            }
-            .iter()
-            .map(|ns| {
-                (
-                    ns.metadata.name.clone().unwrap_or_default(),
-                    ns.metadata.annotations.clone().unwrap_or_default(),
-                )
-            })
-            .collect();
-            let old_ann = req
-                .old_object
-                .as_ref()
-                .and_then(|o| o.metadata.annotations.as_ref());
-            let default_region = ctx.config.default_region.as_deref();
-            let change = stranded::ScopeChange::between(
-                old_ann,
-                obj.metadata.annotations.as_ref(),
-                default_region,
-            );
-            let stranded = match &ctx.client {
-                Some(client)
-                    if webhook == Webhook::Validate
-                        && req.operation == Operation::Update
-                        && change.any()
-                        && ctx.config.managed.covers(&req.name) =>
-                {
-                    let managed = &ctx.config.managed;
-                    Some(
-                        stranded::find(client, managed, &req.name, change, STRANDED_DEADLINE).await,
-                    )
-                }
-                _ => None,
+        Request::Other(d) if d.req.kind.group.is_empty() && d.req.kind.kind == "Namespace" => {
+            let Some(obj) = d.req.object.as_ref() else {
+                return response;
             };
-            namespace::decide(
-                webhook,
-                &namespace::Input {
-                    name: &req.name,
-                    username: req.user_info.username.as_deref().unwrap_or_default(),
-                    dry_run: req.dry_run,
-                    new: obj.metadata.annotations.as_ref(),
-                    old: req
-                        .old_object
-                        .as_ref()
-                        .and_then(|o| o.metadata.annotations.as_ref()),
-                    controller_usernames: &ctx.config.controller_usernames,
-                    allow_system_groups: ctx.config.allow_system_groups,
-                    stranded: stranded.as_ref(),
-                    default_region,
-                },
-                &others,
-            )
+            namespace_decision(ctx, webhook, &d.req, obj).await
         }
-        _ => return response,
+        Request::Other(_) => return response,
     };
     into_response(response, decision)
+}
+
+async fn namespace_decision(
+    ctx: &Context,
+    webhook: Webhook,
+    req: &AdmissionRequest<DynamicObject>,
+    obj: &DynamicObject,
+) -> contract::Decision {
+    // Only the role-ARN uniqueness check on /validate reads the other
+    // namespaces; copying the cache on every request would make each
+    // Namespace admission cost O(namespaces) for nothing.
+    let claims_role = obj
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(crate::annotations::keys::IAM_ROLE_ARN));
+    let others: Vec<_> = if webhook == Webhook::Validate && claims_role {
+        ctx.namespaces.all()
+    } else {
+        Vec::new()
+    }
+    .iter()
+    .map(|ns| {
+        (
+            ns.metadata.name.clone().unwrap_or_default(),
+            ns.metadata.annotations.clone().unwrap_or_default(),
+        )
+    })
+    .collect();
+    let old_ann = req
+        .old_object
+        .as_ref()
+        .and_then(|o| o.metadata.annotations.as_ref());
+    let default_region = ctx.config.default_region.as_deref();
+    let change =
+        stranded::ScopeChange::between(old_ann, obj.metadata.annotations.as_ref(), default_region);
+    let stranded = match &ctx.client {
+        Some(client)
+            if webhook == Webhook::Validate
+                && req.operation == Operation::Update
+                && change.any()
+                && ctx.config.managed.covers(&req.name) =>
+        {
+            let managed = &ctx.config.managed;
+            Some(stranded::find(client, managed, &req.name, change, STRANDED_DEADLINE).await)
+        }
+        _ => None,
+    };
+    namespace::decide(
+        webhook,
+        &namespace::Input {
+            name: &req.name,
+            username: req.user_info.username.as_deref().unwrap_or_default(),
+            dry_run: req.dry_run,
+            new: obj.metadata.annotations.as_ref(),
+            old: old_ann,
+            controller_usernames: &ctx.config.controller_usernames,
+            allow_system_groups: ctx.config.allow_system_groups,
+            stranded: stranded.as_ref(),
+            default_region,
+        },
+        &others,
+    )
 }
 
 fn into_response(
@@ -437,30 +540,4 @@ fn into_response(
         Ok(r) => r,
         Err(e) => response.deny(format!("hawser could not encode its patch: {e}")),
     }
-}
-
-fn typed_pair<K: serde::de::DeserializeOwned>(
-    new: &DynamicObject,
-    old: Option<&DynamicObject>,
-) -> Result<(K, Option<K>), String> {
-    Ok((typed_object(new)?, old.map(typed_object).transpose()?))
-}
-
-/// Decodes the request's object into a typed resource. The apiserver has
-/// validated it against the schema already, so failure means a version
-/// skew we do not understand: refuse with the reason rather than guess.
-pub(crate) fn typed_object<K: serde::de::DeserializeOwned>(
-    obj: &DynamicObject,
-) -> Result<K, String> {
-    serde_json::to_value(obj)
-        .and_then(serde_json::from_value)
-        .map_err(|e| {
-            format!(
-                "hawser could not decode the {}: {e}",
-                obj.types
-                    .as_ref()
-                    .map(|t| t.kind.as_str())
-                    .unwrap_or("object")
-            )
-        })
 }
