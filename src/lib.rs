@@ -15,6 +15,7 @@ pub mod certs;
 pub mod cli;
 pub mod controller;
 pub mod leader;
+pub mod lint;
 pub mod manifests;
 pub mod metrics;
 pub mod namespaces;

@@ -12,10 +12,15 @@ async fn main() -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("a rustls crypto provider was already installed"))?;
 
     let cli = Cli::parse();
+    if let Command::Lint(args) = &cli.command {
+        // No log: the report is the output, and its exit status the verdict.
+        std::process::exit(hawser::lint::run(args).await);
+    }
     hawser::app::init_tracing(cli.log_format);
     match cli.command {
         Command::Run(args) => hawser::app::run(*args).await,
         Command::Certs(args) => hawser::certs::write_to_dir(&args),
         Command::Manifests(args) => hawser::manifests::print(&args),
+        Command::Lint(_) => unreachable!("handled above"),
     }
 }

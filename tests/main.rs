@@ -29,3 +29,4 @@ mod e2e_stack_account;
 mod e2e_stack_faults;
 mod e2e_throttling;
 mod e2e_vpce;
+mod lint;

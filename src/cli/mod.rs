@@ -42,6 +42,70 @@ pub enum Command {
     Certs(CertsArgs),
     /// Print deployable manifests to standard output.
     Manifests(ManifestsArgs),
+    /// Run the webhook's mutation and validation on manifests, offline: what
+    /// `kubectl apply` of each Deployment, Service and Namespace would meet.
+    /// Exit status 0 when nothing is refused, 1 when something is, 2 when
+    /// the input cannot be read
+    Lint(LintArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LintArgs {
+    /// A manifest file, a directory (its .yaml, .yml and .json files,
+    /// recursively), or - for standard input (repeatable). Multi-document
+    /// YAML, JSON and Lists, as `helm template` or `kubectl get -o yaml`
+    /// print them
+    #[arg(short = 'f', long = "filename", value_name = "PATH", required = true)]
+    pub files: Vec<PathBuf>,
+
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = LintOutput::Text)]
+    pub output: LintOutput,
+
+    /// Print the JSON patch the mutating webhook would apply to each object.
+    #[arg(long)]
+    pub show_mutations: bool,
+
+    /// Namespace of the namespaced objects that name none (as kubectl's).
+    #[arg(short = 'n', long, default_value = "default")]
+    pub namespace: String,
+
+    /// Read the cluster's Namespaces (their annotations) with this
+    /// kubeconfig, for objects in namespaces the input does not hold. Only
+    /// Namespaces are read; nothing is written.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// As `hawser run --allow-privileged-containers`.
+    #[arg(long, env = "HAWSER_ALLOW_PRIVILEGED_CONTAINERS")]
+    pub allow_privileged_containers: bool,
+
+    /// As `hawser run --allow-system-groups`.
+    #[arg(long, env = "HAWSER_ALLOW_SYSTEM_GROUPS")]
+    pub allow_system_groups: bool,
+
+    /// As `hawser run --excluded-namespaces`: objects there are admitted
+    /// untouched.
+    #[arg(
+        long,
+        env = "HAWSER_EXCLUDED_NAMESPACES",
+        value_delimiter = ',',
+        default_value = "kube-system"
+    )]
+    pub excluded_namespaces: Vec<String>,
+
+    /// As `hawser run --region`: what an unset aws.hawser.io/region means
+    /// (default: AWS_REGION, then AWS_DEFAULT_REGION).
+    #[arg(long, env = "HAWSER_REGION")]
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LintOutput {
+    /// One line per object, its warnings and (with --show-mutations) its patch.
+    Text,
+    /// The whole report as one JSON document.
+    Json,
 }
 
 #[derive(Debug, Clone, Args)]
