@@ -59,17 +59,7 @@ async fn every_example_is_admitted_and_mutated_as_documented() {
     let (_hawser, _probe, _hooks) = hawser_with_hooks(&client, &id, &[CONTROLLER]).await;
     let mut ex = Examples::new(&id);
 
-    for file in [
-        "examples/hardening/00-namespace.yaml",
-        "examples/hardening/privileged-deployment.yaml",
-        "examples/hardening/restricted-deployment.yaml",
-        "examples/hardening/privileged-namespace.yaml",
-        "examples/environment/namespace.yaml",
-        "examples/routing/deployment.yaml",
-        "examples/stack/namespace-stack.yaml",
-        "examples/stack/deployment-stack.yaml",
-        "examples/vpce/annotations.yaml",
-    ] {
+    for file in EXAMPLE_FILES {
         let out = ex.apply(file);
         assert_ok(&out);
         // Applying the same file again stores nothing new. (kubectl may

@@ -262,3 +262,113 @@ async fn with_a_kubeconfig_the_clusters_namespaces_decide_and_nothing_is_written
         .items
         .is_empty());
 }
+
+/// Every value of `expected` is in `stored` at the same place (the
+/// apiserver adds defaults, never drops what was sent); the places that
+/// differ are returned.
+fn missing(expected: &Value, stored: &Value, at: &str, out: &mut Vec<String>) {
+    match (expected, stored) {
+        (Value::Object(e), Value::Object(s)) => {
+            for (k, v) in e {
+                match s.get(k) {
+                    Some(sv) => missing(v, sv, &format!("{at}/{k}"), out),
+                    None => out.push(format!("{at}/{k}: {v} not stored")),
+                }
+            }
+        }
+        (Value::Array(e), Value::Array(s)) if e.len() == s.len() => {
+            for (i, (v, sv)) in e.iter().zip(s).enumerate() {
+                missing(v, sv, &format!("{at}/{i}"), out);
+            }
+        }
+        _ if expected == stored => {}
+        _ => out.push(format!("{at}: lint {expected}, stored {stored}")),
+    }
+}
+
+/// The annotations in hawser's families, of the object and of a pod
+/// template: what the webhook alone writes there.
+fn hawser_annotations(object: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (at, meta) in [
+        ("", &object["metadata"]),
+        ("template ", &object["spec"]["template"]["metadata"]),
+    ] {
+        for (k, v) in meta["annotations"].as_object().into_iter().flatten() {
+            if k.contains("hawser.io/") {
+                out.push((format!("{at}{k}"), v.to_string()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `hawser lint` of the examples against what the real webhook, behind the
+/// real apiserver, made of them: each object with lint's patch applied is
+/// contained in the stored object, and the hawser annotations are the same.
+#[tokio::test]
+async fn lint_of_the_examples_agrees_with_what_the_real_webhook_stored() {
+    use crate::support::{client, hawser_bin, hawser_with_hooks, unique, Examples, EXAMPLE_FILES};
+    let client = client().await;
+    let id = unique("lintex");
+    let (_hawser, _probe, _hooks) = hawser_with_hooks(&client, &id, &[]).await;
+    let mut ex = Examples::new(&id);
+    // e2e_contract applies the same example: a role only one namespace may
+    // map must differ between the two.
+    ex.substitute(
+        "role/shop-developers",
+        &format!("role/shop-developers-{id}"),
+    );
+    let files = EXAMPLE_FILES;
+    let mut compared = 0;
+    for file in files {
+        let out = ex.apply(file);
+        assert!(out.success, "{file}: {}", out.stderr);
+        let (namespaces, others) = ex.rewrite(file);
+        let objects: Vec<Value> = namespaces.into_iter().chain(others).collect();
+        // lint sees the file as the test applied it, with the Namespaces
+        // applied so far (a file may use one another file declared).
+        let mut input: Vec<Value> = objects.clone();
+        for f in files.iter().take_while(|f| **f != file) {
+            input.extend(ex.rewrite(f).0);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("input.json");
+        let list = json!({"apiVersion": "v1", "kind": "List", "items": input});
+        std::fs::write(&path, list.to_string()).unwrap();
+        let run = std::process::Command::new(hawser_bin())
+            .args(["lint", "-o", "json", "-f"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(0), "{file}: {run:?}");
+        let report: Value = serde_json::from_slice(&run.stdout).unwrap();
+        let stored = ex.stored(file);
+        for (i, object) in objects.iter().enumerate() {
+            let finding = &report["objects"][i];
+            if finding["verdict"] == "skipped" {
+                continue;
+            }
+            let mut expected = object.clone();
+            if let Some(patch) = finding.get("patch") {
+                let patch: json_patch::Patch = serde_json::from_value(patch.clone()).unwrap();
+                json_patch::patch(&mut expected, &patch).unwrap();
+            }
+            let stored = &stored[i];
+            let mut differ = Vec::new();
+            missing(&expected, stored, "", &mut differ);
+            let place = format!("{file}: {} {}", object["kind"], object["metadata"]["name"]);
+            assert!(differ.is_empty(), "{place}: {differ:#?}");
+            assert_eq!(
+                hawser_annotations(&expected),
+                hawser_annotations(stored),
+                "{place}"
+            );
+            compared += 1;
+        }
+    }
+    // Every Namespace, Deployment and Service of those files (the stack
+    // template's ConfigMap is not admitted by hawser).
+    assert_eq!(compared, 11);
+}

@@ -4,6 +4,20 @@ use std::{collections::BTreeMap, process::Command};
 
 use super::{kubectl, kubectl_apply, unique, KubectlOutput, E2E_LABEL};
 
+/// The example files that apply to a cluster, in an order that works
+/// (a Namespace before what uses it).
+pub const EXAMPLE_FILES: [&str; 9] = [
+    "examples/hardening/00-namespace.yaml",
+    "examples/hardening/privileged-deployment.yaml",
+    "examples/hardening/restricted-deployment.yaml",
+    "examples/hardening/privileged-namespace.yaml",
+    "examples/environment/namespace.yaml",
+    "examples/routing/deployment.yaml",
+    "examples/stack/namespace-stack.yaml",
+    "examples/stack/deployment-stack.yaml",
+    "examples/vpce/annotations.yaml",
+];
+
 /// Applies files from `examples/` into namespaces private to one test: each
 /// namespace an example names is renamed (`hawser-demo` → a unique name)
 /// and labelled for the test's webhooks.
@@ -13,6 +27,8 @@ pub struct Examples {
     /// Namespaces already applied; a file that only uses one must not
     /// re-apply it bare (kubectl would drop another file's annotations).
     applied: std::collections::BTreeSet<String>,
+    /// Text replaced in every file before it is read (`substitute`).
+    substitutions: Vec<(String, String)>,
 }
 
 impl Examples {
@@ -21,7 +37,15 @@ impl Examples {
             id: id.to_string(),
             namespaces: BTreeMap::new(),
             applied: Default::default(),
+            substitutions: Vec::new(),
         }
+    }
+
+    /// Replaces `from` with `to` in every file this applies: for values
+    /// that must be unique in the cluster, such as a role only one
+    /// namespace may map, when another test applies the same example.
+    pub fn substitute(&mut self, from: &str, to: &str) {
+        self.substitutions.push((from.to_string(), to.to_string()));
     }
 
     /// The test's name for the example namespace `original`.
@@ -41,10 +65,13 @@ impl Examples {
 
     /// The example file's objects, rewritten for this test: namespaces
     /// first (including ones the file uses without declaring), then the rest.
-    fn rewrite(&mut self, path: &str) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    pub fn rewrite(&mut self, path: &str) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
         use serde::Deserialize;
-        let text =
+        let mut text =
             std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        for (from, to) in &self.substitutions {
+            text = text.replace(from, to);
+        }
         let mut namespaces: Vec<serde_json::Value> = Vec::new();
         let mut others = Vec::new();
         for doc in serde_yaml_ng::Deserializer::from_str(&text) {

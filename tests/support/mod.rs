@@ -8,7 +8,7 @@
 mod examples;
 // Each test binary uses a different part of the harness.
 #[allow(unused_imports)]
-pub use examples::Examples;
+pub use examples::{Examples, EXAMPLE_FILES};
 
 use std::{
     collections::BTreeMap,
