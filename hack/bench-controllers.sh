@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The vpce controller with N annotated Services at once (BENCHMARKS.md,
+# issue 12). For each N, on a private test bed with a VPC and two subnets
+# in its moto: starts the release binary with --controllers vpce, applies N
+# Services annotated vpce.hawser.io/service-name in one `kubectl apply`,
+# and reports:
+#   - apply -> Available: p50, p99 and when the last one was (polled every
+#     250 ms, so each figure is late by up to that much);
+#   - delete of all -> none left (polled every 300 ms);
+#   - AWS calls per object, create and delete (hawser_aws_api_calls_total);
+#   - hawser's peak RSS (VmHWM).
+#
+#   bash hack/bench-controllers.sh [N...]        # default: 20 200
+#
+# Not a test: it asserts nothing and is never run by CI. moto answers
+# at once and never throttles, so the times are hawser's and the
+# apiserver's, not AWS's.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+. hack/testenv/common.sh
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HAWSER_CACHE/target}
+HAWSER_TESTENV_DIR=${HAWSER_TESTENV_DIR:-$(mktemp -d /tmp/hawser-bench-controllers.XXXXXX)}
+export HAWSER_TESTENV_DIR
+STATE=$HAWSER_TESTENV_DIR
+hawser_pid=
+cleanup() {
+  [ -n "$hawser_pid" ] && kill "$hawser_pid" 2>/dev/null
+  bash hack/testenv/down.sh >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(20 200)
+
+log "building the release binary"
+cargo build --locked --quiet --release --bin hawser
+bin=$CARGO_TARGET_DIR/release/hawser
+bash hack/testenv/up.sh
+# shellcheck disable=SC1091
+. "$STATE/env"
+read -r vpc subnets < <("$MOTO_VENV/bin/python" - <<'PY'
+import os
+import boto3
+ec2 = boto3.client("ec2", endpoint_url=os.environ["AWS_ENDPOINT_URL"],
+                   region_name=os.environ.get("AWS_REGION", "us-west-2"))
+vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
+subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.42.{i}.0/24")["Subnet"]["SubnetId"]
+           for i in (1, 2)]
+print(vpc, ",".join(subnets))
+PY
+)
+"$bin" certs --ip 127.0.0.1 --out "$STATE/bench-certs" >/dev/null
+
+calls() { # the sum of hawser_aws_api_calls_total
+  curl -sf "http://127.0.0.1:$admin/metrics" |
+    awk '/^hawser_aws_api_calls_total/ {s += $NF} END {print s + 0}'
+}
+
+for n in "${sizes[@]}"; do
+  ns=bench-vpce-$n
+  kubectl create namespace "$ns" >/dev/null
+  admin=$(free_port)
+  log_file="$STATE/logs/hawser-bench-$n.log"
+  "$bin" run --webhook-addr "127.0.0.1:$(free_port)" --admin-addr "127.0.0.1:$admin" \
+    --tls-cert-dir "$STATE/bench-certs" --controllers vpce --cluster-name bench \
+    --namespace default --default-vpc-id "$vpc" --default-subnet-ids "$subnets" \
+    --resync-period 1h --log-format json >"$log_file" 2>&1 &
+  hawser_pid=$!
+  # The vpce controller logs it once its watch has listed everything.
+  synced() { grep -q '"cache synced"' "$log_file"; }
+  wait_until 120 "the vpce controller's cache" synced
+  before=$(calls)
+  python3 - "$n" "$ns" create <<'PY'
+import json, subprocess, sys, time
+n, ns, _ = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+items = [{"apiVersion": "v1", "kind": "Service",
+          "metadata": {"name": f"svc-{i:04d}", "namespace": ns,
+                       "annotations": {"vpce.hawser.io/service-name": "com.amazonaws.us-west-2.s3"}},
+          "spec": {"ports": [{"port": 443}]}} for i in range(n)]
+manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+start = time.monotonic()
+subprocess.run(["kubectl", "apply", "-f", "-"], input=manifest.encode(), check=True,
+               stdout=subprocess.DEVNULL)
+done = {}
+deadline = start + 1800
+while len(done) < n:
+    if time.monotonic() > deadline:
+        sys.exit(f"only {len(done)} of {n} Available after 30 min")
+    out = subprocess.run(["kubectl", "get", "services", "-n", ns, "-o", "json"],
+                         check=True, capture_output=True).stdout
+    now = time.monotonic() - start
+    for item in json.loads(out)["items"]:
+        name = item["metadata"]["name"]
+        state = item["metadata"].get("annotations", {}).get("vpce.hawser.io/state")
+        if state == "Available" and name not in done:
+            done[name] = now
+        if state == "Failed":
+            sys.exit(f"{name} Failed")
+    time.sleep(0.25)
+times = sorted(done.values())
+p = lambda q: times[max(0, -(-int(q * 1000) * n // 1000) - 1)]
+print(f"N={n}: apply -> Available p50 {p(0.5):.2f} s, p99 {p(0.99):.2f} s, all {times[-1]:.2f} s")
+PY
+  created=$(calls)
+  start=$(date +%s.%N)
+  kubectl delete services --all -n "$ns" --wait=false >/dev/null
+  gone() { [ "$(kubectl get services -n "$ns" --no-headers 2>/dev/null | wc -l)" -eq 0 ]; }
+  wait_until 1800 "every Service of $ns deleted" gone
+  deleted=$(calls)
+  awk -v n="$n" -v s="$start" -v e="$(date +%s.%N)" -v b="$before" -v c="$created" -v d="$deleted" \
+    'BEGIN {printf "N=%d: delete -> none left %.2f s (polled every 300 ms); AWS calls per object: create %.1f, delete %.1f\n", n, e - s, (c - b) / n, (d - c) / n}'
+  awk -v n="$n" '/^VmHWM/ {printf "N=%d: hawser peak RSS %.1f MiB\n", n, $2 / 1024}' "/proc/$hawser_pid/status"
+  kill "$hawser_pid"
+  wait "$hawser_pid" 2>/dev/null || true
+  hawser_pid=
+done
