@@ -14,6 +14,8 @@ pub mod cache;
 pub mod certs;
 pub mod cli;
 pub mod controller;
+pub mod gc;
+pub mod kubeconfig;
 pub mod leader;
 pub mod lint;
 pub mod manifests;

@@ -23,6 +23,7 @@ pub struct Metrics {
     pub managed_objects: IntGaugeVec,
     pub aws_auth_writes: IntCounterVec,
     pub cfn_requests: IntCounterVec,
+    pub gc_resources: IntCounterVec,
 }
 
 /// A counter with `labels`, registered in `registry`.
@@ -113,6 +114,12 @@ impl Metrics {
             "CloudFormation custom-resource requests taken from the queue, by type (Create, Update, Delete, unknown) and result (success, failed: answered so; dropped: no ResponseURL to answer; duplicate: already answered; retry: the answer could not be delivered).",
             &["type", "result"],
         )?;
+        let gc_resources = counter(
+            &registry,
+            "hawser_gc_resources_total",
+            "Garbage collection (--gc-period): AWS resources tagged for this cluster whose owner is gone, by resource (vpc-endpoint, security-group, stack) and result (deleted, failed, young: left for a later run).",
+            &["resource", "result"],
+        )?;
         // Present from the start, so dashboards and alerts see zeroes
         // rather than absent series.
         for webhook in ["mutate", "validate", "validate-aws-auth"] {
@@ -151,6 +158,7 @@ impl Metrics {
             managed_objects,
             aws_auth_writes,
             cfn_requests,
+            gc_resources,
         })
     }
 

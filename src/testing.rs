@@ -2,7 +2,9 @@
 //! a `kube::Client` whose requests are answered from an in-memory object
 //! store, with the semantics the controllers rely on.
 //!
-//! - GET of an object or a list (with a `labelSelector` of `k=v` terms);
+//! - GET of an object or a list (with a `labelSelector` of `k=v` terms and
+//!   a `fieldSelector` of `metadata.name=<name>`), cluster-wide lists of
+//!   namespaced kinds included;
 //! - POST (409 when the name is taken; `generateName` honoured);
 //! - PATCH: JSON patch (a failed `test` is a 422; `test` of null passes
 //!   on a missing member, as the apiserver's does), merge patch (a stale
@@ -47,6 +49,29 @@ pub struct ApiServer {
 }
 
 type Response = http::Response<Full<Bytes>>;
+
+/// Whether the object at `key` is in the list at `path`: directly under
+/// it, or (a cluster-wide list of a namespaced kind, `/api/v1/services`)
+/// at `<group>/namespaces/<ns>/<resource>/<name>`.
+fn in_list(path: &str, key: &str) -> bool {
+    if let Some(rest) = key.strip_prefix(path).and_then(|r| r.strip_prefix('/')) {
+        return !rest.contains('/');
+    }
+    let Some((base, resource)) = path.rsplit_once('/') else {
+        return false;
+    };
+    if path.contains("/namespaces/") {
+        return false;
+    }
+    let Some(rest) = key
+        .strip_prefix(base)
+        .and_then(|r| r.strip_prefix("/namespaces/"))
+    else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    parts.len() == 3 && parts[1] == resource
+}
 
 fn respond(status: u16, body: &Value) -> Response {
     http::Response::builder()
@@ -265,13 +290,16 @@ impl ApiServer {
             },
             http::Method::GET => {
                 let selector = query(&uri, "labelSelector");
-                let prefix = format!("{path}/");
+                // fieldSelector: only `metadata.name=<name>` is understood.
+                let name = query(&uri, "fieldSelector")
+                    .and_then(|f| f.strip_prefix("metadata.name=").map(str::to_owned));
                 let items: Vec<Value> = s
                     .objects
                     .iter()
-                    .filter(|(k, _)| k.starts_with(&prefix) && !k[prefix.len()..].contains('/'))
+                    .filter(|(k, _)| in_list(&path, k))
                     .map(|(_, v)| v)
                     .filter(|v| matches_selector(v, selector.as_deref()))
+                    .filter(|v| name.is_none() || v["metadata"]["name"].as_str() == name.as_deref())
                     .cloned()
                     .collect();
                 let version = s.version.to_string();

@@ -15,6 +15,7 @@ mod e2e_certs;
 mod e2e_cfn_requests;
 mod e2e_contract;
 mod e2e_failover;
+mod e2e_gc;
 mod e2e_hardening;
 mod e2e_image;
 mod e2e_install;

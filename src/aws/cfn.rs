@@ -2,7 +2,7 @@
 //! the stack controller never sees SDK types, and its tests run against
 //! [`super::fake_cfn::FakeCfn`].
 
-use std::{collections::BTreeMap, future::Future};
+use std::{collections::BTreeMap, future::Future, time::SystemTime};
 
 use super::{AwsResult, Tags};
 
@@ -231,6 +231,30 @@ pub trait CloudFormationApi: Send + Sync {
 
     /// The newest page of DescribeStackEvents, newest first.
     fn stack_events(&self, stack: &str) -> impl Future<Output = AwsResult<Vec<StackEvent>>> + Send;
+
+    /// ListStacks, every page: the stacks not yet deleted, by name. Tags
+    /// are not listed; [`Self::describe_stack`] shows them.
+    fn list_stacks(&self) -> impl Future<Output = AwsResult<Vec<StackSummary>>> + Send;
+
+    /// GetStackPolicy; `None` when the stack has no policy.
+    fn stack_policy(&self, stack: &str) -> impl Future<Output = AwsResult<Option<String>>> + Send;
+
+    /// SetStackPolicy with `body` (JSON).
+    fn set_stack_policy(
+        &self,
+        stack: &str,
+        body: &str,
+    ) -> impl Future<Output = AwsResult<()>> + Send;
+}
+
+/// One line of ListStacks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackSummary {
+    /// The stack's ARN.
+    pub id: String,
+    pub name: String,
+    pub status: StackStatus,
+    pub created: Option<SystemTime>,
 }
 
 #[cfg(test)]

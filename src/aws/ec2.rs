@@ -2,7 +2,7 @@
 //! controllers never see SDK types, and their tests run against
 //! [`super::fake::FakeEc2`].
 
-use std::{collections::BTreeMap, future::Future};
+use std::{collections::BTreeMap, future::Future, time::SystemTime};
 
 use super::AwsResult;
 
@@ -66,6 +66,8 @@ pub struct Endpoint {
     /// DNS names in AWS's order; the first is the regional name.
     pub dns_names: Vec<String>,
     pub tags: Tags,
+    /// CreationTimestamp; `None` when AWS did not say.
+    pub created: Option<SystemTime>,
 }
 
 /// One ingress rule from a CIDR block (IPv4 or IPv6). Rules that name

@@ -199,6 +199,7 @@ impl Ec2Api for FakeEc2 {
                 format!("{id}-abc-us-west-2a.{}", req.service_name),
             ],
             tags: req.tags.clone(),
+            created: Some(std::time::SystemTime::now()),
         };
         s.tokens.insert(req.client_token.clone(), id.clone());
         s.endpoints.insert(id, endpoint.clone());

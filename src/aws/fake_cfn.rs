@@ -13,6 +13,7 @@ use std::{
 
 use super::cfn::{
     ChangeSet, ChangeSetStatus, CloudFormationApi, Stack, StackEvent, StackRequest, StackStatus,
+    StackSummary,
 };
 use super::fake::CallLog;
 use super::ops::{cfn as op, Op};
@@ -27,6 +28,8 @@ pub struct FakeStack {
     /// Statuses the next describes show, in order; the last one stays.
     pub script: VecDeque<StackStatus>,
     pub events: Vec<StackEvent>,
+    /// SetStackPolicy's body.
+    pub policy: Option<String>,
 }
 
 #[derive(Default)]
@@ -107,6 +110,7 @@ impl FakeCfn {
                 template: String::new(),
                 script: VecDeque::new(),
                 events: vec![],
+                policy: None,
             },
         );
     }
@@ -124,6 +128,15 @@ impl FakeCfn {
         s.log.call(op)?;
         Ok(s)
     }
+}
+
+/// The live stack named (or with the ARN) `stack`, or `op`'s
+/// does-not-exist error.
+fn by_name_or_id<'a>(s: &'a mut State, op: Op, stack: &str) -> Result<&'a mut FakeStack, AwsError> {
+    s.stacks
+        .values_mut()
+        .find(|fs| fs.stack.name == stack || fs.stack.id == stack)
+        .ok_or_else(|| missing(op.name, stack))
 }
 
 fn missing(operation: &'static str, name: &str) -> AwsError {
@@ -198,6 +211,7 @@ impl CloudFormationApi for FakeCfn {
                 template: req.template_body.clone(),
                 script,
                 events,
+                policy: None,
             },
         );
         Ok(id)
@@ -313,14 +327,37 @@ impl CloudFormationApi for FakeCfn {
     }
 
     async fn stack_events(&self, stack: &str) -> Result<Vec<StackEvent>, AwsError> {
-        let s = self.call(op::DESCRIBE_STACK_EVENTS)?;
-        let fs = s
-            .stacks
-            .values()
-            .find(|fs| fs.stack.name == stack || fs.stack.id == stack)
-            .ok_or_else(|| missing(op::DESCRIBE_STACK_EVENTS.name, stack))?;
+        let mut s = self.call(op::DESCRIBE_STACK_EVENTS)?;
+        let fs = by_name_or_id(&mut s, op::DESCRIBE_STACK_EVENTS, stack)?;
         let mut events = fs.events.clone();
         events.reverse();
         Ok(events)
+    }
+
+    async fn list_stacks(&self) -> Result<Vec<StackSummary>, AwsError> {
+        let s = self.call(op::LIST_STACKS)?;
+        Ok(s.stacks
+            .values()
+            .filter(|fs| fs.stack.status != StackStatus::DeleteComplete)
+            .map(|fs| StackSummary {
+                id: fs.stack.id.clone(),
+                name: fs.stack.name.clone(),
+                status: fs.stack.status.clone(),
+                created: None,
+            })
+            .collect())
+    }
+
+    async fn stack_policy(&self, stack: &str) -> Result<Option<String>, AwsError> {
+        let mut s = self.call(op::GET_STACK_POLICY)?;
+        Ok(by_name_or_id(&mut s, op::GET_STACK_POLICY, stack)?
+            .policy
+            .clone())
+    }
+
+    async fn set_stack_policy(&self, stack: &str, body: &str) -> Result<(), AwsError> {
+        let mut s = self.call(op::SET_STACK_POLICY)?;
+        by_name_or_id(&mut s, op::SET_STACK_POLICY, stack)?.policy = Some(body.to_owned());
+        Ok(())
     }
 }

@@ -34,6 +34,7 @@ use tokio::sync::Mutex;
 pub use assume_role::AssumeRoleFailed;
 pub use cfn::{
     ChangeSet, ChangeSetStatus, CloudFormationApi, Stack, StackEvent, StackRequest, StackStatus,
+    StackSummary,
 };
 pub use ec2::{
     with_default_tags, CidrRule, CreateEndpoint, CreateSecurityGroup, Ec2Api, Endpoint,

@@ -144,6 +144,14 @@ pub mod cfn {
         "DescribeStackEvents",
         &["cloudformation:DescribeStackEvents"],
     );
+    /// `hawser gc`: the account's stack names, to find the cluster's.
+    pub const LIST_STACKS: Op = Op::read(CFN, "ListStacks", &["cloudformation:ListStacks"]);
+    /// `hawser gc`: whether a stack was released (`retain`).
+    pub const GET_STACK_POLICY: Op =
+        Op::read(CFN, "GetStackPolicy", &["cloudformation:GetStackPolicy"]);
+    /// Marking a stack released (`hawser.io/deletion-policy: retain`).
+    pub const SET_STACK_POLICY: Op =
+        Op::write(CFN, "SetStackPolicy", &["cloudformation:SetStackPolicy"]);
 }
 
 /// Identity calls (`service="sts"`).
@@ -200,6 +208,9 @@ pub const ALL: &[Op] = &[
     cfn::DELETE_CHANGE_SET,
     cfn::DELETE_STACK,
     cfn::DESCRIBE_STACK_EVENTS,
+    cfn::LIST_STACKS,
+    cfn::GET_STACK_POLICY,
+    cfn::SET_STACK_POLICY,
     sts::GET_CALLER_IDENTITY,
     sts::ASSUME_ROLE,
     sqs::RECEIVE_MESSAGE,

@@ -2,14 +2,16 @@
 //! SDK call, counted in `hawser_aws_api_calls_total{service="cloudformation"}`;
 //! nothing here decides.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::SystemTime};
 
 use aws_sdk_cloudformation::types::{Capability, ChangeSetType, Parameter, Tag};
 
 use super::cfn::{
     ChangeSet, ChangeSetStatus, CloudFormationApi, Stack, StackEvent, StackRequest, StackStatus,
+    StackSummary,
 };
 use super::ops::cfn as op;
+use super::sdk_ec2::every_page;
 use super::{AwsError, AwsErrorKind, CallCounter, Tags};
 
 #[derive(Clone)]
@@ -216,5 +218,46 @@ impl CloudFormationApi for SdkCfn {
                 reason: e.resource_status_reason().map(str::to_owned),
             })
             .collect())
+    }
+
+    async fn list_stacks(&self) -> Result<Vec<StackSummary>, AwsError> {
+        let pages = self.client.list_stacks().into_paginator().send();
+        every_page(&self.calls, op::LIST_STACKS, pages, |page| {
+            page.stack_summaries()
+                .iter()
+                .map(|s| StackSummary {
+                    id: s.stack_id().unwrap_or_default().to_owned(),
+                    name: s.stack_name().unwrap_or_default().to_owned(),
+                    status: StackStatus::parse(s.stack_status().map(|s| s.as_str()).unwrap_or("")),
+                    created: s
+                        .creation_time()
+                        .and_then(|t| SystemTime::try_from(*t).ok()),
+                })
+                .filter(|s| s.status != StackStatus::DeleteComplete)
+                .collect()
+        })
+        .await
+    }
+
+    async fn stack_policy(&self, stack: &str) -> Result<Option<String>, AwsError> {
+        let request = self.client.get_stack_policy().stack_name(stack).send();
+        let out = self.calls.call(op::GET_STACK_POLICY, request).await?;
+        Ok(out
+            .stack_policy_body()
+            .filter(|b| !b.trim().is_empty())
+            .map(str::to_owned))
+    }
+
+    async fn set_stack_policy(&self, stack: &str, body: &str) -> Result<(), AwsError> {
+        let request = self
+            .client
+            .set_stack_policy()
+            .stack_name(stack)
+            .stack_policy_body(body)
+            .send();
+        self.calls
+            .call(op::SET_STACK_POLICY, request)
+            .await
+            .map(drop)
     }
 }

@@ -1,7 +1,7 @@
 //! [`Ec2Api`] over aws-sdk-ec2. Each method is one or a few SDK calls,
 //! each counted in `hawser_aws_api_calls_total`; nothing here decides.
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, sync::Arc, time::SystemTime};
 
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_async::future::pagination_stream::PaginationStream;
@@ -52,7 +52,7 @@ impl SdkEc2 {
 
 /// Every page of a describe call, each page counted as one call of `op`.
 /// The SDK's paginator stops at a missing, empty or repeated token.
-async fn every_page<Out, E, T>(
+pub(super) async fn every_page<Out, E, T>(
     calls: &CallCounter,
     op: Op,
     mut pages: PaginationStream<Result<Out, SdkError<E, HttpResponse>>>,
@@ -112,6 +112,9 @@ fn endpoint_of(e: &aws_sdk_ec2::types::VpcEndpoint) -> Endpoint {
             .filter_map(|d| d.dns_name().map(str::to_owned))
             .collect(),
         tags: tags_of(e.tags()),
+        created: e
+            .creation_timestamp()
+            .and_then(|t| SystemTime::try_from(*t).ok()),
     }
 }
 

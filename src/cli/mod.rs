@@ -47,6 +47,77 @@ pub enum Command {
     /// Exit status 0 when nothing is refused, 1 when something is, 2 when
     /// the input cannot be read
     Lint(LintArgs),
+    /// Find the AWS resources tagged for this cluster whose owner is gone
+    /// (deleted, re-created, no longer annotated, or moved to another
+    /// account or region) and delete them. Exit status 0 when everything
+    /// was read (and deleted), 1 when something could not be, 2 when the
+    /// cluster or AWS cannot be reached at all
+    Gc(GcArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GcArgs {
+    /// The cluster's name, as the controllers' --cluster-name: only
+    /// resources tagged hawser.io/cluster=<this> are looked at.
+    #[arg(long, env = "HAWSER_CLUSTER_NAME", value_parser = run::parse_cluster_name)]
+    pub cluster_name: String,
+
+    /// Report what would be deleted; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Leave garbage younger than this (by its creation time; a security
+    /// group, which has none, counts as old as its endpoint).
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub older_than: Duration,
+
+    /// Kinds of resource to look for, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "vpc-endpoints,stacks"
+    )]
+    pub resources: Vec<GcResources>,
+
+    /// As `hawser run --region`: the region of objects that name none
+    /// (default: AWS_REGION, then AWS_DEFAULT_REGION).
+    #[arg(long, env = "HAWSER_REGION")]
+    pub region: Option<String>,
+
+    /// Judge only resources whose owner is in this namespace (a Namespace's
+    /// stack: that Namespace); by default, every namespace's.
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+
+    /// Also look in this region (repeatable), with hawser's own identity
+    /// and every role a namespace names: for a region no object names any
+    /// more.
+    #[arg(long, value_name = "REGION")]
+    pub scan_region: Vec<String>,
+
+    /// As `hawser run --aws-endpoint-url`.
+    #[arg(long, env = "HAWSER_AWS_ENDPOINT_URL")]
+    pub aws_endpoint_url: Option<String>,
+
+    /// Kubeconfig for reading the cluster (default: KUBECONFIG, then
+    /// ~/.kube/config, then the in-cluster ServiceAccount). Only
+    /// Namespaces, Services and Deployments are read, metadata only.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = LintOutput::Text)]
+    pub output: LintOutput,
+}
+
+/// `hawser gc --resources`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GcResources {
+    /// Interface VPC endpoints and their generated security groups.
+    VpcEndpoints,
+    /// CloudFormation stacks.
+    Stacks,
 }
 
 #[derive(Debug, Clone, Args)]

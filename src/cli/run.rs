@@ -177,6 +177,13 @@ pub struct ControllerArgs {
     #[arg(long, env = "HAWSER_RESYNC_PERIOD", default_value = "10m", value_parser = humantime::parse_duration)]
     pub resync_period: Duration,
 
+    /// Run garbage collection (as `hawser gc`, for the resources of the
+    /// vpce and stack controllers that run, and with --watch-namespace
+    /// only for that namespace's objects) this often on the Lease holder,
+    /// leaving garbage younger than one period. Off by default.
+    #[arg(long, env = "HAWSER_GC_PERIOD", value_parser = humantime::parse_duration)]
+    pub gc_period: Option<Duration>,
+
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "HAWSER_WATCH_NAMESPACE")]
     pub watch_namespace: Option<String>,
@@ -266,6 +273,7 @@ impl ControllerArgs {
             resync: self.resync_period,
             watch_namespace: self.watch_namespace.clone(),
             pause_after_create: self.test_pause_after_create,
+            gc_period: self.gc_period,
             cfn_requests: self.cfn_requests_queue_url.as_ref().map(|url| {
                 crate::controller::cfn_requests::Settings {
                     queue_url: url.clone(),
@@ -348,7 +356,7 @@ fn parse_pattern(s: &str) -> Result<String, String> {
         .map_err(|e| format!("not a regular expression: {e}"))
 }
 
-fn parse_cluster_name(s: &str) -> Result<String, String> {
+pub(super) fn parse_cluster_name(s: &str) -> Result<String, String> {
     let ok = (1..=100).contains(&s.len())
         && s.starts_with(|c: char| c.is_ascii_alphanumeric())
         && s.chars()

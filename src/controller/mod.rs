@@ -72,6 +72,9 @@ pub struct Config {
     /// The `cfn-requests` controller's queue and policy; `None` without
     /// `--cfn-requests-queue-url`.
     pub cfn_requests: Option<cfn_requests::Settings>,
+    /// `--gc-period`: garbage collection for the vpce and stack
+    /// controllers' resources on the Lease holder; `None`: off.
+    pub gc_period: Option<Duration>,
 }
 
 /// aws-auth and the namespace controller's mapping policy; the webhook's
@@ -282,6 +285,30 @@ pub async fn start(
                             running.push(tokio::spawn(cfn_requests::run(ctx, token.clone())));
                         }
                     }
+                }
+                let (endpoints, stacks) = (
+                    args.controllers.contains(&ControllerKind::Vpce),
+                    args.controllers.contains(&ControllerKind::Stack),
+                );
+                if let Some(period) = args.gc_period.filter(|_| endpoints || stacks) {
+                    let settings = crate::gc::Settings {
+                        cluster: cluster.clone(),
+                        default_region: aws().default_region().to_owned(),
+                        extra_regions: vec![],
+                        older_than: period,
+                        dry_run: false,
+                        endpoints,
+                        stacks,
+                        namespace: args.watch_namespace.clone(),
+                    };
+                    running.push(tokio::spawn(crate::gc::run_periodic(
+                        client.clone(),
+                        aws(),
+                        settings,
+                        period,
+                        metrics.clone(),
+                        token.clone(),
+                    )));
                 }
                 for r in running {
                     let _ = r.await;

@@ -289,12 +289,7 @@ async fn cluster_namespaces(
     kubeconfig: &std::path::Path,
 ) -> anyhow::Result<Vec<(String, BTreeMap<String, String>)>> {
     use k8s_openapi::api::core::v1::Namespace;
-    let file = kube::config::Kubeconfig::read_from(kubeconfig)
-        .with_context(|| format!("reading {}", kubeconfig.display()))?;
-    let config = kube::Config::from_custom_kubeconfig(file, &Default::default())
-        .await
-        .with_context(|| format!("{}", kubeconfig.display()))?;
-    let client = kube::Client::try_from(config)?;
+    let client = crate::kubeconfig::client(Some(kubeconfig)).await?;
     let api: kube::Api<Namespace> = kube::Api::all(client);
     let list = api
         .list_metadata(&Default::default())

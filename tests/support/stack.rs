@@ -120,6 +120,12 @@ impl Bed {
         self.hawser.as_ref().expect("hawser is running")
     }
 
+    /// Kills hawser: nothing cleans up after the objects from now on (a
+    /// crash, or an uninstall, before a force-deletion).
+    pub fn stop(&mut self) {
+        drop(self.hawser.take());
+    }
+
     /// Kills hawser and starts a new process with the same flags: nothing
     /// in memory survives, as after a crash or a change of leader.
     pub async fn restart(&mut self) {

@@ -109,6 +109,12 @@ impl Bed {
         self.hawser.as_ref().expect("hawser is running")
     }
 
+    /// Kills hawser: nothing cleans up after the objects from now on (a
+    /// crash, or an uninstall, before a force-deletion).
+    pub fn stop(&mut self) {
+        drop(self.hawser.take());
+    }
+
     /// Kills hawser (SIGKILL, no chance to finish anything) and starts a
     /// new one for the same namespace, cluster and VPC.
     pub async fn restart(&mut self, resync: &str, extra: &[&str]) {

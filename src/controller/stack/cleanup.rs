@@ -6,6 +6,7 @@ use super::apply::explain;
 use super::effects::Effect;
 use super::error::Error;
 use super::machine::{self, CleanupStep};
+use super::released::{self, PolicyMark};
 use crate::annotations::DeletionPolicy;
 use crate::aws::{CloudFormationApi, Stack, StackStatus, Tags};
 
@@ -25,6 +26,20 @@ pub enum Cleanup {
     },
 }
 
+/// Adds the release mark to the stack's policy, unless it is there (or
+/// the policy is not one hawser can extend: `hawser gc` leaves a stack
+/// with a policy it did not write alone, too).
+async fn mark_released<C: CloudFormationApi>(cfn: &C, stack: &Stack) -> Result<(), Error> {
+    let policy = cfn.stack_policy(&stack.id).await?;
+    if released::read(policy.as_deref()) == PolicyMark::Released {
+        return Ok(());
+    }
+    if let Some(body) = released::with_mark(policy.as_deref()) {
+        cfn.set_stack_policy(&stack.id, &body).await?;
+    }
+    Ok(())
+}
+
 pub async fn cleanup<C: CloudFormationApi>(
     cfn: &C,
     name: &str,
@@ -32,9 +47,18 @@ pub async fn cleanup<C: CloudFormationApi>(
     policy: DeletionPolicy,
 ) -> Result<Cleanup, Error> {
     if policy == DeletionPolicy::Retain {
-        // Stack tags can only change through a stack update, which would
-        // touch every resource; the stack keeps its tags and, its owner's
-        // uid being gone, is never adopted by a later object.
+        // The stack keeps its tags (changing them would be a stack update,
+        // touching every resource) and, its owner's uid being gone, is
+        // never adopted by a later object; its policy is marked so that
+        // `hawser gc` leaves it too.
+        let stack = cfn.describe_stack(name).await?;
+        if machine::next_cleanup(stack.as_ref(), ownership) != CleanupStep::Foreign {
+            if let Some(stack) =
+                stack.filter(|s| machine::phase(&s.status) != machine::Phase::Deleted)
+            {
+                mark_released(cfn, &stack).await?;
+            }
+        }
         return Ok(Cleanup::Done(vec![Effect::StackRetained {
             name: name.to_owned(),
         }]));

@@ -24,6 +24,7 @@ pub mod error;
 pub mod inputs;
 pub mod kind;
 pub mod machine;
+pub mod released;
 mod report;
 pub mod status;
 mod teardown;

@@ -82,13 +82,24 @@ async fn delete_failed_is_reported_with_the_reason_and_asked_again() {
 }
 
 #[tokio::test]
-async fn retain_and_foreign_and_absent_make_no_call_that_changes_anything() {
+async fn retain_only_marks_the_stack_released_and_foreign_and_absent_change_nothing() {
+    use crate::controller::stack::released::{read, PolicyMark};
     let cfn = FakeCfn::default();
     let w = want("{}");
     cfn.insert(stack_for(&w, StackStatus::CreateComplete));
     let kept = run(&cfn, &w, DeletionPolicy::Retain).await;
     assert!(matches!(&kept, Cleanup::Done(e) if matches!(&e[..], [Effect::StackRetained { .. }])));
-    assert!(cfn.calls().is_empty(), "retain asks nothing");
+    assert_eq!(
+        cfn.calls(),
+        ["DescribeStacks", "GetStackPolicy", "SetStackPolicy"],
+        "retain marks the stack's policy, and changes nothing else"
+    );
+    let policy = cfn.lock().stacks[&w.request.stack_name].policy.clone();
+    assert_eq!(read(policy.as_deref()), PolicyMark::Released);
+    cfn.clear_calls();
+    run(&cfn, &w, DeletionPolicy::Retain).await;
+    assert!(cfn.mutating_calls().is_empty(), "marked once");
+    cfn.clear_calls();
 
     let mut foreign = stack_for(&w, StackStatus::CreateComplete);
     foreign
@@ -99,6 +110,7 @@ async fn retain_and_foreign_and_absent_make_no_call_that_changes_anything() {
     assert!(
         matches!(&left, Cleanup::Done(e) if matches!(&e[..], [Effect::ForeignStackLeft { .. }]))
     );
+    run(&cfn, &w, DeletionPolicy::Retain).await;
 
     let empty = FakeCfn::default();
     assert_eq!(

@@ -79,6 +79,7 @@ fn endpoint_changes_diff_subnets_groups_and_private_dns() {
         private_dns: true,
         dns_names: vec![],
         tags: Tags::new(),
+        created: None,
     };
     let m = endpoint_changes(&d, &e, &["sg-new".into()]);
     assert_eq!(m.add_subnet_ids, [SUBNET_B]);
@@ -134,6 +135,7 @@ fn choose_endpoint_keeps_the_recorded_one_else_the_lowest_id() {
         private_dns: false,
         dns_names: vec![],
         tags: Tags::new(),
+        created: None,
     };
     let (a, b) = (e("vpce-b"), e("vpce-a"));
     assert_eq!(choose_endpoint(&[&a, &b], None).unwrap().id, "vpce-a");

@@ -16,6 +16,7 @@ fn endpoint(id: &str, service: &str, vpc: &str) -> Endpoint {
         private_dns: false,
         dns_names: vec![],
         tags: Tags::new(),
+        created: None,
     }
 }
 
