@@ -21,6 +21,7 @@ pub mod lint;
 pub mod manifests;
 pub mod metrics;
 pub mod namespaces;
+pub mod plan;
 pub mod selector;
 pub mod self_managed;
 #[cfg(test)]

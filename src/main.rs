@@ -16,6 +16,9 @@ async fn main() -> anyhow::Result<()> {
         // No log: the report is the output, and its exit status the verdict.
         std::process::exit(hawser::lint::run(args).await);
     }
+    if let Command::Plan(args) = &cli.command {
+        std::process::exit(hawser::plan::run(args).await);
+    }
     if let Command::Gc(args) = &cli.command {
         // No log either: the report is the output.
         std::process::exit(hawser::gc::cli::run(args).await);
@@ -25,6 +28,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Run(args) => hawser::app::run(*args).await,
         Command::Certs(args) => hawser::certs::write_to_dir(&args),
         Command::Manifests(args) => hawser::manifests::print(&args),
-        Command::Lint(_) | Command::Gc(_) => unreachable!("handled above"),
+        Command::Lint(_) | Command::Gc(_) | Command::Plan(_) => unreachable!("handled above"),
     }
 }

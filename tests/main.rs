@@ -23,6 +23,7 @@ mod e2e_leader;
 mod e2e_manifests;
 mod e2e_monitoring;
 mod e2e_namespace;
+mod e2e_plan;
 mod e2e_restarts;
 mod e2e_self_managed_certs;
 mod e2e_stack;

@@ -65,6 +65,24 @@ pub fn parse_inline_template(key: &str, value: &str) -> Result<String, Annotatio
     }
 }
 
+/// A template's resources as (logical id, type), by logical id; empty
+/// when the text is not a template.
+pub fn template_resources(text: &str) -> Vec<(String, String)> {
+    let Ok(Value::Object(top)) = parse_document(text) else {
+        return vec![];
+    };
+    let Some(Value::Object(resources)) = top.get("Resources") else {
+        return vec![];
+    };
+    resources
+        .iter()
+        .map(|(id, r)| {
+            let kind = r["Type"].as_str().unwrap_or("(no Type)");
+            (id.clone(), kind.to_owned())
+        })
+        .collect()
+}
+
 fn parse_document(text: &str) -> Result<Value, String> {
     let json = if text.trim_start().starts_with('{') {
         match serde_json::from_str::<Value>(text) {

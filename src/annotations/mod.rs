@@ -39,9 +39,9 @@ pub use aws_ids::{
 };
 pub use cfn::{
     default_outputs_configmap, is_configmap_key, parse_capabilities, parse_configmap_name,
-    parse_inline_template, parse_parameters, parse_template_configmap, Capability, ConfigMapRef,
-    TemplateSource, DEFAULT_TEMPLATE_KEY, MAX_PARAMETERS, PARAMETER_VALUE_MAX_BYTES,
-    TEMPLATE_BODY_MAX_BYTES,
+    parse_inline_template, parse_parameters, parse_template_configmap, template_resources,
+    Capability, ConfigMapRef, TemplateSource, DEFAULT_TEMPLATE_KEY, MAX_PARAMETERS,
+    PARAMETER_VALUE_MAX_BYTES, TEMPLATE_BODY_MAX_BYTES,
 };
 pub use deployment::DeploymentSpec;
 pub use error::AnnotationError;

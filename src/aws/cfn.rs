@@ -176,6 +176,19 @@ pub struct ChangeSet {
     /// `EXECUTE_COMPLETE`, `EXECUTE_FAILED`, `UNAVAILABLE`, `OBSOLETE`.
     pub execution_status: Option<String>,
     pub changes: usize,
+    /// The resources an execution would add, modify or remove.
+    pub resource_changes: Vec<ResourceChange>,
+}
+
+/// One line of a change set's Changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceChange {
+    /// `Add`, `Modify`, `Remove`, `Import`, `Dynamic`.
+    pub action: String,
+    pub logical_id: String,
+    pub resource_type: String,
+    /// For a Modify: `True`, `False` or `Conditional`.
+    pub replacement: Option<String>,
 }
 
 /// One line of DescribeStackEvents.

@@ -242,6 +242,7 @@ impl CloudFormationApi for FakeCfn {
             status_reason: same.then(|| NO_CHANGES.to_owned()),
             execution_status: Some(if same { "UNAVAILABLE" } else { "AVAILABLE" }.to_owned()),
             changes: usize::from(!same),
+            resource_changes: vec![],
         };
         s.change_sets.insert(key, (cs, req.clone()));
         Ok(id)

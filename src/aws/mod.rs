@@ -33,8 +33,8 @@ use tokio::sync::Mutex;
 
 pub use assume_role::AssumeRoleFailed;
 pub use cfn::{
-    ChangeSet, ChangeSetStatus, CloudFormationApi, Stack, StackEvent, StackRequest, StackStatus,
-    StackSummary,
+    ChangeSet, ChangeSetStatus, CloudFormationApi, ResourceChange, Stack, StackEvent, StackRequest,
+    StackStatus, StackSummary,
 };
 pub use ec2::{
     with_default_tags, CidrRule, CreateEndpoint, CreateSecurityGroup, Ec2Api, Endpoint,

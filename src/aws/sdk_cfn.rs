@@ -7,8 +7,8 @@ use std::{sync::Arc, time::SystemTime};
 use aws_sdk_cloudformation::types::{Capability, ChangeSetType, Parameter, Tag};
 
 use super::cfn::{
-    ChangeSet, ChangeSetStatus, CloudFormationApi, Stack, StackEvent, StackRequest, StackStatus,
-    StackSummary,
+    ChangeSet, ChangeSetStatus, CloudFormationApi, ResourceChange, Stack, StackEvent, StackRequest,
+    StackStatus, StackSummary,
 };
 use super::ops::cfn as op;
 use super::sdk_ec2::every_page;
@@ -152,6 +152,20 @@ impl CloudFormationApi for SdkCfn {
                 status_reason: out.status_reason().map(str::to_owned),
                 execution_status: out.execution_status().map(|s| s.as_str().to_owned()),
                 changes: out.changes().len(),
+                resource_changes: out
+                    .changes()
+                    .iter()
+                    .filter_map(|c| c.resource_change())
+                    .map(|r| ResourceChange {
+                        action: r
+                            .action()
+                            .map(|a| a.as_str().to_owned())
+                            .unwrap_or_default(),
+                        logical_id: r.logical_resource_id().unwrap_or_default().to_owned(),
+                        resource_type: r.resource_type().unwrap_or_default().to_owned(),
+                        replacement: r.replacement().map(|x| x.as_str().to_owned()),
+                    })
+                    .collect(),
             })),
             // CloudFormation: ChangeSetNotFound; moto: ValidationError
             // "Stack with id <change set> does not exist".

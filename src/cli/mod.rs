@@ -53,6 +53,49 @@ pub enum Command {
     /// was read (and deleted), 1 when something could not be, 2 when the
     /// cluster or AWS cannot be reached at all
     Gc(GcArgs),
+    /// Show the AWS changes applying manifests would make hawser's
+    /// controllers do: endpoints and security groups created, modified or
+    /// deleted, stacks created or updated (with a change set's resource
+    /// changes). Reads AWS and, with --kubeconfig, the cluster; writes
+    /// nothing but a stack's transient change set. Exit status 0, 1 when an
+    /// object would be refused or could not be planned, 2 when the input
+    /// cannot be read
+    Plan(PlanArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub input: ManifestArgs,
+
+    /// The controllers' --cluster-name: it names stacks and tags resources.
+    #[arg(long, env = "HAWSER_CLUSTER_NAME", value_parser = run::parse_cluster_name)]
+    pub cluster_name: String,
+
+    /// As `hawser run --region`.
+    #[arg(long, env = "HAWSER_REGION")]
+    pub region: Option<String>,
+
+    /// As `hawser run --aws-endpoint-url`.
+    #[arg(long, env = "HAWSER_AWS_ENDPOINT_URL")]
+    pub aws_endpoint_url: Option<String>,
+
+    /// As `hawser run --default-vpc-id`.
+    #[arg(long, env = "HAWSER_DEFAULT_VPC_ID")]
+    pub default_vpc_id: Option<String>,
+
+    /// As `hawser run --default-subnet-ids`.
+    #[arg(long, env = "HAWSER_DEFAULT_SUBNET_IDS", value_delimiter = ',')]
+    pub default_subnet_ids: Vec<String>,
+
+    /// As `hawser run --default-tags`.
+    #[arg(
+        long,
+        env = "HAWSER_DEFAULT_TAGS",
+        value_name = "KEY=VALUE,...",
+        value_parser = crate::aws::tags::parse_default_tags
+    )]
+    pub default_tags: Option<crate::aws::Tags>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -120,8 +163,9 @@ pub enum GcResources {
     Stacks,
 }
 
+/// The manifests `lint` and `plan` read, and the cluster they may read.
 #[derive(Debug, Clone, Args)]
-pub struct LintArgs {
+pub struct ManifestArgs {
     /// A manifest file, a directory (its .yaml, .yml and .json files,
     /// recursively), or - for standard input (repeatable). Multi-document
     /// YAML, JSON and Lists, as `helm template` or `kubectl get -o yaml`
@@ -133,27 +177,17 @@ pub struct LintArgs {
     #[arg(short = 'o', long, value_enum, default_value_t = LintOutput::Text)]
     pub output: LintOutput,
 
-    /// Print the JSON patch the mutating webhook would apply to each object.
-    #[arg(long)]
-    pub show_mutations: bool,
-
     /// Namespace of the namespaced objects that name none (as kubectl's).
     #[arg(short = 'n', long, default_value = "default")]
     pub namespace: String,
 
-    /// Read the cluster's Namespaces (their annotations) with this
-    /// kubeconfig, for objects in namespaces the input does not hold. Only
-    /// Namespaces are read; nothing is written.
+    /// Read the cluster with this kubeconfig; nothing is written. lint
+    /// reads the Namespaces (their annotations), for objects in namespaces
+    /// the input does not hold; plan also reads the objects themselves
+    /// (which exist, with which uid and recorded resources) and template
+    /// ConfigMaps, and without it plans every object as new.
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
-
-    /// As `hawser run --allow-privileged-containers`.
-    #[arg(long, env = "HAWSER_ALLOW_PRIVILEGED_CONTAINERS")]
-    pub allow_privileged_containers: bool,
-
-    /// As `hawser run --allow-system-groups`.
-    #[arg(long, env = "HAWSER_ALLOW_SYSTEM_GROUPS")]
-    pub allow_system_groups: bool,
 
     /// As `hawser run --excluded-namespaces`: objects there are admitted
     /// untouched.
@@ -164,6 +198,24 @@ pub struct LintArgs {
         default_value = "kube-system"
     )]
     pub excluded_namespaces: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LintArgs {
+    #[command(flatten)]
+    pub input: ManifestArgs,
+
+    /// Print the JSON patch the mutating webhook would apply to each object.
+    #[arg(long)]
+    pub show_mutations: bool,
+
+    /// As `hawser run --allow-privileged-containers`.
+    #[arg(long, env = "HAWSER_ALLOW_PRIVILEGED_CONTAINERS")]
+    pub allow_privileged_containers: bool,
+
+    /// As `hawser run --allow-system-groups`.
+    #[arg(long, env = "HAWSER_ALLOW_SYSTEM_GROUPS")]
+    pub allow_system_groups: bool,
 
     /// As `hawser run --region`: what an unset aws.hawser.io/region means
     /// (default: AWS_REGION, then AWS_DEFAULT_REGION).

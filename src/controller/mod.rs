@@ -10,6 +10,7 @@ pub mod backoff;
 pub mod cfn_requests;
 pub mod events;
 pub mod namespace;
+pub mod planned;
 pub mod reconciler;
 pub mod release;
 pub mod scope;

@@ -50,7 +50,8 @@ where
     }
 }
 
-fn has_finalizer<K>(obj: &PartialObjectMeta<K>, name: &str) -> bool {
+/// Whether the object carries finalizer `name`.
+pub fn has_finalizer<K>(obj: &PartialObjectMeta<K>, name: &str) -> bool {
     obj.metadata
         .finalizers
         .as_ref()

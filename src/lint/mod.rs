@@ -114,7 +114,7 @@ pub fn webhook_config(args: &LintArgs) -> webhook::Config {
         allow_privileged_containers: args.allow_privileged_containers,
         allow_system_groups: args.allow_system_groups,
         controller_usernames: vec![],
-        excluded_namespaces: args.excluded_namespaces.clone(),
+        excluded_namespaces: args.input.excluded_namespaces.clone(),
         // Never wait: every namespace there is to know is known up front.
         namespace_wait: Duration::ZERO,
         aws_auth_guard: Default::default(),
@@ -272,9 +272,9 @@ pub async fn lint(
     };
     let mut report = Report::default();
     for (i, o) in objects.iter().enumerate() {
-        let finding = check(&ctx, o, &args.namespace, i + 1).await;
+        let finding = check(&ctx, o, &args.input.namespace, i + 1).await;
         if let Some(ns) = &finding.namespace {
-            let excluded = args.excluded_namespaces.contains(ns);
+            let excluded = args.input.excluded_namespaces.contains(ns);
             if !known.contains(ns) && !excluded && finding.verdict != Verdict::Skipped {
                 report.unknown_namespaces.insert(ns.clone());
             }
@@ -285,7 +285,7 @@ pub async fn lint(
 }
 
 /// The cluster's Namespaces and their annotations, read with `kubeconfig`.
-async fn cluster_namespaces(
+pub async fn cluster_namespaces(
     kubeconfig: &std::path::Path,
 ) -> anyhow::Result<Vec<(String, BTreeMap<String, String>)>> {
     use k8s_openapi::api::core::v1::Namespace;
@@ -309,7 +309,7 @@ async fn cluster_namespaces(
 
 /// `hawser lint`: reads, lints, prints; returns the exit status.
 pub async fn run(args: &LintArgs) -> i32 {
-    let objects = match read_all(args) {
+    let objects = match read_all(&args.input.files) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("hawser lint: {e}");
@@ -317,7 +317,7 @@ pub async fn run(args: &LintArgs) -> i32 {
         }
     };
     let report = async {
-        let cluster = match &args.kubeconfig {
+        let cluster = match &args.input.kubeconfig {
             Some(path) => cluster_namespaces(path).await?,
             None => vec![],
         };
@@ -327,7 +327,7 @@ pub async fn run(args: &LintArgs) -> i32 {
         Ok(report) => {
             print!(
                 "{}",
-                report::render(&report, args.output, args.show_mutations)
+                report::render(&report, args.input.output, args.show_mutations)
             );
             report.status()
         }
@@ -338,9 +338,10 @@ pub async fn run(args: &LintArgs) -> i32 {
     }
 }
 
-fn read_all(args: &LintArgs) -> Result<Vec<Object>, Unreadable> {
+/// Every object of the files, directories and `-` given, in order.
+pub fn read_all(paths: &[std::path::PathBuf]) -> Result<Vec<Object>, Unreadable> {
     let mut objects = Vec::new();
-    for file in input::files(&args.files)? {
+    for file in input::files(paths)? {
         objects.extend(input::read(&file)?);
     }
     Ok(objects)

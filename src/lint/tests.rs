@@ -159,6 +159,6 @@ async fn excluded_namespaces_are_admitted_untouched() {
 #[tokio::test]
 async fn unreadable_input_exits_2() {
     let mut a = args(&[]);
-    a.files = vec!["/nonexistent/manifests.yaml".into()];
+    a.input.files = vec!["/nonexistent/manifests.yaml".into()];
     assert_eq!(run(&a).await, 2);
 }

@@ -38,7 +38,8 @@ pub trait StackObject:
     fn stack_spec(ann: &BTreeMap<String, String>) -> Result<Option<StackSpec>, String>;
 }
 
-fn joined(errors: Vec<crate::annotations::AnnotationError>) -> String {
+/// Annotation errors as one message, `; `-separated.
+pub fn joined(errors: Vec<crate::annotations::AnnotationError>) -> String {
     errors
         .iter()
         .map(ToString::to_string)

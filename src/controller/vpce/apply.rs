@@ -3,11 +3,11 @@
 //! execute. Idempotent; an unchanged Service costs two Describe calls (one
 //! with provided groups) and no mutating call.
 
-use super::desired::{describe_changes, endpoint_changes, Desired, RuleChanges};
+use super::desired::{describe_changes, describe_rules, endpoint_changes, Desired, RuleChanges};
 use super::effects::Effect;
 use super::error::Error;
 use super::plan::{needs_groups, plan, EndpointStep, GroupStep, Observed, Plan};
-use crate::aws::{AwsErrorKind, CidrRule, CreateEndpoint, CreateSecurityGroup, Ec2Api, Endpoint};
+use crate::aws::{AwsErrorKind, CreateEndpoint, CreateSecurityGroup, Ec2Api, Endpoint};
 
 /// What the Service's output annotations last recorded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,14 +34,23 @@ pub async fn apply<E: Ec2Api>(
     uid: &str,
     recorded: &Recorded,
 ) -> Result<Applied, Error> {
-    let observed = Observed {
+    let observed = observe(ec2, d, recorded).await?;
+    execute(ec2, d, plan(d, &observed, recorded, uid)).await
+}
+
+/// What EC2 holds with the Service's ownership tags: reads only.
+pub async fn observe<E: Ec2Api>(
+    ec2: &E,
+    d: &Desired,
+    recorded: &Recorded,
+) -> Result<Observed, Error> {
+    Ok(Observed {
         endpoints: ec2.find_endpoints(&d.ownership).await?,
         groups: match needs_groups(d, recorded) {
             true => ec2.find_security_groups(&d.ownership).await?,
             false => vec![],
         },
-    };
-    execute(ec2, d, plan(d, &observed, recorded, uid)).await
+    })
 }
 
 /// Carries out `plan` in order; the effects say what changed.
@@ -195,34 +204,4 @@ async fn change_rules<E: Ec2Api>(ec2: &E, id: &str, rules: &RuleChanges) -> Resu
         ec2.authorize_egress(id, &rules.authorize_egress).await?;
     }
     Ok(())
-}
-
-fn describe_rules(change: &RuleChanges) -> String {
-    let cidrs = |rules: &[CidrRule]| {
-        rules
-            .iter()
-            .map(|r| r.cidr.as_str())
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let mut parts = Vec::new();
-    if !change.authorize_ingress.is_empty() {
-        parts.push(format!(
-            "allowed ingress from {}",
-            cidrs(&change.authorize_ingress)
-        ));
-    }
-    if !change.revoke_ingress.is_empty() {
-        parts.push(format!(
-            "revoked ingress from {}",
-            cidrs(&change.revoke_ingress)
-        ));
-    }
-    if !change.authorize_egress.is_empty() {
-        parts.push(format!(
-            "restored egress to {}",
-            cidrs(&change.authorize_egress)
-        ));
-    }
-    parts.join("; ")
 }

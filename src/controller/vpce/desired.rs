@@ -277,3 +277,34 @@ pub fn describe_changes(m: &ModifyEndpoint) -> String {
     }
     parts.join("; ")
 }
+
+/// One line: what a change of the generated group's rules does.
+pub fn describe_rules(change: &RuleChanges) -> String {
+    let cidrs = |rules: &[CidrRule]| {
+        rules
+            .iter()
+            .map(|r| r.cidr.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut parts = Vec::new();
+    if !change.authorize_ingress.is_empty() {
+        parts.push(format!(
+            "allowed ingress from {}",
+            cidrs(&change.authorize_ingress)
+        ));
+    }
+    if !change.revoke_ingress.is_empty() {
+        parts.push(format!(
+            "revoked ingress from {}",
+            cidrs(&change.revoke_ingress)
+        ));
+    }
+    if !change.authorize_egress.is_empty() {
+        parts.push(format!(
+            "restored egress to {}",
+            cidrs(&change.authorize_egress)
+        ));
+    }
+    parts.join("; ")
+}

@@ -5,10 +5,11 @@
 
 use super::apply::Recorded;
 use super::desired::{
-    choose_endpoint, client_token, is_same_endpoint, rule_changes, Desired, DesiredGroups,
-    RuleChanges,
+    choose_endpoint, client_token, describe_changes, describe_rules, endpoint_changes,
+    is_same_endpoint, rule_changes, Desired, DesiredGroups, RuleChanges,
 };
 use crate::aws::{CidrRule, Endpoint, SecurityGroup};
+use crate::controller::planned::{Action, Verb};
 
 /// What EC2 holds with the Service's ownership tags.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -140,4 +141,91 @@ pub fn plan(d: &Desired, observed: &Observed, recorded: &Recorded, uid: &str) ->
         endpoint,
         stale_groups,
     }
+}
+
+/// What `plan` would change in EC2, in the order [`super::apply`] does it;
+/// empty when the Service's resources already match.
+pub fn actions(d: &Desired, plan: &Plan) -> Vec<Action> {
+    const ENDPOINT: &str = "vpc-endpoint";
+    const GROUP: &str = "security-group";
+    let mut out = Vec::new();
+    let new_group = "(the new group)".to_owned();
+    let group_ids = match &plan.group {
+        GroupStep::Provided(ids) => ids.clone(),
+        GroupStep::Keep { id, rules } => {
+            if !rules.is_empty() {
+                out.push(Action::new(
+                    Verb::Modify,
+                    GROUP,
+                    Some(id),
+                    describe_rules(rules),
+                ));
+            }
+            vec![id.clone()]
+        }
+        GroupStep::Create {
+            name,
+            ingress,
+            vanished,
+            ..
+        } => {
+            let cidrs: Vec<&str> = ingress.iter().map(|r| r.cidr.as_str()).collect();
+            let mut detail = format!(
+                "{name} in {}, all traffic from {}",
+                d.vpc_id,
+                cidrs.join(",")
+            );
+            if let Some(old) = vanished {
+                detail.push_str(&format!(" (replacing {old}, deleted outside hawser)"));
+            }
+            out.push(Action::new(Verb::Create, GROUP, None, detail));
+            vec![new_group.clone()]
+        }
+    };
+    for id in &plan.replace {
+        out.push(Action::new(
+            Verb::Delete,
+            ENDPOINT,
+            Some(id),
+            "for another service or VPC: replaced",
+        ));
+    }
+    match &plan.endpoint {
+        EndpointStep::Keep {
+            endpoint,
+            duplicates,
+            ..
+        } => {
+            for id in duplicates {
+                out.push(Action::new(Verb::Delete, ENDPOINT, Some(id), "a duplicate"));
+            }
+            let change = endpoint_changes(d, endpoint, &group_ids);
+            if !change.is_empty() {
+                out.push(Action::new(
+                    Verb::Modify,
+                    ENDPOINT,
+                    Some(&endpoint.id),
+                    describe_changes(&change),
+                ));
+            }
+        }
+        EndpointStep::Create { drift_from, .. } => {
+            let mut detail = format!(
+                "{} in {}, subnets {}, security groups {}, private DNS {}",
+                d.service_name,
+                d.vpc_id,
+                d.subnet_ids.join(","),
+                group_ids.join(","),
+                if d.private_dns { "on" } else { "off" }
+            );
+            if let Some(old) = drift_from {
+                detail.push_str(&format!(" (replacing {old}, deleted outside hawser)"));
+            }
+            out.push(Action::new(Verb::Create, ENDPOINT, None, detail));
+        }
+    }
+    for id in &plan.stale_groups {
+        out.push(Action::new(Verb::Delete, GROUP, Some(id), "no longer used"));
+    }
+    out
 }

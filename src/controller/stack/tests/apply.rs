@@ -270,6 +270,7 @@ async fn a_failed_change_set_is_deleted_and_reported() {
         status_reason: Some("Parameter QueueName failed to satisfy constraint".into()),
         execution_status: Some("UNAVAILABLE".into()),
         changes: 0,
+        resource_changes: vec![],
     };
     let key = (
         edited.request.stack_name.clone(),

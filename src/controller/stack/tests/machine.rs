@@ -225,6 +225,7 @@ fn cs(
         status_reason: reason.map(str::to_owned),
         execution_status: execution.map(str::to_owned),
         changes,
+        resource_changes: vec![],
     }
 }
 

@@ -1,7 +1,10 @@
 //! plan() alone: what one apply will do for what EC2 shows.
 
 use super::*;
-use crate::controller::vpce::plan::{needs_groups, plan, EndpointStep, GroupStep, Observed};
+use crate::controller::planned::{summary, Action, Verb};
+use crate::controller::vpce::plan::{
+    actions, needs_groups, plan, EndpointStep, GroupStep, Observed,
+};
 
 const S3: &str = "com.amazonaws.us-west-2.s3";
 
@@ -152,4 +155,83 @@ fn provided_groups_leave_the_old_generated_one_to_delete() {
     let p = plan(&d, &observed, &r, UID);
     assert_eq!(p.group, GroupStep::Provided(vec!["sg-p".into()]));
     assert_eq!(p.stale_groups, ["sg-gen"]);
+}
+
+#[test]
+fn actions_of_a_new_service_create_the_group_then_the_endpoint() {
+    let d = want(&spec());
+    let p = plan(&d, &Observed::default(), &Recorded::default(), UID);
+    let name = owner().resource_name();
+    assert_eq!(
+        actions(&d, &p),
+        [
+            Action::new(
+                Verb::Create,
+                "security-group",
+                None,
+                format!("{name} in {VPC}, all traffic from 10.0.0.0/8,172.16.0.0/12,192.168.0.0/16")
+            ),
+            Action::new(
+                Verb::Create,
+                "vpc-endpoint",
+                None,
+                format!("{S3} in {VPC}, subnets {SUBNET_B}, security groups (the new group), private DNS off")
+            ),
+        ]
+    );
+}
+
+#[test]
+fn actions_of_a_matching_service_are_none_and_of_an_edit_the_field_diff() {
+    let d = want(&spec());
+    let mut e = endpoint("vpce-1", S3, VPC);
+    e.security_group_ids = vec!["sg-1".into()];
+    let mut g = group("sg-1", VPC);
+    g.ingress = match &d.groups {
+        DesiredGroups::Generated { ingress, .. } => ingress.clone(),
+        other => panic!("{other:?}"),
+    };
+    g.egress = vec![CidrRule::all_from("0.0.0.0/0")];
+    let observed = Observed {
+        endpoints: vec![e.clone()],
+        groups: vec![g.clone()],
+    };
+    let r = recorded(Some("vpce-1"), Some("sg-1"));
+    assert_eq!(actions(&d, &plan(&d, &observed, &r, UID)), []);
+    assert_eq!(summary(&[]), "no change");
+
+    e.subnet_ids = vec![SUBNET_A.into()];
+    g.ingress.push(CidrRule::all_from("0.0.0.0/0"));
+    let observed = Observed {
+        endpoints: vec![e, endpoint("vpce-2", S3, "vpc-other")],
+        groups: vec![g],
+    };
+    let got = actions(&d, &plan(&d, &observed, &r, UID));
+    assert_eq!(
+        got,
+        [
+            Action::new(
+                Verb::Modify,
+                "security-group",
+                Some("sg-1"),
+                "revoked ingress from 0.0.0.0/0"
+            ),
+            Action::new(
+                Verb::Delete,
+                "vpc-endpoint",
+                Some("vpce-2"),
+                "for another service or VPC: replaced"
+            ),
+            Action::new(
+                Verb::Modify,
+                "vpc-endpoint",
+                Some("vpce-1"),
+                format!("added subnets {SUBNET_B}; removed subnets {SUBNET_A}")
+            ),
+        ]
+    );
+    assert_eq!(
+        summary(&got[..1]),
+        "modify security-group sg-1: revoked ingress from 0.0.0.0/0"
+    );
 }

@@ -1,0 +1,211 @@
+//! `hawser plan` against the real apiserver and moto, through the fault
+//! proxy (which logs every AWS action): the exact actions for a new, an
+//! edited and an unchanged Service, and for a new and an edited stack;
+//! no AWS write but a stack's transient change set.
+
+use crate::support;
+
+use support::fault_proxy::FaultProxy;
+use support::*;
+
+/// `hawser plan` as a user runs it: the test bed's (admin) kubeconfig,
+/// AWS through `proxy` (served by this test's runtime, so the process is
+/// waited for off it); returns (exit code, stdout).
+async fn plan(proxy: &FaultProxy, cluster: &str, manifest: &str, extra: &[&str]) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("manifest.yaml");
+    std::fs::write(&file, manifest).unwrap();
+    let kubeconfig = std::env::var("KUBECONFIG").expect("KUBECONFIG (the test bed's env file)");
+    let mut cmd = std::process::Command::new(hawser_bin());
+    cmd.arg("plan")
+        .arg("-f")
+        .arg(&file)
+        .args(["--kubeconfig", &kubeconfig, "--cluster-name", cluster])
+        .args(["--region", moto::REGION, "--aws-endpoint-url", &proxy.url])
+        .args(extra);
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .expect("run hawser plan");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.code().is_some(),
+        "hawser plan was killed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap(), stdout)
+}
+
+/// Every action the proxy saw that changes something in AWS, by name.
+fn writes(proxy: &FaultProxy) -> Vec<(String, u32)> {
+    hawser::aws::ops::ALL
+        .iter()
+        .filter(|op| op.writes)
+        .map(|op| (op.name.to_owned(), proxy.seen(op.name)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+fn service(name: &str, ns: &str, annotations: &[(&str, &str)]) -> String {
+    let ann: String = annotations
+        .iter()
+        .map(|(k, v)| format!("\n    {k}: \"{v}\""))
+        .collect();
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: {ns}\n  annotations:{ann}\nspec:\n  ports: [{{port: 443}}]\n---\n"
+    )
+}
+
+#[tokio::test]
+async fn plan_shows_new_edited_and_unchanged_services_exactly_and_writes_nothing() {
+    use support::vpce::{ann, Bed, ENDPOINT_ID, GROUP_ID, SERVICE_NAME};
+    let bed = Bed::start("10m").await;
+    let (a, b) = (bed.net.subnets[0].clone(), bed.net.subnets[1].clone());
+    let same = bed.available_endpoint("same").await;
+    let edited = bed.available_endpoint("edited").await;
+    let (edited_id, edited_group) = (
+        ann(&edited, ENDPOINT_ID).unwrap().to_owned(),
+        ann(&edited, GROUP_ID).unwrap().to_owned(),
+    );
+    assert!(ann(&same, ENDPOINT_ID).is_some());
+    let proxy = FaultProxy::start(&moto::endpoint_url()).await;
+    let ns = bed.ns.name.clone();
+    let svc = "vpce.hawser.io/service-name";
+    let subnets = "vpce.hawser.io/subnet-ids";
+    let manifest = [
+        service(
+            "fresh",
+            &ns,
+            &[
+                (svc, SERVICE_NAME),
+                (subnets, &a),
+                ("vpce.hawser.io/allowed-cidrs", "10.1.0.0/16"),
+            ],
+        ),
+        service("same", &ns, &[(svc, SERVICE_NAME), (subnets, &a)]),
+        service("edited", &ns, &[(svc, SERVICE_NAME), (subnets, &b)]),
+    ]
+    .concat();
+    let vpc = bed.net.vpc_id.clone();
+    let (code, out) = plan(&proxy, &bed.cluster, &manifest, &["--default-vpc-id", &vpc]).await;
+    assert_eq!(code, 0, "{out}");
+    let region = moto::REGION;
+    let expected = format!(
+        "manifest.yaml: document 1: Service {ns}/fresh: 2 change(s) in {region}\n\
+         \x20 create security-group: hawser-{ns}-fresh in {vpc}, all traffic from 10.1.0.0/16\n\
+         \x20 create vpc-endpoint: {SERVICE_NAME} in {vpc}, subnets {a}, security groups (the new group), private DNS off\n\
+         manifest.yaml: document 2: Service {ns}/same: no change\n\
+         manifest.yaml: document 3: Service {ns}/edited: 1 change(s) in {region}\n\
+         \x20 modify vpc-endpoint {edited_id}: added subnets {b}; removed subnets {a}\n\
+         3 object(s), 3 AWS change(s)\n"
+    );
+    // The file is named by its path; compare from its name on.
+    let shown: String = out
+        .lines()
+        .map(|l| match l.find("manifest.yaml") {
+            Some(i) => l[i..].to_owned(),
+            None => l.to_owned(),
+        })
+        .map(|l| l + "\n")
+        .collect();
+    assert_eq!(shown, expected);
+    assert_eq!(writes(&proxy), vec![], "a plan of Services writes nothing");
+    assert!(
+        proxy.seen("DescribeVpcEndpoints") >= 2,
+        "the live Services' endpoints were read"
+    );
+
+    // Nothing changed: the edited Service's endpoint is where it was.
+    let live = bed.net.live_endpoints(&bed.ec2).await;
+    let e = live
+        .iter()
+        .find(|e| e.vpc_endpoint_id() == Some(edited_id.as_str()))
+        .unwrap();
+    assert_eq!(e.subnet_ids(), std::slice::from_ref(&a));
+    assert_eq!(moto::group_ids(e), [edited_group]);
+    assert_eq!(live.len(), 2, "no endpoint for the new Service");
+}
+
+#[tokio::test]
+async fn plan_shows_a_new_stack_and_an_edits_resource_changes_through_a_deleted_change_set() {
+    use support::stack::{Bed, QUEUE_TEMPLATE, STACK_STATUS};
+    let bed = Bed::start("10m").await;
+    let queue = unique("planq");
+    let params = format!(r#"{{"QueueName":"{queue}"}}"#);
+    bed.create_deployment(
+        "web",
+        &[
+            ("cfn.hawser.io/template", QUEUE_TEMPLATE),
+            ("cfn.hawser.io/parameters", &params),
+        ],
+    )
+    .await;
+    bed.deployment_where("web", "CREATE_COMPLETE", |a| {
+        a.get(STACK_STATUS).map(String::as_str) == Some("CREATE_COMPLETE")
+    })
+    .await;
+    let with_bucket =
+        QUEUE_TEMPLATE.replace("Outputs:", "  Bucket:\n    Type: AWS::S3::Bucket\nOutputs:");
+    let deployment = |name: &str, template: &str| {
+        let template: String = template.lines().map(|l| format!("\n      {l}")).collect();
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\n  annotations:\n    cfn.hawser.io/parameters: '{params}'\n    cfn.hawser.io/template: |{template}\n\
+             spec:\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      containers: [{{name: app, image: busybox:1.36}}]\n---\n",
+            ns = bed.ns
+        )
+    };
+    let manifest = [
+        deployment("web", &with_bucket),
+        deployment("api", QUEUE_TEMPLATE),
+    ]
+    .concat();
+    let proxy = FaultProxy::start(&moto::endpoint_url()).await;
+    let (code, out) = plan(&proxy, &bed.cluster, &manifest, &["-o", "json"]).await;
+    assert_eq!(code, 0, "{out}");
+    let report: serde_json::Value = serde_json::from_str(&out).expect("a JSON report");
+    let objects = report["objects"].as_array().unwrap();
+    assert_eq!(objects.len(), 2, "{report:#}");
+    let (web, api) = (bed.stack_name(Some("web")), bed.stack_name(Some("api")));
+    assert_eq!(
+        objects[0]["actions"],
+        serde_json::json!([{"action": "modify", "resource": "stack", "id": web,
+            "detail": "Add Bucket (AWS::S3::Bucket)"}]),
+        "{report:#}"
+    );
+    assert_eq!(
+        objects[1]["actions"],
+        serde_json::json!([{"action": "create", "resource": "stack",
+            "detail": format!("{api}: add Queue (AWS::SQS::Queue)")}]),
+        "{report:#}"
+    );
+    assert_eq!(objects[1]["status"], "changes");
+    assert_eq!(
+        writes(&proxy),
+        vec![
+            ("CreateChangeSet".to_owned(), 1),
+            ("DeleteChangeSet".to_owned(), 1)
+        ],
+        "the only writes are the transient change set's"
+    );
+    // The stack is as it was, with no change set left behind.
+    let stack = bed.stack(&web).await.expect("the stack");
+    assert_eq!(stack.stack_status().unwrap().as_str(), "CREATE_COMPLETE");
+    // moto lists every stack's change sets, whatever StackName says.
+    let sets = bed
+        .cfn
+        .list_change_sets()
+        .stack_name(&web)
+        .send()
+        .await
+        .unwrap();
+    let left: Vec<_> = sets
+        .summaries()
+        .iter()
+        .filter(|s| s.stack_name() == Some(web.as_str()))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(
+        bed.stack(&api).await.is_none(),
+        "no stack for the new Deployment"
+    );
+}
