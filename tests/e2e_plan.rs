@@ -5,6 +5,7 @@
 
 use crate::support;
 
+use kube::ResourceExt;
 use support::fault_proxy::FaultProxy;
 use support::*;
 
@@ -208,4 +209,133 @@ async fn plan_shows_a_new_stack_and_an_edits_resource_changes_through_a_deleted_
         bed.stack(&api).await.is_none(),
         "no stack for the new Deployment"
     );
+}
+
+/// Calls hawser made that change something in AWS, from its own
+/// `hawser_aws_api_calls_total`, by operation.
+async fn aws_writes(hawser: &Hawser) -> Vec<(String, f64)> {
+    let text = hawser.metrics().await;
+    hawser::aws::ops::ALL
+        .iter()
+        .filter(|op| op.writes)
+        .map(|op| {
+            let needle = format!("operation=\"{}\"", op.name);
+            let total: f64 = text
+                .lines()
+                .filter(|l| l.starts_with("hawser_aws_api_calls_total{") && l.contains(&needle))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum();
+            (op.name.to_owned(), total)
+        })
+        .filter(|(_, n)| *n > 0.0)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_plan_only_service_is_planned_with_no_aws_write_until_the_annotation_goes() {
+    use support::vpce::{Bed, WAIT};
+    let bed = Bed::start("10m").await;
+    bed.create(
+        "db",
+        &[
+            ("vpce.hawser.io/subnet-ids", &bed.net.subnets[0]),
+            ("hawser.io/plan-only", "true"),
+        ],
+    )
+    .await;
+    let plan = eventually("hawser.io/plan on the Service", WAIT, || async {
+        let svc = bed.services().get("db").await.ok()?;
+        svc.annotations().get("hawser.io/plan").cloned()
+    })
+    .await;
+    let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
+    let steps: Vec<(&str, &str)> = plan
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap(),
+                a["resource"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [("create", "security-group"), ("create", "vpc-endpoint")]
+    );
+    let note = bed.wait_event("db", "Planned").await;
+    assert!(note.contains("create vpc-endpoint"), "{note}");
+    assert_eq!(aws_writes(bed.hawser()).await, vec![]);
+    assert!(bed.net.live_endpoints(&bed.ec2).await.is_empty());
+
+    // The annotation goes: hawser acts, and the plan goes.
+    let patch = serde_json::json!({"metadata": {"annotations": {"hawser.io/plan-only": null}}});
+    bed.services()
+        .patch(
+            "db",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+    let svc = bed.available("db").await;
+    assert!(!svc.annotations().contains_key("hawser.io/plan"));
+    let writes = aws_writes(bed.hawser()).await;
+    assert!(
+        writes
+            .iter()
+            .any(|(op, n)| op == "CreateVpcEndpoint" && *n == 1.0),
+        "{writes:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_plan_only_deployment_gets_its_stack_only_once_the_annotation_goes() {
+    use support::stack::{Bed, QUEUE_TEMPLATE, STACK_STATUS};
+    let bed = Bed::start("10m").await;
+    let params = format!(r#"{{"QueueName":"{}"}}"#, unique("planonly"));
+    bed.create_deployment(
+        "web",
+        &[
+            ("cfn.hawser.io/template", QUEUE_TEMPLATE),
+            ("cfn.hawser.io/parameters", &params),
+            ("hawser.io/plan-only", "true"),
+        ],
+    )
+    .await;
+    let d = bed
+        .deployment_where("web", "hawser.io/plan", |a| {
+            a.contains_key("hawser.io/plan")
+        })
+        .await;
+    let plan: serde_json::Value = serde_json::from_str(&d.annotations()["hawser.io/plan"]).unwrap();
+    let name = bed.stack_name(Some("web"));
+    assert_eq!(
+        plan,
+        serde_json::json!([{"action": "create", "resource": "stack",
+            "detail": format!("{name}: add Queue (AWS::SQS::Queue)")}])
+    );
+    assert_eq!(aws_writes(bed.hawser()).await, vec![]);
+    assert!(bed.stack(&name).await.is_none());
+
+    let patch = serde_json::json!({"metadata": {"annotations": {"hawser.io/plan-only": "false"}}});
+    bed.deployments()
+        .patch(
+            "web",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+    bed.deployment_where("web", "CREATE_COMPLETE", |a| {
+        a.get(STACK_STATUS).map(String::as_str) == Some("CREATE_COMPLETE")
+    })
+    .await;
+    assert!(bed.stack(&name).await.is_some());
+    eventually("the plan removed", support::stack::WAIT, || async {
+        let d = bed.deployments().get("web").await.ok()?;
+        (!d.annotations().contains_key("hawser.io/plan")).then_some(())
+    })
+    .await;
 }

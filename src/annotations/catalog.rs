@@ -367,6 +367,22 @@ pub const ALL: &[KeyDoc] = &[
         "`delete`",
         &["vpce/annotations.yaml", "stack/deployment-stack.yaml"],
     ),
+    input(
+        PLAN_ONLY,
+        &[Service, Namespace, Deployment],
+        "`\"true\"`: the controllers work out what they would do in AWS and record it in \
+         `hawser.io/plan` and a `Planned` Event, making no AWS call that changes anything (not \
+         even on deletion, which waits); remove it, or `\"false\"`, to let them act",
+        "`\"false\"`",
+        &["vpce/plan-only.yaml"],
+    ),
+    other(
+        PLAN,
+        Role::Output,
+        &[Service, Namespace, Deployment],
+        "with `hawser.io/plan-only`: the AWS actions the controller would take, as a JSON list \
+         of `{action, resource, id, detail}` (`[]`: none); removed once the object may act",
+    ),
     other(
         TAG_CLUSTER,
         Role::Tag,

@@ -6,7 +6,7 @@ use super::collect::Annotations;
 use super::error::AnnotationError;
 use super::keys::{
     ObjectKind, CFN_INJECT_OUTPUTS, CFN_TEMPLATE, CFN_TEMPLATE_CONFIGMAP, DELETION_POLICY,
-    ROUTING_INJECT_KEYS, ROUTING_PRIVATE_HOSTS, ROUTING_PUBLIC_HOSTS, SECURITY_PROFILE,
+    PLAN_ONLY, ROUTING_INJECT_KEYS, ROUTING_PRIVATE_HOSTS, ROUTING_PUBLIC_HOSTS, SECURITY_PROFILE,
 };
 use super::net::parse_host_names;
 use super::stack::{read_stack, StackSpec};
@@ -28,6 +28,8 @@ pub struct DeploymentSpec {
     /// The Deployment's own profile; see [`SecurityProfile::effective`].
     pub profile: Option<SecurityProfile>,
     pub deletion_policy: DeletionPolicy,
+    /// `hawser.io/plan-only`: plan the stack, do not act.
+    pub plan_only: bool,
 }
 
 impl DeploymentSpec {
@@ -58,6 +60,7 @@ impl DeploymentSpec {
             deletion_policy: ann
                 .parse(DELETION_POLICY, parse_deletion_policy)
                 .unwrap_or_default(),
+            plan_only: ann.parse(PLAN_ONLY, parse_bool).unwrap_or(false),
         };
         ann.finish(spec)
     }

@@ -94,6 +94,9 @@ pub const CR_REQUEST_ID: &str = "custom-resource.hawser.io/request-id";
 
 // Shared.
 pub const DELETION_POLICY: &str = "hawser.io/deletion-policy";
+pub const PLAN_ONLY: &str = "hawser.io/plan-only";
+// Output, with plan-only.
+pub const PLAN: &str = "hawser.io/plan";
 
 // Tag keys (on AWS resources, not annotations); listed here because they
 // share the `hawser.io/` prefix and must not be confused with annotations.

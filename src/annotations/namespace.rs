@@ -9,8 +9,8 @@ use super::error::AnnotationError;
 use super::iam::{parse_iam_groups, parse_iam_username};
 use super::keys::{
     ObjectKind, AWS_REGION, AWS_ROLE_ARN, DELETION_POLICY, ENV_HOST_NAMES, ENV_ROTATE_KEYS,
-    ENV_ROUTING_SECRET, IAM_GROUPS, IAM_ROLE_ARN, IAM_USERNAME, SECURITY_ALLOW_PRIVILEGED,
-    SECURITY_PROFILE,
+    ENV_ROUTING_SECRET, IAM_GROUPS, IAM_ROLE_ARN, IAM_USERNAME, PLAN_ONLY,
+    SECURITY_ALLOW_PRIVILEGED, SECURITY_PROFILE,
 };
 use super::net::parse_host_names;
 use super::stack::{read_stack, StackSpec};
@@ -44,6 +44,8 @@ pub struct NamespaceSpec {
     pub allow_privileged: bool,
     pub profile: Option<SecurityProfile>,
     pub deletion_policy: DeletionPolicy,
+    /// `hawser.io/plan-only`: plan the stack, do not act.
+    pub plan_only: bool,
 }
 
 impl NamespaceSpec {
@@ -89,6 +91,7 @@ impl NamespaceSpec {
             deletion_policy: ann
                 .parse(DELETION_POLICY, parse_deletion_policy)
                 .unwrap_or_default(),
+            plan_only: ann.parse(PLAN_ONLY, parse_bool).unwrap_or(false),
         };
         ann.finish(spec)
     }

@@ -8,8 +8,8 @@ use super::aws_ids::{
 use super::collect::Annotations;
 use super::error::AnnotationError;
 use super::keys::{
-    input_keys, ObjectKind, AWS_REGION, DELETION_POLICY, VPCE_ALLOWED_CIDRS, VPCE_PRIVATE_DNS,
-    VPCE_SECURITY_GROUP_IDS, VPCE_SERVICE_NAME, VPCE_SUBNET_IDS, VPCE_VPC_ID,
+    input_keys, ObjectKind, AWS_REGION, DELETION_POLICY, PLAN_ONLY, VPCE_ALLOWED_CIDRS,
+    VPCE_PRIVATE_DNS, VPCE_SECURITY_GROUP_IDS, VPCE_SERVICE_NAME, VPCE_SUBNET_IDS, VPCE_VPC_ID,
 };
 use super::net::{parse_cidrs, DEFAULT_ALLOWED_CIDRS};
 use super::values::{parse_bool, parse_deletion_policy, DeletionPolicy};
@@ -39,6 +39,8 @@ pub struct VpceSpec {
     /// namespace's.
     pub region: Option<String>,
     pub deletion_policy: DeletionPolicy,
+    /// `hawser.io/plan-only`: plan, do not act.
+    pub plan_only: bool,
 }
 
 impl VpceSpec {
@@ -64,6 +66,7 @@ impl VpceSpec {
         let private_dns = ann.parse(VPCE_PRIVATE_DNS, parse_bool);
         let region = ann.parse(AWS_REGION, parse_region);
         let deletion_policy = ann.parse(DELETION_POLICY, parse_deletion_policy);
+        let plan_only = ann.parse(PLAN_ONLY, parse_bool);
 
         let has_provided = ann.get(VPCE_SECURITY_GROUP_IDS).is_some();
         if let (true, Some(value)) = (has_provided, ann.get(VPCE_ALLOWED_CIDRS)) {
@@ -99,6 +102,7 @@ impl VpceSpec {
             private_dns: private_dns.unwrap_or(false),
             region,
             deletion_policy: deletion_policy.unwrap_or_default(),
+            plan_only: plan_only.unwrap_or(false),
         });
         ann.finish(spec)
     }

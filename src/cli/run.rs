@@ -184,6 +184,13 @@ pub struct ControllerArgs {
     #[arg(long, env = "HAWSER_GC_PERIOD", value_parser = humantime::parse_duration)]
     pub gc_period: Option<Duration>,
 
+    /// Every object only plans, as if annotated hawser.io/plan-only="true":
+    /// the vpce and stack controllers record what they would do in AWS
+    /// (annotation hawser.io/plan, a Planned Event) and make no AWS call
+    /// that changes anything.
+    #[arg(long, env = "HAWSER_PLAN_ONLY")]
+    pub plan_only: bool,
+
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "HAWSER_WATCH_NAMESPACE")]
     pub watch_namespace: Option<String>,
@@ -274,6 +281,7 @@ impl ControllerArgs {
             watch_namespace: self.watch_namespace.clone(),
             pause_after_create: self.test_pause_after_create,
             gc_period: self.gc_period,
+            plan_only: self.plan_only,
             cfn_requests: self.cfn_requests_queue_url.as_ref().map(|url| {
                 crate::controller::cfn_requests::Settings {
                     queue_url: url.clone(),

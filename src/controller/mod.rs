@@ -76,6 +76,8 @@ pub struct Config {
     /// `--gc-period`: garbage collection for the vpce and stack
     /// controllers' resources on the Lease holder; `None`: off.
     pub gc_period: Option<Duration>,
+    /// `--plan-only`: the vpce and stack controllers only plan.
+    pub plan_only: bool,
 }
 
 /// aws-auth and the namespace controller's mapping policy; the webhook's
@@ -200,6 +202,7 @@ pub async fn start(
                                 resync: args.resync,
                                 namespace: args.watch_namespace.clone(),
                                 pause_after_create: args.pause_after_create,
+                                plan_only: args.plan_only,
                             };
                             let ctx = Arc::new(vpce::Context::new(
                                 client.clone(),
@@ -259,6 +262,7 @@ pub async fn start(
                                 default_region: aws().default_region().to_owned(),
                                 resync: args.resync,
                                 namespace: args.watch_namespace.clone(),
+                                plan_only: args.plan_only,
                             };
                             let ctx = Arc::new(stack::Context::new(
                                 client.clone(),

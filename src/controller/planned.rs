@@ -70,3 +70,54 @@ pub fn summary(actions: &[Action]) -> String {
         .collect::<Vec<_>>()
         .join("; ")
 }
+
+/// The field manager of `hawser.io/plan`: its own, so that the outputs'
+/// server-side apply and the plan's never drop each other's fields.
+pub const PLAN_MANAGER: &str = "hawser-plan";
+
+/// Whether the object only plans: `hawser.io/plan-only: "true"`, or
+/// `--plan-only` for every object.
+pub fn plan_only(annotations: &std::collections::BTreeMap<String, String>, flag: bool) -> bool {
+    flag || annotations
+        .get(crate::annotations::keys::PLAN_ONLY)
+        .map(String::as_str)
+        == Some("true")
+}
+
+/// `hawser.io/plan`'s value for `actions`: a JSON list.
+pub fn annotation_value(actions: &[Action]) -> String {
+    serde_json::to_string(actions).expect("actions serialize")
+}
+
+/// Writes `hawser.io/plan` (`Some`) on the object, or removes it (`None`),
+/// by server-side apply as [`PLAN_MANAGER`].
+pub async fn record<K>(
+    api: &kube::Api<K>,
+    name: &str,
+    actions: Option<&[Action]>,
+) -> Result<(), crate::controller::timeout::ApiError>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut annotations = serde_json::Map::new();
+    if let Some(actions) = actions {
+        annotations.insert(
+            crate::annotations::keys::PLAN.into(),
+            annotation_value(actions).into(),
+        );
+    }
+    let body = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "metadata": {"name": name, "annotations": annotations},
+    });
+    let params = kube::api::PatchParams::apply(PLAN_MANAGER).force();
+    let patch = kube::api::Patch::Apply(&body);
+    match crate::controller::timeout::call("write the plan", api.patch(name, &params, &patch)).await
+    {
+        Ok(_) => Ok(()),
+        // Deleted meanwhile: nothing left to write on.
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e),
+    }
+}

@@ -14,12 +14,10 @@ use tokio::sync::OnceCell;
 use super::preview;
 use crate::annotations::keys::{AWS_REGION, CFN_FINALIZER, DELETION_POLICY, VPCE_FINALIZER};
 use crate::annotations::{
-    parse_deletion_policy, parse_inline_template, parse_region, template_resources, DeletionPolicy,
-    StackSpec, TemplateSource, VpceSpec,
+    parse_deletion_policy, parse_inline_template, parse_region, DeletionPolicy, StackSpec,
+    TemplateSource, VpceSpec,
 };
-use crate::aws::{
-    AwsClients, AwsSettings, CfnProvider, CloudFormationApi, Ec2Api, Ec2Provider, Scope,
-};
+use crate::aws::{AwsClients, AwsSettings, CfnProvider, CloudFormationApi, Ec2Provider, Scope};
 use crate::cli::PlanArgs;
 use crate::controller::planned::{Action, Verb};
 use crate::controller::scope::scope_for;
@@ -197,30 +195,9 @@ async fn service(
         let scope = ctx.scope(ns, region.as_deref()).await?;
         let ec2 = ctx.aws().await?.ec2(&scope).await;
         let tags = owner.ownership_tags(cluster);
-        let err = |e: crate::aws::AwsError| e.to_string();
-        let verb = match deletion_policy(live.annotations()) {
-            DeletionPolicy::Retain => Verb::Release,
-            DeletionPolicy::Delete => Verb::Delete,
-        };
-        let mut out = Vec::new();
-        for e in ec2.find_endpoints(&tags).await.map_err(err)? {
-            if !e.state.is_gone() {
-                out.push(Action::new(
-                    verb,
-                    "vpc-endpoint",
-                    Some(&e.id),
-                    "the Service no longer asks for it",
-                ));
-            }
-        }
-        for g in ec2.find_security_groups(&tags).await.map_err(err)? {
-            out.push(Action::new(
-                verb,
-                "security-group",
-                Some(&g.id),
-                "the Service no longer asks for it",
-            ));
-        }
+        let out = vpce::cleanup::planned(&ec2, &tags, deletion_policy(live.annotations()))
+            .await
+            .map_err(|e| e.to_string())?;
         return Ok(Some((describe_scope(&scope), out)));
     };
     let defaults = Defaults {
@@ -279,21 +256,11 @@ async fn stack_object<K: StackObject>(
     let Some(spec) = spec else {
         // No stack asked for: an object that has one loses it.
         let live = live.expect("checked above");
-        let out = match stack.filter(|s| is_owned(s, &owner.ownership_tags(cluster))) {
-            None => vec![],
-            Some(s) => {
-                let verb = match deletion_policy(live.annotations()) {
-                    DeletionPolicy::Retain => Verb::Release,
-                    DeletionPolicy::Delete => Verb::Delete,
-                };
-                vec![Action::new(
-                    verb,
-                    "stack",
-                    Some(&s.name),
-                    "the object no longer asks for it",
-                )]
-            }
-        };
+        let out = stack::plan::cleanup(
+            stack.as_ref(),
+            &owner.ownership_tags(cluster),
+            deletion_policy(live.annotations()),
+        );
         return Ok(Some((describe_scope(&scope), out)));
     };
     let body = match &spec.template {
@@ -306,18 +273,7 @@ async fn stack_object<K: StackObject>(
     };
     let default_tags = ctx.args.default_tags.clone().unwrap_or_default();
     let want = stack::desired::desired(&spec, &body, &owner, cluster, &default_tags);
-    let create = || {
-        let resources: Vec<String> = template_resources(&body)
-            .into_iter()
-            .map(|(id, kind)| format!("{id} ({kind})"))
-            .collect();
-        Action::new(
-            Verb::Create,
-            "stack",
-            None,
-            format!("{stack_name}: add {}", resources.join("; add ")),
-        )
-    };
+    let create = || stack::plan::create(&want);
     let actions = match stack {
         None => vec![create()],
         Some(s) if !is_owned(&s, &want.ownership) => {

@@ -51,6 +51,7 @@ fn service_defaults_and_full() {
             private_dns: false,
             region: None,
             deletion_policy: DeletionPolicy::Delete,
+            plan_only: false,
         })
     );
     let ann = annotations(&[
@@ -358,7 +359,7 @@ fn keys_are_consistent() {
     );
     assert_eq!(hawser_family("nothawser.io/x"), None);
     assert_eq!(hawser_family("example.com/hawser.io"), None);
-    assert_eq!(input_keys(ObjectKind::Service).count(), 8);
+    assert_eq!(input_keys(ObjectKind::Service).count(), 9);
     let err = AnnotationError::new("k", "v", "r", "a");
     assert_eq!(err.category(), "invalid_annotation");
 }

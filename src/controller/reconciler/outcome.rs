@@ -36,12 +36,14 @@ pub enum Outcome {
     /// The trigger was removed: what hawser made is gone (or retained)
     /// and the object is the user's again.
     Released,
+    /// Plan-only: the plan was recorded, AWS left as it is.
+    Planned,
     /// The pass failed and is retried after a failure backoff.
     Error,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 11] = [
+    pub const ALL: [Outcome; 12] = [
         Outcome::Skipped,
         Outcome::OutOfScope,
         Outcome::Unchanged,
@@ -52,6 +54,7 @@ impl Outcome {
         Outcome::DeleteFailed,
         Outcome::CleanedUp,
         Outcome::Released,
+        Outcome::Planned,
         Outcome::Error,
     ];
 
@@ -67,6 +70,7 @@ impl Outcome {
             Outcome::DeleteFailed => "delete_failed",
             Outcome::CleanedUp => "cleaned_up",
             Outcome::Released => "released",
+            Outcome::Planned => "planned",
             Outcome::Error => "error",
         }
     }

@@ -24,6 +24,7 @@ pub mod error;
 pub mod inputs;
 pub mod kind;
 pub mod machine;
+pub mod plan;
 pub mod released;
 mod report;
 pub mod status;
@@ -58,7 +59,7 @@ use self::{
     inputs::{scope_of, template},
     kind::StackObject,
     machine::Memo,
-    report::{publish, publish_effects},
+    report::{clear_plan, publish, publish_effects, report_plan},
     status::{Outputs, OutputsWrite, State},
     teardown::{cleanup_object, release},
 };
@@ -66,7 +67,8 @@ use crate::annotations::{
     keys::{CFN_TEMPLATE, CFN_TEMPLATE_CONFIGMAP},
     parse_template_configmap,
 };
-use crate::aws::CfnProvider;
+use crate::aws::{CfnProvider, CloudFormationApi};
+use crate::controller::planned;
 use crate::controller::reconciler::{self, Base, Meta, Outcome, Pass, Reconciler, Watch};
 use crate::controller::tracker::{fingerprint, Fingerprint};
 use crate::metrics::Metrics;
@@ -90,6 +92,8 @@ pub struct Settings {
     pub default_region: String,
     pub resync: Duration,
     pub namespace: Option<String>,
+    /// `--plan-only`: every object only plans.
+    pub plan_only: bool,
 }
 
 pub struct Context<P> {
@@ -344,6 +348,14 @@ async fn apply_object<K: StackObject, P: CfnProvider>(
         // memo is newer: the cached object may not show our last write.)
         memo.applied = Outputs::read(obj.annotations()).spec_hash;
     }
+    if planned::plan_only(obj.annotations(), ctx.settings.plan_only) {
+        // One DescribeStacks; the plan is the step apply would take.
+        let stack = cfn.describe_stack(&want.request.stack_name).await?;
+        report_plan(ctx, obj, &plan::apply(stack.as_ref(), &want, &memo)).await?;
+        ctx.base.tracker.settle(&uid, inputs);
+        return Ok(Pass::requeue(Outcome::Planned, ctx.settings.resync));
+    }
+    clear_plan(ctx, obj).await?;
     let applied = apply::apply(&cfn, &want, &mut memo).await;
     let spec_hash = memo.applied.clone();
     ctx.set_memo(&uid, memo);

@@ -5,12 +5,14 @@ use kube::{core::PartialObjectMeta, runtime::events::EventType, ResourceExt};
 
 use super::{
     effects::Effect,
-    error::Failed,
+    error::{Error, Failed},
     kind::StackObject,
     status::{self, Outputs, State, STATUS_FAILED},
     Context,
 };
+use crate::annotations::keys::PLAN;
 use crate::aws::CfnProvider;
+use crate::controller::planned::{self, Action};
 
 /// Records a failure on the object: `last-error`, and `stack-status` the
 /// stack's status or `Failed`. True when the message is new, so the
@@ -60,4 +62,34 @@ pub(super) async fn publish<K: StackObject, P: CfnProvider>(
     note: String,
 ) {
     ctx.base.publish(obj, type_, reason, note).await;
+}
+
+/// Records a plan-only object's plan: `hawser.io/plan`, and a `Planned`
+/// Event whenever the plan differs from the one recorded.
+pub(super) async fn report_plan<K: StackObject, P: CfnProvider>(
+    ctx: &Context<P>,
+    obj: &PartialObjectMeta<K>,
+    actions: &[Action],
+) -> Result<(), Error> {
+    let value = planned::annotation_value(actions);
+    if obj.annotations().get(PLAN) == Some(&value) {
+        return Ok(());
+    }
+    let api = K::typed_api(ctx.base.client.clone(), &K::home(obj));
+    planned::record(&api, &obj.name_any(), Some(actions)).await?;
+    let note = format!("plan-only, nothing done: {}", planned::summary(actions));
+    publish(ctx, obj, EventType::Normal, "Planned", note).await;
+    Ok(())
+}
+
+/// Drops `hawser.io/plan` from an object that may act again.
+pub(super) async fn clear_plan<K: StackObject, P: CfnProvider>(
+    ctx: &Context<P>,
+    obj: &PartialObjectMeta<K>,
+) -> Result<(), Error> {
+    if obj.annotations().contains_key(PLAN) {
+        let api = K::typed_api(ctx.base.client.clone(), &K::home(obj));
+        planned::record(&api, &obj.name_any(), None).await?;
+    }
+    Ok(())
 }

@@ -12,13 +12,14 @@ use super::{
     error::Error,
     inputs::scope_of,
     kind::StackObject,
-    owner,
-    report::{publish, publish_effects},
+    owner, plan,
+    report::{publish, publish_effects, report_plan},
     status::{self, Outputs, State},
     Context, CONTROLLER, FINALIZER,
 };
 use crate::annotations::{keys::DELETION_POLICY, parse_deletion_policy, DeletionPolicy};
-use crate::aws::CfnProvider;
+use crate::aws::{CfnProvider, CloudFormationApi};
+use crate::controller::planned;
 use crate::controller::reconciler::{Outcome, Pass};
 use crate::controller::tracker::Tracker;
 
@@ -53,11 +54,39 @@ async fn run_cleanup<K: StackObject, P: CfnProvider>(
     Ok(outcome)
 }
 
+/// Plan-only: the stack the cleanup would delete (or release), recorded
+/// instead; `true` when there was one (the finalizer stays).
+async fn planned_cleanup<K: StackObject, P: CfnProvider>(
+    obj: &PartialObjectMeta<K>,
+    ctx: &Context<P>,
+) -> Result<bool, Error> {
+    let owner = owner(obj);
+    let cfn = ctx.aws.cfn(&scope_of(obj, ctx).await?).await;
+    let stack = cfn
+        .describe_stack(&owner.stack_name(&ctx.settings.cluster))
+        .await?;
+    let actions = plan::cleanup(
+        stack.as_ref(),
+        &owner.ownership_tags(&ctx.settings.cluster),
+        deletion_policy(obj.annotations()),
+    );
+    if actions.is_empty() {
+        return Ok(false);
+    }
+    report_plan(ctx, obj, &actions).await?;
+    Ok(true)
+}
+
 /// One cleanup step; `Some(pass)` while there is more to wait for.
 pub(super) async fn cleanup_object<K: StackObject, P: CfnProvider>(
     obj: &PartialObjectMeta<K>,
     ctx: &Context<P>,
 ) -> Result<Option<Pass>, Error> {
+    if planned::plan_only(obj.annotations(), ctx.settings.plan_only)
+        && planned_cleanup(obj, ctx).await?
+    {
+        return Ok(Some(Pass::requeue(Outcome::Planned, ctx.settings.resync)));
+    }
     let uid = obj.uid().unwrap_or_default();
     ctx.base.tracker.set_state(&uid, State::Deleting);
     let outcome = run_cleanup(obj, ctx).await?;

@@ -8,6 +8,7 @@ use super::effects::Effect;
 use super::error::Error;
 use crate::annotations::{keys, DeletionPolicy};
 use crate::aws::{AwsErrorKind, Ec2Api, EndpointState, Tags};
+use crate::controller::planned::{Action, Verb};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cleanup {
@@ -16,6 +17,30 @@ pub enum Cleanup {
     /// Deletion is under way (an endpoint still deleting, a group still
     /// in use); call again later.
     Waiting { effects: Vec<Effect>, why: String },
+}
+
+/// What [`cleanup`] would do, with reads only: each live endpoint and
+/// each group with the Service's tags deleted, or released with `retain`.
+pub async fn planned<E: Ec2Api>(
+    ec2: &E,
+    ownership: &Tags,
+    policy: DeletionPolicy,
+) -> Result<Vec<Action>, Error> {
+    let verb = match policy {
+        DeletionPolicy::Retain => Verb::Release,
+        DeletionPolicy::Delete => Verb::Delete,
+    };
+    let why = "the Service is deleted or no longer asks for it";
+    let mut out = Vec::new();
+    for e in ec2.find_endpoints(ownership).await? {
+        if !e.state.is_gone() {
+            out.push(Action::new(verb, "vpc-endpoint", Some(&e.id), why));
+        }
+    }
+    for g in ec2.find_security_groups(ownership).await? {
+        out.push(Action::new(verb, "security-group", Some(&g.id), why));
+    }
+    Ok(out)
 }
 
 pub async fn cleanup<E: Ec2Api>(

@@ -43,7 +43,7 @@ use self::{
     desired::{Defaults, Owner},
     effects::Effect,
     error::Error,
-    report::{publish, publish_effects},
+    report::{clear_plan, publish, publish_effects, report_plan},
     status::{Current, Outputs, State},
     teardown::{cleanup_service, release},
     tracker::fingerprint,
@@ -53,6 +53,7 @@ use crate::annotations::{
     VpceSpec,
 };
 use crate::aws::{Ec2Provider, EndpointState, Scope};
+use crate::controller::planned;
 use crate::controller::reconciler::{self, Base, Meta, Outcome, Pass, Reconciler, Source, Watch};
 use crate::controller::scope::{self as aws_scope, ScopeError};
 use crate::metrics::Metrics;
@@ -75,6 +76,8 @@ pub struct Settings {
     /// Test hook (hidden flag): pause between creating an endpoint and
     /// recording it, to prove a crash there adopts instead of duplicating.
     pub pause_after_create: Option<Duration>,
+    /// `--plan-only`: every Service only plans.
+    pub plan_only: bool,
 }
 
 pub struct Context<P> {
@@ -244,6 +247,15 @@ async fn apply_service<P: Ec2Provider>(obj: &ServiceMeta, ctx: &Context<P>) -> R
         group_id: current.group_id.clone(),
     };
     let ec2 = ctx.aws.ec2(&scope(ctx, obj, spec.region.as_deref())?).await;
+    if planned::plan_only(obj.annotations(), ctx.settings.plan_only) {
+        // Reads only; the plan is what apply would carry out.
+        let observed = apply::observe(&ec2, &desired, &recorded).await?;
+        let plan = plan::plan(&desired, &observed, &recorded, &uid);
+        report_plan(ctx, obj, &plan::actions(&desired, &plan)).await?;
+        ctx.base.tracker.settle(&uid, inputs);
+        return Ok(Pass::requeue(Outcome::Planned, ctx.settings.resync));
+    }
+    clear_plan(ctx, obj).await?;
     let applied = apply::apply(&ec2, &desired, &uid, &recorded).await?;
     if let Some(pause) = ctx.settings.pause_after_create {
         if applied

@@ -11,7 +11,9 @@ use super::{
     status::{self, Current, State},
     Context, ServiceMeta,
 };
+use crate::annotations::keys::PLAN;
 use crate::aws::Ec2Provider;
+use crate::controller::planned::{self, Action};
 use crate::controller::reconciler::Failure;
 
 /// Marks the Service `state: Failed`, keeping the outputs that are still
@@ -57,4 +59,32 @@ pub(super) async fn publish<P: Ec2Provider>(
     note: String,
 ) {
     ctx.base.publish(obj, type_, reason, note).await;
+}
+
+/// Records a plan-only Service's plan: `hawser.io/plan`, and a `Planned`
+/// Event whenever the plan differs from the one recorded.
+pub(super) async fn report_plan<P: Ec2Provider>(
+    ctx: &Context<P>,
+    obj: &ServiceMeta,
+    actions: &[Action],
+) -> Result<(), Error> {
+    let value = planned::annotation_value(actions);
+    if obj.annotations().get(PLAN) == Some(&value) {
+        return Ok(());
+    }
+    planned::record(&services(ctx, obj), &obj.name_any(), Some(actions)).await?;
+    let note = format!("plan-only, nothing done: {}", planned::summary(actions));
+    publish(ctx, obj, EventType::Normal, "Planned", note).await;
+    Ok(())
+}
+
+/// Drops `hawser.io/plan` from a Service that may act again.
+pub(super) async fn clear_plan<P: Ec2Provider>(
+    ctx: &Context<P>,
+    obj: &ServiceMeta,
+) -> Result<(), Error> {
+    if obj.annotations().contains_key(PLAN) {
+        planned::record(&services(ctx, obj), &obj.name_any(), None).await?;
+    }
+    Ok(())
 }

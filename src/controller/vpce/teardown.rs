@@ -11,7 +11,7 @@ use super::{
     cleanup::{self, Cleanup},
     error::Error,
     owner,
-    report::publish_effects,
+    report::{publish_effects, report_plan},
     scope, services,
     status::{self, Current, State},
     Context, ServiceMeta,
@@ -22,6 +22,7 @@ use crate::annotations::{
 };
 use crate::aws::Ec2Provider;
 use crate::controller::{
+    planned,
     reconciler::{Outcome, Pass},
     timeout, FIELD_MANAGER,
 };
@@ -41,25 +42,32 @@ fn cleanup_inputs(obj: &ServiceMeta) -> (DeletionPolicy, Option<String>) {
     (policy, region)
 }
 
-async fn run_cleanup<P: Ec2Provider>(
-    obj: &ServiceMeta,
-    ctx: &Context<P>,
-) -> Result<Cleanup, Error> {
+/// What a teardown pass did.
+enum Step {
+    Ran(Cleanup),
+    /// Plan-only, and AWS still holds the Service's resources: the plan
+    /// is recorded, nothing is deleted.
+    Planned,
+}
+
+async fn run_cleanup<P: Ec2Provider>(obj: &ServiceMeta, ctx: &Context<P>) -> Result<Step, Error> {
     let owner = owner(obj);
     let (policy, region) = cleanup_inputs(obj);
     let ec2 = ctx.aws.ec2(&scope(ctx, obj, region.as_deref())?).await;
-    let outcome = cleanup::cleanup(
-        &ec2,
-        &owner.ownership_tags(&ctx.settings.cluster),
-        &owner.reference(),
-        policy,
-    )
-    .await?;
+    let ownership = owner.ownership_tags(&ctx.settings.cluster);
+    if planned::plan_only(obj.annotations(), ctx.settings.plan_only) {
+        let actions = cleanup::planned(&ec2, &ownership, policy).await?;
+        if !actions.is_empty() {
+            report_plan(ctx, obj, &actions).await?;
+            return Ok(Step::Planned);
+        }
+    }
+    let outcome = cleanup::cleanup(&ec2, &ownership, &owner.reference(), policy).await?;
     let effects = match &outcome {
         Cleanup::Done(effects) | Cleanup::Waiting { effects, .. } => effects,
     };
     publish_effects(ctx, obj, effects).await;
-    Ok(outcome)
+    Ok(Step::Ran(outcome))
 }
 
 /// One cleanup step for a deleted Service: `None` once nothing of it is
@@ -77,8 +85,9 @@ pub(super) async fn cleanup_service<P: Ec2Provider>(
         ctx.base.tracker.set_state(&uid, State::Deleting);
     }
     match run_cleanup(obj, ctx).await? {
-        Cleanup::Done(_) => Ok(None),
-        Cleanup::Waiting { why, .. } => {
+        Step::Planned => Ok(Some(Pass::requeue(Outcome::Planned, ctx.settings.resync))),
+        Step::Ran(Cleanup::Done(_)) => Ok(None),
+        Step::Ran(Cleanup::Waiting { why, .. }) => {
             tracing::info!(%why, "cleanup under way");
             ctx.base.tracker.succeeded(&uid);
             let poll = ctx.base.tracker.poll(&uid);
@@ -96,10 +105,14 @@ pub(super) async fn release<P: Ec2Provider>(
     ctx: &Context<P>,
 ) -> Result<Pass, Error> {
     let uid = obj.uid().unwrap_or_default();
-    if let Cleanup::Waiting { why, .. } = run_cleanup(obj, ctx).await? {
-        tracing::info!(%why, "release under way");
-        let poll = ctx.base.tracker.poll(&uid);
-        return Ok(Pass::requeue(Outcome::Waiting, poll));
+    match run_cleanup(obj, ctx).await? {
+        Step::Planned => return Ok(Pass::requeue(Outcome::Planned, ctx.settings.resync)),
+        Step::Ran(Cleanup::Waiting { why, .. }) => {
+            tracing::info!(%why, "release under way");
+            let poll = ctx.base.tracker.poll(&uid);
+            return Ok(Pass::requeue(Outcome::Waiting, poll));
+        }
+        Step::Ran(Cleanup::Done(_)) => {}
     }
     let api: Api<ServiceMeta> = Api::namespaced(
         ctx.base.client.clone(),

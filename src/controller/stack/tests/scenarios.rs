@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::aws::fake_cfn::{failed_event, FakeCfn};
+use crate::controller::planned::{Action as Planned, Verb};
 use crate::controller::reconciler::{reconcile, Failure as _, Meta};
 use crate::controller::stack::{error::Error, Context, Settings, Stacks};
 use crate::metrics::Metrics;
@@ -36,6 +37,7 @@ impl Scenario {
             default_region: "us-west-2".into(),
             resync,
             namespace: None,
+            plan_only: false,
         };
         let metrics = Arc::new(Metrics::new().unwrap());
         let namespaces = crate::namespaces::NamespaceCache::from_list(vec![]);
@@ -263,4 +265,72 @@ async fn an_unreachable_cloudformation_is_retried_with_backoff() {
     assert!(s.reasons().iter().any(|r| r == "ReconcileError"));
     s.settle().await;
     assert!(s.cfn.peek(STACK).is_some());
+}
+
+fn recorded_plan(s: &Scenario) -> Vec<(Verb, String)> {
+    let value = s.annotation(keys::PLAN).expect("hawser.io/plan");
+    let actions: Vec<Planned> = serde_json::from_str(&value).unwrap();
+    actions.into_iter().map(|a| (a.action, a.detail)).collect()
+}
+
+#[tokio::test]
+async fn plan_only_names_the_create_then_the_update_and_writes_nothing() {
+    let s = Scenario::new(Duration::ZERO);
+    s.annotate(keys::PLAN_ONLY, "true");
+    s.pass().await.unwrap();
+    assert!(
+        s.cfn.mutating_calls().is_empty(),
+        "{:?}",
+        s.cfn.mutating_calls()
+    );
+    assert_eq!(
+        recorded_plan(&s),
+        [(
+            Verb::Create,
+            format!("{STACK}: add Queue (AWS::SQS::Queue)")
+        )]
+    );
+    assert!(
+        s.reasons().iter().any(|r| r == "Planned"),
+        "{:?}",
+        s.reasons()
+    );
+
+    s.annotate(keys::PLAN_ONLY, "false");
+    s.settle().await;
+    assert_eq!(s.annotation(keys::PLAN), None);
+    s.cfn.clear_calls();
+
+    s.annotate(keys::PLAN_ONLY, "true");
+    s.annotate(keys::CFN_PARAMETERS, r#"{"QueueName": "jobs"}"#);
+    s.pass().await.unwrap();
+    assert!(
+        s.cfn.mutating_calls().is_empty(),
+        "{:?}",
+        s.cfn.mutating_calls()
+    );
+    let plan = recorded_plan(&s);
+    assert_eq!(plan.len(), 1);
+    assert_eq!(plan[0].0, Verb::Modify);
+}
+
+#[tokio::test]
+async fn a_plan_only_deletion_waits_until_the_annotation_goes() {
+    let s = Scenario::new(Duration::ZERO);
+    s.settle().await;
+    s.annotate(keys::PLAN_ONLY, "true");
+    s.api.delete(PATH);
+    s.cfn.clear_calls();
+    s.pass().await.unwrap();
+    assert!(
+        s.cfn.mutating_calls().is_empty(),
+        "{:?}",
+        s.cfn.mutating_calls()
+    );
+    assert!(s.finalized());
+    assert_eq!(recorded_plan(&s)[0].0, Verb::Delete);
+
+    s.annotate(keys::PLAN_ONLY, "false");
+    s.pass().await.unwrap();
+    assert!(s.cfn.mutating_calls().contains(&"DeleteStack"));
 }

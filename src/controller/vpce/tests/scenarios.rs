@@ -9,6 +9,7 @@ use kube::runtime::controller::Action;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::controller::planned::{Action as Planned, Verb};
 use crate::controller::reconciler::{reconcile, Meta};
 use crate::controller::vpce::{Context, Settings};
 use crate::metrics::Metrics;
@@ -36,6 +37,7 @@ impl Scenario {
             resync,
             namespace: None,
             pause_after_create: None,
+            plan_only: false,
         };
         let namespaces = NamespaceCache::from_list(vec![namespace_meta("team-a", &[])]);
         let metrics = Arc::new(Metrics::new().unwrap());
@@ -234,4 +236,76 @@ async fn a_passing_failure_is_retried_with_backoff() {
     assert_ne!(s.annotation(keys::VPCE_STATE).as_deref(), Some("Failed"));
     s.pass().await.unwrap();
     assert_eq!(s.ec2.live_endpoints().len(), 1);
+}
+
+fn recorded_plan(s: &Scenario) -> Vec<(Verb, String)> {
+    let value = s.annotation(keys::PLAN).expect("hawser.io/plan");
+    let actions: Vec<Planned> = serde_json::from_str(&value).unwrap();
+    actions
+        .into_iter()
+        .map(|a| (a.action, a.resource))
+        .collect()
+}
+
+#[tokio::test]
+async fn plan_only_records_the_plan_writes_nothing_to_aws_and_acts_once_it_goes() {
+    let s = Scenario::new(Duration::ZERO);
+    s.annotate(keys::PLAN_ONLY, Some("true"));
+    s.pass().await.unwrap();
+    assert!(
+        s.ec2.mutating_calls().is_empty(),
+        "{:?}",
+        s.ec2.mutating_calls()
+    );
+    assert_eq!(
+        recorded_plan(&s),
+        [
+            (Verb::Create, "security-group".to_owned()),
+            (Verb::Create, "vpc-endpoint".to_owned())
+        ]
+    );
+    assert_eq!(s.reasons(), ["Planned"]);
+    // The same plan again: no second Event, still no write.
+    s.pass().await.unwrap();
+    assert_eq!(s.reasons(), ["Planned"]);
+    assert!(s.ec2.mutating_calls().is_empty());
+
+    s.annotate(keys::PLAN_ONLY, None);
+    s.pass().await.unwrap();
+    assert_eq!(s.ec2.live_endpoints().len(), 1);
+    assert_eq!(s.annotation(keys::PLAN), None, "the plan goes once it acts");
+}
+
+#[tokio::test]
+async fn a_plan_only_deletion_waits_with_its_plan_until_the_annotation_goes() {
+    let s = Scenario::new(Duration::ZERO);
+    s.pass().await.unwrap();
+    let id = s.ec2.live_endpoints()[0].id.clone();
+    s.annotate(keys::PLAN_ONLY, Some("true"));
+    s.api.delete(PATH);
+    s.ec2.clear_calls();
+    s.pass().await.unwrap();
+    assert!(
+        s.ec2.mutating_calls().is_empty(),
+        "{:?}",
+        s.ec2.mutating_calls()
+    );
+    assert!(s.finalized(), "the deletion waits");
+    assert_eq!(
+        recorded_plan(&s),
+        [
+            (Verb::Delete, "vpc-endpoint".to_owned()),
+            (Verb::Delete, "security-group".to_owned())
+        ]
+    );
+    assert_eq!(s.ec2.live_endpoints()[0].id, id);
+
+    s.annotate(keys::PLAN_ONLY, None);
+    s.pass().await.unwrap(); // the endpoint deleting
+    assert_eq!(s.pass().await.unwrap(), Action::await_change());
+    assert!(s.ec2.live_endpoints().is_empty() && s.ec2.groups().is_empty());
+    assert!(
+        s.service().is_none(),
+        "the finalizer went and the Service with it"
+    );
 }
