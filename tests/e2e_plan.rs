@@ -339,3 +339,57 @@ async fn a_plan_only_deployment_gets_its_stack_only_once_the_annotation_goes() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn plan_reads_aws_auth_and_names_the_entry_and_binding_or_the_refusal() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let client = client().await;
+    let configmap = unique("aws-auth-plan");
+    let foreign = "arn:aws:iam::111122223333:role/someone-elses";
+    let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": configmap, "namespace": "kube-system"},
+        "data": {"mapRoles": format!("- rolearn: {foreign}\n  username: them\n  groups: [ops]\n")},
+    }))
+    .unwrap();
+    let cms: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), "kube-system");
+    cms.create(&Default::default(), &cm).await.unwrap();
+    let (a, b) = (unique("iam-a"), unique("iam-b"));
+    let ns = |name: &str, role: &str| {
+        format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  annotations:\n    iam.hawser.io/role-arn: {role}\n    iam.hawser.io/groups: dev\n---\n"
+        )
+    };
+    let mine = "arn:aws:iam::111122223333:role/team-a";
+    let manifest = [ns(&a, mine), ns(&b, foreign)].concat();
+    let proxy = FaultProxy::start(&moto::endpoint_url()).await;
+    let (code, out) = plan(
+        &proxy,
+        "e2e",
+        &manifest,
+        &["-o", "json", "--aws-auth-configmap", &configmap],
+    )
+    .await;
+    let _ = cms.delete(&configmap, &Default::default()).await;
+    assert_eq!(code, 1, "a refusal is a finding: {out}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let objects = report["objects"].as_array().unwrap();
+    assert_eq!(
+        objects[0]["actions"],
+        serde_json::json!([
+            {"action": "create", "resource": "aws-auth-entry", "id": mine,
+             "detail": format!("username hawser:{a}:{{{{SessionName}}}}, groups [dev]")},
+            {"action": "create", "resource": "role-binding", "id": format!("{a}/hawser-iam"),
+             "detail": "groups [dev] bound to ClusterRole edit"},
+        ]),
+        "{report:#}"
+    );
+    assert_eq!(objects[1]["status"], "error");
+    assert!(
+        objects[1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("an entry hawser did not create"),
+        "{report:#}"
+    );
+    assert_eq!(writes(&proxy), vec![]);
+}

@@ -96,6 +96,23 @@ pub struct PlanArgs {
         value_parser = crate::aws::tags::parse_default_tags
     )]
     pub default_tags: Option<crate::aws::Tags>,
+
+    /// Test hook, as `hawser run`'s: the aws-auth ConfigMap's name.
+    #[arg(
+        long,
+        env = "HAWSER_AWS_AUTH_CONFIGMAP",
+        default_value = "aws-auth",
+        hide = true
+    )]
+    pub aws_auth_configmap: String,
+
+    /// As `hawser run --iam-cluster-role`.
+    #[arg(long, env = "HAWSER_IAM_CLUSTER_ROLE", default_value = "edit")]
+    pub iam_cluster_role: String,
+
+    /// As `hawser run --allow-system-groups`.
+    #[arg(long, env = "HAWSER_ALLOW_SYSTEM_GROUPS")]
+    pub allow_system_groups: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -155,7 +155,7 @@ fn lint_args(args: &PlanArgs) -> LintArgs {
         input: args.input.clone(),
         show_mutations: false,
         allow_privileged_containers: false,
-        allow_system_groups: false,
+        allow_system_groups: args.allow_system_groups,
         region: args.region.clone(),
     }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::{
     apps::v1::Deployment,
     core::v1::{ConfigMap, Namespace, Service},
+    rbac::v1::RoleBinding,
 };
 use kube::{core::PartialObjectMeta, Api, Client, ResourceExt};
 use serde_json::Value;
@@ -14,11 +15,16 @@ use tokio::sync::OnceCell;
 use super::preview;
 use crate::annotations::keys::{AWS_REGION, CFN_FINALIZER, DELETION_POLICY, VPCE_FINALIZER};
 use crate::annotations::{
-    parse_deletion_policy, parse_inline_template, parse_region, DeletionPolicy, StackSpec,
-    TemplateSource, VpceSpec,
+    parse_deletion_policy, parse_inline_template, parse_region, DeletionPolicy, NamespaceSpec,
+    StackSpec, TemplateSource, VpceSpec,
 };
 use crate::aws::{AwsClients, AwsSettings, CfnProvider, CloudFormationApi, Ec2Provider, Scope};
+use crate::aws_auth::{self, Protection};
 use crate::cli::PlanArgs;
+use crate::controller::namespace::{
+    iam::{desired_binding, desired_entry, ROLE_BINDING},
+    plan as ns_plan,
+};
 use crate::controller::planned::{Action, Verb};
 use crate::controller::scope::scope_for;
 use crate::controller::stack::{
@@ -162,7 +168,16 @@ pub async fn plan(
         }
         ("Namespace", _) => {
             let live = ctx.live(Api::<Namespace>::all, o.name()).await?;
-            stack_object::<Namespace>(ctx, o.name(), o.name(), &ann, live).await
+            let stack = stack_object::<Namespace>(ctx, o.name(), o.name(), &ann, live).await?;
+            let iam = namespace_iam(ctx, o.name(), &ann).await?;
+            Ok(match (stack, iam) {
+                (None, None) => None,
+                (Some((scope, mut actions)), iam) => {
+                    actions.extend(iam.unwrap_or_default());
+                    Some((scope, actions))
+                }
+                (None, Some(iam)) => Some(("the cluster".to_owned(), iam)),
+            })
         }
         _ => Ok(None),
     }
@@ -307,4 +322,70 @@ async fn stack_object<K: StackObject>(
         },
     };
     Ok(Some((describe_scope(&scope), actions)))
+}
+
+/// The namespace controller's IAM mapping changes: the `aws-auth` entry
+/// and RoleBinding `hawser-iam`; `None` when the namespace neither asks
+/// for a mapping nor has one.
+async fn namespace_iam(
+    ctx: &Context<'_>,
+    ns: &str,
+    ann: &BTreeMap<String, String>,
+) -> Result<Option<Vec<Action>>, String> {
+    let spec = NamespaceSpec::from_annotations(ann).map_err(stack::kind::joined)?;
+    let protection = Protection::default();
+    let desired = spec
+        .iam
+        .as_ref()
+        .map(|m| desired_entry(ns, m, ctx.args.allow_system_groups, &protection))
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let wanted = spec
+        .iam
+        .as_ref()
+        .and_then(|m| desired_binding(ns, &m.groups, &ctx.args.iam_cluster_role));
+    let Some(client) = &ctx.client else {
+        if desired.is_none() {
+            return Ok(None);
+        }
+        let mut out = ns_plan::aws_auth(ns, desired.as_ref(), None)?;
+        out.extend(ns_plan::binding(ns, wanted.as_ref(), None));
+        return Ok(Some(out));
+    };
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), aws_auth::NAMESPACE)
+        .get_opt(&ctx.args.aws_auth_configmap)
+        .await
+        .map_err(|e| {
+            format!(
+                "reading {}/{}: {e}",
+                aws_auth::NAMESPACE,
+                ctx.args.aws_auth_configmap
+            )
+        })?;
+    let map_roles = cm
+        .as_ref()
+        .and_then(|c| c.data.as_ref()?.get(aws_auth::MAP_ROLES).cloned())
+        .unwrap_or_default();
+    let record = cm.as_ref().and_then(|c| {
+        c.metadata
+            .annotations
+            .as_ref()?
+            .get(aws_auth::OWNERSHIP_ANNOTATION)
+            .cloned()
+    });
+    let ownership = aws_auth::Ownership::parse(record.as_deref()).map_err(|e| e.to_string())?;
+    let now_binding = Api::<RoleBinding>::namespaced(client.clone(), ns)
+        .get_opt(ROLE_BINDING)
+        .await
+        .map_err(|e| format!("reading RoleBinding {ns}/{ROLE_BINDING}: {e}"))?;
+    if desired.is_none() && ownership.roles_of(ns).next().is_none() && now_binding.is_none() {
+        return Ok(None);
+    }
+    let now = ns_plan::AwsAuthNow {
+        map_roles: &map_roles,
+        ownership: &ownership,
+    };
+    let mut out = ns_plan::aws_auth(ns, desired.as_ref(), Some(now))?;
+    out.extend(ns_plan::binding(ns, wanted.as_ref(), now_binding.as_ref()));
+    Ok(Some(out))
 }

@@ -103,7 +103,8 @@ pub fn desired_binding(
     })
 }
 
-fn is_ours(rb: &RoleBinding) -> bool {
+/// Whether the RoleBinding is labelled as hawser's.
+pub(super) fn is_ours(rb: &RoleBinding) -> bool {
     rb.metadata
         .labels
         .as_ref()

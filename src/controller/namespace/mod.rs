@@ -17,6 +17,7 @@
 
 pub mod error;
 pub mod iam;
+pub mod plan;
 pub mod routing;
 #[cfg(test)]
 mod scenarios;
