@@ -301,7 +301,8 @@ pub async fn start(
                         default_region: aws().default_region().to_owned(),
                         extra_regions: vec![],
                         older_than: period,
-                        dry_run: false,
+                        // --plan-only: nothing is done, gc included.
+                        dry_run: args.plan_only,
                         endpoints,
                         stacks,
                         namespace: args.watch_namespace.clone(),

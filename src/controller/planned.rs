@@ -75,13 +75,14 @@ pub fn summary(actions: &[Action]) -> String {
 /// server-side apply and the plan's never drop each other's fields.
 pub const PLAN_MANAGER: &str = "hawser-plan";
 
-/// Whether the object only plans: `hawser.io/plan-only: "true"`, or
-/// `--plan-only` for every object.
+/// Whether the object only plans: `hawser.io/plan-only` set to anything
+/// but `"false"` (the webhook admits `"true"` and `"false"`; a value that
+/// got past it errs on the side of doing nothing), or `--plan-only` for
+/// every object.
 pub fn plan_only(annotations: &std::collections::BTreeMap<String, String>, flag: bool) -> bool {
     flag || annotations
         .get(crate::annotations::keys::PLAN_ONLY)
-        .map(String::as_str)
-        == Some("true")
+        .is_some_and(|v| v != "false")
 }
 
 /// `hawser.io/plan`'s value for `actions`: a JSON list.
@@ -119,5 +120,25 @@ where
         // Deleted meanwhile: nothing left to write on.
         Err(e) if e.is_not_found() => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn plan_only_is_anything_but_false_and_the_flag_wins() {
+        let ann = |v: &str| BTreeMap::from([("hawser.io/plan-only".to_owned(), v.to_owned())]);
+        assert!(plan_only(&ann("true"), false));
+        assert!(
+            plan_only(&ann("yes please"), false),
+            "an odd value does nothing rather than act"
+        );
+        assert!(!plan_only(&ann("false"), false));
+        assert!(!plan_only(&BTreeMap::new(), false));
+        assert!(plan_only(&BTreeMap::new(), true));
+        assert!(plan_only(&ann("false"), true));
     }
 }

@@ -16,11 +16,12 @@ use serde::de::DeserializeOwned;
 use super::judge::{Found, Owner, Owners, Resource};
 use super::Settings;
 use crate::annotations::keys::{
-    AWS_REGION, CFN_FINALIZER, CFN_TEMPLATE, CFN_TEMPLATE_CONFIGMAP, TAG_CLUSTER, VPCE_FINALIZER,
-    VPCE_SERVICE_NAME,
+    AWS_REGION, CFN_FINALIZER, CFN_STACK_ID, CFN_TEMPLATE, CFN_TEMPLATE_CONFIGMAP, TAG_CLUSTER,
+    VPCE_ENDPOINT_ID, VPCE_FINALIZER, VPCE_SECURITY_GROUP_ID, VPCE_SERVICE_NAME,
 };
 use crate::annotations::parse_region;
 use crate::aws::{CfnProvider, CloudFormationApi, Ec2Api, Ec2Provider, Scope, StackStatus, Tags};
+use crate::controller::planned;
 use crate::controller::scope::scope_for;
 use crate::controller::stack::desired::stack_name;
 
@@ -79,11 +80,34 @@ fn service_owner(
         Some(Ok(r)) => scope_for(&ns, ns_annotations, Some(&r), default_region).ok(),
         None => scope_for(&ns, ns_annotations, None, default_region).ok(),
     };
+    let ann = svc.annotations();
     Owner {
         uid: svc.uid().unwrap_or_default(),
-        wants: svc.annotations().contains_key(VPCE_SERVICE_NAME)
-            || has_finalizer(svc, VPCE_FINALIZER),
+        wants: ann.contains_key(VPCE_SERVICE_NAME) || has_finalizer(svc, VPCE_FINALIZER),
         scope,
+        recorded: [VPCE_ENDPOINT_ID, VPCE_SECURITY_GROUP_ID]
+            .iter()
+            .filter_map(|k| ann.get(*k).cloned())
+            .collect(),
+        plan_only: planned::plan_only(ann, false),
+    }
+}
+
+/// A Namespace's or Deployment's owner entry: its stack belongs where its
+/// namespace `home` (annotations `home_annotations`) says.
+fn stack_owner<K: KubeResource>(
+    obj: &PartialObjectMeta<K>,
+    home: &str,
+    home_annotations: &BTreeMap<String, String>,
+    default_region: &str,
+) -> Owner {
+    let ann = obj.annotations();
+    Owner {
+        uid: obj.uid().unwrap_or_default(),
+        wants: asks_for_stack(ann) || has_finalizer(obj, CFN_FINALIZER),
+        scope: scope_for(home, home_annotations, None, default_region).ok(),
+        recorded: ann.get(CFN_STACK_ID).cloned().into_iter().collect(),
+        plan_only: planned::plan_only(ann, false),
     }
 }
 
@@ -102,14 +126,8 @@ pub async fn read_cluster(client: &Client, settings: &Settings) -> Result<Cluste
     let mut owners = Owners::new();
     for n in &namespaces {
         let name = n.name_any();
-        owners.insert(
-            format!("Namespace//{name}"),
-            Owner {
-                uid: n.uid().unwrap_or_default(),
-                wants: asks_for_stack(n.annotations()) || has_finalizer(n, CFN_FINALIZER),
-                scope: scope_for(&name, n.annotations(), None, default_region).ok(),
-            },
-        );
+        let owner = stack_owner(n, &name, n.annotations(), default_region);
+        owners.insert(format!("Namespace//{name}"), owner);
     }
     let api = |client: &Client| match &settings.namespace {
         Some(ns) => (
@@ -129,11 +147,7 @@ pub async fn read_cluster(client: &Client, settings: &Settings) -> Result<Cluste
     if settings.stacks {
         for d in list_all(deployments).await? {
             let ns = d.namespace().unwrap_or_default();
-            let owner = Owner {
-                uid: d.uid().unwrap_or_default(),
-                wants: asks_for_stack(d.annotations()) || has_finalizer(&d, CFN_FINALIZER),
-                scope: scope_for(&ns, ns_of(&ns), None, default_region).ok(),
-            };
+            let owner = stack_owner(&d, &ns, ns_of(&ns), default_region);
             owners.insert(format!("Deployment/{ns}/{}", d.name_any()), owner);
         }
     }
@@ -210,20 +224,16 @@ pub async fn owner_now(
         },
         "Deployment" => match one(Api::<Deployment>::namespaced(client.clone(), ns), name).await? {
             None => None,
-            Some(d) => {
-                let ann = ns_annotations().await?;
-                Some(Owner {
-                    uid: d.uid().unwrap_or_default(),
-                    wants: asks_for_stack(d.annotations()) || has_finalizer(&d, CFN_FINALIZER),
-                    scope: scope_for(ns, &ann, None, default_region).ok(),
-                })
-            }
+            Some(d) => Some(stack_owner(
+                &d,
+                ns,
+                &ns_annotations().await?,
+                default_region,
+            )),
         },
-        "Namespace" => one(namespaces.clone(), name).await?.map(|n| Owner {
-            uid: n.uid().unwrap_or_default(),
-            wants: asks_for_stack(n.annotations()) || has_finalizer(&n, CFN_FINALIZER),
-            scope: scope_for(name, n.annotations(), None, default_region).ok(),
-        }),
+        "Namespace" => one(namespaces.clone(), name)
+            .await?
+            .map(|n| stack_owner(&n, name, n.annotations(), default_region)),
         _ => None,
     })
 }

@@ -68,6 +68,13 @@ pub struct Owner {
     /// Where its resources belong now; `None` when its annotations do not
     /// say clearly (an invalid role or region): nothing is judged moved.
     pub scope: Option<Scope>,
+    /// The ids its output annotations record (endpoint, group, stack
+    /// ARN): those are in use wherever they are found.
+    pub recorded: std::collections::BTreeSet<String>,
+    /// `hawser.io/plan-only`: its controller does nothing, so nothing of
+    /// it is garbage (a region edited to preview must not cost the live
+    /// endpoint).
+    pub plan_only: bool,
 }
 
 /// Owners by their `hawser.io/owner` reference (`Service/<ns>/<name>`,
@@ -216,6 +223,26 @@ pub fn owner_namespace(reference: &str) -> Option<&str> {
     }
 }
 
+/// Whether `reference` is an owner reference hawser writes for this kind
+/// of resource: `Service/<ns>/<name>` for endpoints and groups,
+/// `Deployment/<ns>/<name>` or `Namespace//<name>` for stacks. Anything
+/// else was not written by hawser, and is never judged garbage.
+pub fn owner_fits(resource: Resource, reference: &str) -> bool {
+    let parts: Vec<&str> = reference.split('/').collect();
+    let [kind, ns, name] = parts[..] else {
+        return false;
+    };
+    if name.is_empty() {
+        return false;
+    }
+    match (resource, kind) {
+        (Resource::VpcEndpoint | Resource::SecurityGroup, "Service") => !ns.is_empty(),
+        (Resource::Stack, "Deployment") => !ns.is_empty(),
+        (Resource::Stack, "Namespace") => ns.is_empty(),
+        _ => false,
+    }
+}
+
 /// The verdict on `found` from its tags and owner alone; a stack's
 /// policy is read only for those this calls garbage (see [`with_policy`]).
 pub fn judge(found: &Found, owners: &Owners, rules: Rules<'_>) -> Verdict {
@@ -225,6 +252,9 @@ pub fn judge(found: &Found, owners: &Owners, rules: Rules<'_>) -> Verdict {
     let (Some(reference), Some(uid)) = (found.owner(), found.uid()) else {
         return Verdict::Keep(Keep::NotOwned);
     };
+    if !owner_fits(found.resource, reference) || uid.is_empty() {
+        return Verdict::Keep(Keep::NotOwned);
+    }
     if let Some(ns) = rules.namespace {
         if owner_namespace(reference) != Some(ns) {
             return Verdict::Keep(Keep::OtherNamespace);
@@ -234,6 +264,9 @@ pub fn judge(found: &Found, owners: &Owners, rules: Rules<'_>) -> Verdict {
     let why = match owners.get(reference) {
         None => Why::OwnerGone,
         Some(o) if o.uid != uid => Why::OwnerReplaced,
+        Some(o) if o.plan_only || o.recorded.contains(&found.id) => {
+            return Verdict::Keep(Keep::InUse)
+        }
         Some(o) if !o.wants => Why::NoLongerAsked,
         Some(o) => match &o.scope {
             None => return Verdict::Keep(Keep::ScopeUnknown),
@@ -269,10 +302,18 @@ pub fn with_policy(verdict: Verdict, policy: PolicyMark) -> Verdict {
 /// the oldest endpoint of the same owner found with it (hawser makes the
 /// group just before the endpoint), else as old as can be.
 pub fn date_groups(found: &mut [Found]) {
-    let mut oldest: BTreeMap<(String, String), SystemTime> = BTreeMap::new();
+    type Key = (String, Option<String>, String);
+    let key = |f: &Found, uid: &str| -> Key {
+        (
+            f.scope.region.clone(),
+            f.scope.role_arn.clone(),
+            uid.to_owned(),
+        )
+    };
+    let mut oldest: BTreeMap<Key, SystemTime> = BTreeMap::new();
     for f in found.iter().filter(|f| f.resource == Resource::VpcEndpoint) {
         if let (Some(uid), Some(created)) = (f.uid(), f.created) {
-            let key = (f.scope.region.clone(), uid.to_owned());
+            let key = key(f, uid);
             let e = oldest.entry(key).or_insert(created);
             *e = (*e).min(created);
         }
@@ -281,10 +322,8 @@ pub fn date_groups(found: &mut [Found]) {
         .iter_mut()
         .filter(|f| f.resource == Resource::SecurityGroup && f.created.is_none())
     {
-        if let Some(uid) = f.uid() {
-            f.created = oldest
-                .get(&(f.scope.region.clone(), uid.to_owned()))
-                .copied();
+        if let Some(k) = f.uid().map(|uid| key(f, uid)) {
+            f.created = oldest.get(&k).copied();
         }
     }
 }

@@ -131,6 +131,21 @@ pub async fn collect_garbage<P: Ec2Provider + CfnProvider>(
             }),
         }
     }
+    decide(client, aws, settings, &cluster, found, errors).await
+}
+
+/// Judges what was found against `cluster` (listed before AWS was read),
+/// each garbage verdict confirmed against its owner looked up afresh, and
+/// (unless `dry_run`) deletes the garbage, looking each owner up once more
+/// right before its scope's deletions.
+pub async fn decide<P: Ec2Provider + CfnProvider>(
+    client: &Client,
+    aws: &P,
+    settings: &Settings,
+    cluster: &collect::Cluster,
+    mut found: Vec<Found>,
+    mut errors: Vec<ScanError>,
+) -> Result<Report, kube::Error> {
     judge::date_groups(&mut found);
     let rules = judge::Rules {
         now: SystemTime::now(),
@@ -141,14 +156,13 @@ pub async fn collect_garbage<P: Ec2Provider + CfnProvider>(
     let mut fresh: BTreeMap<String, Owners> = BTreeMap::new();
     for f in &found {
         let mut verdict = judge(f, &cluster.owners, rules);
-        if matches!(verdict, Verdict::Orphan(_)) {
+        if verdict.is_garbage() {
             let reference = f.owner().unwrap_or_default().to_owned();
             if !fresh.contains_key(&reference) {
-                let owner = collect::owner_now(client, &reference, settings).await?;
-                let one = owner
-                    .map(|o| Owners::from([(reference.clone(), o)]))
-                    .unwrap_or_default();
-                fresh.insert(reference.clone(), one);
+                fresh.insert(
+                    reference.clone(),
+                    owner_now(client, &reference, settings).await?,
+                );
             }
             verdict = judge(f, &fresh[&reference], rules);
         }
@@ -183,6 +197,17 @@ pub async fn collect_garbage<P: Ec2Provider + CfnProvider>(
         }
     }
     for (scope, indices) in by_scope.values() {
+        // An earlier scope's sweep may have taken minutes: each owner once
+        // more, right before its resources go.
+        let mut still = Vec::new();
+        for &i in indices {
+            let owners = owner_now(client, found[i].owner().unwrap_or_default(), settings).await?;
+            match judge(&found[i], &owners, rules) {
+                v if v.is_garbage() => still.push(i),
+                v => verdicts[i] = v,
+            }
+        }
+        let indices = &still;
         let garbage: Vec<&Found> = indices.iter().map(|&i| &found[i]).collect();
         let done = sweep::sweep(aws, scope, &settings.cluster, &garbage).await;
         for (&i, action) in indices.iter().zip(done) {
@@ -214,6 +239,19 @@ pub async fn collect_garbage<P: Ec2Provider + CfnProvider>(
         resources,
         errors,
     })
+}
+
+/// The owner `reference` names, looked up now, as an [`Owners`] of one
+/// (or none).
+async fn owner_now(
+    client: &Client,
+    reference: &str,
+    settings: &Settings,
+) -> Result<Owners, kube::Error> {
+    let owner = collect::owner_now(client, reference, settings).await?;
+    Ok(owner
+        .map(|o| Owners::from([(reference.to_owned(), o)]))
+        .unwrap_or_default())
 }
 
 /// The report as text: one line per garbage resource, then what was kept

@@ -46,6 +46,8 @@ fn owner(uid: &str, wants: bool, scope: Option<Scope>) -> Owner {
         uid: uid.into(),
         wants,
         scope,
+        recorded: Default::default(),
+        plan_only: false,
     }
 }
 
@@ -470,4 +472,89 @@ async fn a_failed_deletion_is_reported_and_the_rest_still_goes() {
         .unwrap();
     assert!(!again.failed(), "{again:#?}");
     assert!(aws.ec2.groups().is_empty());
+}
+
+#[test]
+fn what_its_owner_records_or_a_plan_only_owner_is_never_moved_garbage() {
+    let f = found(Resource::VpcEndpoint, SVC, "u1", Some(2 * HOUR));
+    // Seen through another identity or region than the owner's own
+    // (hawser's role and a namespace's role in one account, or gc run with
+    // another default region): the recorded id keeps it.
+    let elsewhere = Some(Scope::own("eu-west-1"));
+    let mut o = owner("u1", true, elsewhere);
+    assert!(verdict(&f, &owners(SVC, o.clone())).is_garbage());
+    o.recorded.insert(f.id.clone());
+    assert_eq!(
+        verdict(&f, &owners(SVC, o.clone())),
+        Verdict::Keep(Keep::InUse)
+    );
+    // A plan-only owner whose region was edited to preview: nothing goes.
+    o.recorded.clear();
+    o.plan_only = true;
+    assert_eq!(
+        verdict(&f, &owners(SVC, o.clone())),
+        Verdict::Keep(Keep::InUse)
+    );
+    o.wants = false;
+    assert_eq!(verdict(&f, &owners(SVC, o)), Verdict::Keep(Keep::InUse));
+}
+
+#[test]
+fn owner_tags_hawser_never_writes_are_not_owned() {
+    for (resource, reference) in [
+        (Resource::VpcEndpoint, "Service/team-a"),
+        (Resource::VpcEndpoint, "Pod/team-a/x"),
+        (Resource::VpcEndpoint, "Service//x"),
+        (Resource::VpcEndpoint, "Service/team-a/"),
+        (Resource::SecurityGroup, "Deployment/team-a/web"),
+        (Resource::Stack, "Service/team-a/db"),
+        (Resource::Stack, "Namespace/team-a/team-a"),
+        (Resource::Stack, "Deployment/team-a/web/extra"),
+    ] {
+        let f = found(resource, reference, "u1", None);
+        assert_eq!(
+            verdict(&f, &Owners::new()),
+            Verdict::Keep(Keep::NotOwned),
+            "{reference}"
+        );
+    }
+    let no_uid = found(Resource::Stack, "Namespace//team-a", "", None);
+    assert_eq!(
+        verdict(&no_uid, &Owners::new()),
+        Verdict::Keep(Keep::NotOwned)
+    );
+}
+
+#[tokio::test]
+async fn an_owner_missing_from_the_list_but_there_now_keeps_its_resources() {
+    let api = cluster();
+    let aws = Aws::default();
+    let (e, g) = aws.endpoint("Service/team-a/live", "live-uid", tags).await;
+    aws.ec2.clear_calls();
+    let found = collect::read_scope(&aws, &Scope::own(REGION), &settings(false))
+        .await
+        .unwrap();
+    // As if the cluster had been listed before the Service existed.
+    let listed_before = collect::Cluster {
+        owners: Owners::new(),
+        scopes: vec![Scope::own(REGION)],
+    };
+    let report = decide(
+        &api.client(),
+        &aws,
+        &settings(false),
+        &listed_before,
+        found,
+        vec![],
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.garbage().count(), 0, "{report:#?}");
+    assert!(
+        aws.ec2.mutating_calls().is_empty(),
+        "{:?}",
+        aws.ec2.mutating_calls()
+    );
+    let ids: Vec<&str> = report.resources.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, [e.as_str(), g.as_str()]);
 }

@@ -90,12 +90,24 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// A port nothing listens on now, and never handed out before in this
+/// process: the kernel may give a just-released ephemeral port to the
+/// next bind, so two calls in a row (a webhook and an admin port) could
+/// otherwise return the same one (it happened in CI).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap();
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if given.insert(port) {
+            return port;
+        }
+    }
 }
 
 /// A running `hawser run`, killed on drop (before its identity is

@@ -82,10 +82,12 @@ pub(super) async fn cleanup_object<K: StackObject, P: CfnProvider>(
     obj: &PartialObjectMeta<K>,
     ctx: &Context<P>,
 ) -> Result<Option<Pass>, Error> {
-    if planned::plan_only(obj.annotations(), ctx.settings.plan_only)
-        && planned_cleanup(obj, ctx).await?
-    {
-        return Ok(Some(Pass::requeue(Outcome::Planned, ctx.settings.resync)));
+    if planned::plan_only(obj.annotations(), ctx.settings.plan_only) {
+        // Nothing to delete: done, without the cleanup's own look (which
+        // could see what this one did not, and act).
+        return Ok(planned_cleanup(obj, ctx)
+            .await?
+            .then(|| Pass::requeue(Outcome::Planned, ctx.settings.resync)));
     }
     let uid = obj.uid().unwrap_or_default();
     ctx.base.tracker.set_state(&uid, State::Deleting);

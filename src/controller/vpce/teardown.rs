@@ -57,10 +57,13 @@ async fn run_cleanup<P: Ec2Provider>(obj: &ServiceMeta, ctx: &Context<P>) -> Res
     let ownership = owner.ownership_tags(&ctx.settings.cluster);
     if planned::plan_only(obj.annotations(), ctx.settings.plan_only) {
         let actions = cleanup::planned(&ec2, &ownership, policy).await?;
-        if !actions.is_empty() {
-            report_plan(ctx, obj, &actions).await?;
-            return Ok(Step::Planned);
+        if actions.is_empty() {
+            // Nothing to delete; never fall through to the cleanup, whose
+            // own look could see what this one did not.
+            return Ok(Step::Ran(Cleanup::Done(vec![])));
         }
+        report_plan(ctx, obj, &actions).await?;
+        return Ok(Step::Planned);
     }
     let outcome = cleanup::cleanup(&ec2, &ownership, &owner.reference(), policy).await?;
     let effects = match &outcome {
