@@ -298,6 +298,24 @@ pub fn with_policy(verdict: Verdict, policy: PolicyMark) -> Verdict {
     }
 }
 
+/// One resource listed more than once (an account seen through hawser's
+/// own identity and a namespace's role, or two roles in one account) is
+/// garbage only if every listing says so: where one says it is in use
+/// (found where its owner's resources belong), the others are kept too.
+pub fn same_resource_once(found: &[Found], verdicts: &mut [Verdict]) {
+    let kept: std::collections::BTreeSet<&str> = found
+        .iter()
+        .zip(verdicts.iter())
+        .filter(|(_, v)| !v.is_garbage())
+        .map(|(f, _)| f.id.as_str())
+        .collect();
+    for (f, v) in found.iter().zip(verdicts.iter_mut()) {
+        if v.is_garbage() && kept.contains(f.id.as_str()) {
+            *v = Verdict::Keep(Keep::InUse);
+        }
+    }
+}
+
 /// A security group has no creation time in EC2: it is taken as old as
 /// the oldest endpoint of the same owner found with it (hawser makes the
 /// group just before the endpoint), else as old as can be.

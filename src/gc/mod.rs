@@ -180,6 +180,7 @@ pub async fn decide<P: Ec2Provider + CfnProvider>(
         }
         verdicts.push(verdict);
     }
+    judge::same_resource_once(&found, &mut verdicts);
 
     let mut actions = vec![Action::None; found.len()];
     let mut by_scope: BTreeMap<(String, Option<String>), (Scope, Vec<usize>)> = BTreeMap::new();

@@ -558,3 +558,30 @@ async fn an_owner_missing_from_the_list_but_there_now_keeps_its_resources() {
     let ids: Vec<&str> = report.resources.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, [e.as_str(), g.as_str()]);
 }
+
+#[test]
+fn a_resource_listed_twice_is_garbage_only_if_every_listing_says_so() {
+    // One endpoint, seen through hawser's identity (where its owner's
+    // resources belong) and through a role of the same account.
+    let here = found(Resource::VpcEndpoint, SVC, "u1", Some(2 * HOUR));
+    let through_role = Found {
+        scope: Scope {
+            region: REGION.into(),
+            role_arn: Some("arn:aws:iam::123456789012:role/team-a".into()),
+            session_name: None,
+        },
+        ..here.clone()
+    };
+    let o = owners(SVC, owner("u1", true, Some(Scope::own(REGION))));
+    let all = [here, through_role];
+    let mut verdicts: Vec<Verdict> = all.iter().map(|f| verdict(f, &o)).collect();
+    assert!(
+        verdicts[1].is_garbage(),
+        "alone, the second listing looks moved"
+    );
+    super::judge::same_resource_once(&all, &mut verdicts);
+    assert_eq!(
+        verdicts,
+        [Verdict::Keep(Keep::InUse), Verdict::Keep(Keep::InUse)]
+    );
+}
