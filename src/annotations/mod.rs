@@ -55,8 +55,9 @@ pub use net::{normalize_host_names, parse_cidrs, parse_host_names, DEFAULT_ALLOW
 pub use region::{default_region, effective_region};
 pub use stack::StackSpec;
 pub use values::{
-    is_dns1123_label, is_dns1123_subdomain, parse_bool, parse_deletion_policy, parse_rotate_keys,
-    parse_security_profile, DeletionPolicy, SecurityProfile,
+    cleanup_deletion_policy, is_dns1123_label, is_dns1123_subdomain, parse_bool,
+    parse_deletion_policy, parse_rotate_keys, parse_security_profile, DeletionPolicy,
+    SecurityProfile,
 };
 pub use vpce::{SecurityGroups, VpceSpec};
 

@@ -44,6 +44,19 @@ impl DeletionPolicy {
 }
 
 /// Parses `hawser.io/deletion-policy`: `retain` or `delete`.
+/// `hawser.io/deletion-policy` as a cleanup reads it: leniently, since
+/// cleanup must run even when the other annotations no longer parse. An
+/// unreadable policy keeps the resources, the choice that cannot lose
+/// data.
+pub fn cleanup_deletion_policy(ann: &std::collections::BTreeMap<String, String>) -> DeletionPolicy {
+    match ann.get(super::keys::DELETION_POLICY) {
+        None => DeletionPolicy::Delete,
+        Some(v) => {
+            parse_deletion_policy(super::keys::DELETION_POLICY, v).unwrap_or(DeletionPolicy::Retain)
+        }
+    }
+}
+
 pub fn parse_deletion_policy(key: &str, value: &str) -> Result<DeletionPolicy, AnnotationError> {
     match value {
         "delete" => Ok(DeletionPolicy::Delete),

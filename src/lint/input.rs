@@ -4,6 +4,7 @@
 //! `helm template` write them. A `List` (any kind ending in `List` with
 //! `items`) stands for its items.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -31,6 +32,18 @@ impl Object {
 
     pub fn name(&self) -> &str {
         self.value["metadata"]["name"].as_str().unwrap_or_default()
+    }
+
+    /// The manifest's string annotations.
+    pub fn annotations(&self) -> BTreeMap<String, String> {
+        self.value["metadata"]["annotations"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub fn namespace(&self) -> Option<&str> {

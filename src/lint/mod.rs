@@ -125,24 +125,25 @@ pub fn webhook_config(args: &LintArgs) -> webhook::Config {
     }
 }
 
-/// The Namespaces the rules may read: the cluster's (with a kubeconfig),
-/// overridden by the input's.
+/// The Namespaces' annotations the rules may read: the cluster's (with a
+/// kubeconfig), overridden by the input's.
+pub fn known_namespaces(
+    objects: &[Object],
+    cluster: Vec<(String, BTreeMap<String, String>)>,
+) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut known: BTreeMap<String, BTreeMap<String, String>> = cluster.into_iter().collect();
+    for o in objects.iter().filter(|o| o.kind() == "Namespace") {
+        known.insert(o.name().to_owned(), o.annotations());
+    }
+    known
+}
+
+/// [`known_namespaces`] as the webhook's cache, and their names.
 fn namespaces(
     objects: &[Object],
     cluster: Vec<(String, BTreeMap<String, String>)>,
 ) -> (NamespaceCache, BTreeSet<String>) {
-    let mut known: BTreeMap<String, BTreeMap<String, String>> = cluster.into_iter().collect();
-    for o in objects.iter().filter(|o| o.kind() == "Namespace") {
-        let annotations = o.value["metadata"]["annotations"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                    .collect()
-            })
-            .unwrap_or_default();
-        known.insert(o.name().to_owned(), annotations);
-    }
+    let known = known_namespaces(objects, cluster);
     let names = known.keys().cloned().collect();
     let metas = known
         .iter()

@@ -22,8 +22,6 @@ pub mod preview;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 use crate::cli::{LintArgs, LintOutput, PlanArgs};
@@ -171,12 +169,7 @@ pub async fn plan(args: &PlanArgs, objects: &[Object]) -> anyhow::Result<Report>
         None => vec![],
     };
     let findings = lint::lint(&lint_args(args), objects, cluster_namespaces.clone()).await?;
-    // The input's Namespaces over the cluster's, as lint reads them.
-    let mut namespaces: BTreeMap<String, BTreeMap<String, String>> =
-        cluster_namespaces.into_iter().collect();
-    for o in objects.iter().filter(|o| o.kind() == "Namespace") {
-        namespaces.insert(o.name().to_owned(), object::annotations(&o.value));
-    }
+    let namespaces = lint::known_namespaces(objects, cluster_namespaces);
     let ctx = object::Context {
         args,
         client,

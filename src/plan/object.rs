@@ -9,14 +9,13 @@ use k8s_openapi::api::{
     rbac::v1::RoleBinding,
 };
 use kube::{core::PartialObjectMeta, Api, Client, ResourceExt};
-use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use super::preview;
-use crate::annotations::keys::{AWS_REGION, CFN_FINALIZER, DELETION_POLICY, VPCE_FINALIZER};
+use crate::annotations::keys::{AWS_REGION, CFN_FINALIZER, VPCE_FINALIZER};
 use crate::annotations::{
-    parse_deletion_policy, parse_inline_template, parse_region, DeletionPolicy, NamespaceSpec,
-    StackSpec, TemplateSource, VpceSpec,
+    cleanup_deletion_policy, parse_inline_template, parse_region, NamespaceSpec, StackSpec,
+    TemplateSource, VpceSpec,
 };
 use crate::aws::{AwsClients, AwsSettings, CfnProvider, CloudFormationApi, Ec2Provider, Scope};
 use crate::aws_auth::{self, Protection};
@@ -130,26 +129,6 @@ impl Context<'_> {
     }
 }
 
-/// The string annotations of a manifest.
-pub fn annotations(value: &Value) -> BTreeMap<String, String> {
-    value["metadata"]["annotations"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Deletion policy as cleanup reads it: unreadable keeps.
-fn deletion_policy(ann: &BTreeMap<String, String>) -> DeletionPolicy {
-    match ann.get(DELETION_POLICY) {
-        None => DeletionPolicy::Delete,
-        Some(v) => parse_deletion_policy(DELETION_POLICY, v).unwrap_or(DeletionPolicy::Retain),
-    }
-}
-
 /// The scope (as words) and actions for `o`; `None` when no controller
 /// acts on it.
 pub async fn plan(
@@ -157,7 +136,7 @@ pub async fn plan(
     o: &Object,
     namespace: Option<&str>,
 ) -> Result<Option<(String, Vec<Action>)>, String> {
-    let ann = annotations(&o.value);
+    let ann = o.annotations();
     match (o.kind(), namespace) {
         ("Service", Some(ns)) => service(ctx, o.name(), ns, &ann).await,
         ("Deployment", Some(ns)) => {
@@ -210,7 +189,7 @@ async fn service(
         let scope = ctx.scope(ns, region.as_deref()).await?;
         let ec2 = ctx.aws().await?.ec2(&scope).await;
         let tags = owner.ownership_tags(cluster);
-        let out = vpce::cleanup::planned(&ec2, &tags, deletion_policy(live.annotations()))
+        let out = vpce::cleanup::planned(&ec2, &tags, cleanup_deletion_policy(live.annotations()))
             .await
             .map_err(|e| e.to_string())?;
         return Ok(Some((describe_scope(&scope), out)));
@@ -274,7 +253,7 @@ async fn stack_object<K: StackObject>(
         let out = stack::plan::cleanup(
             stack.as_ref(),
             &owner.ownership_tags(cluster),
-            deletion_policy(live.annotations()),
+            cleanup_deletion_policy(live.annotations()),
         );
         return Ok(Some((describe_scope(&scope), out)));
     };

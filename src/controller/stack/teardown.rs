@@ -3,7 +3,7 @@
 //! CloudFormation, the stack's progress on the object, then the object
 //! let go.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::time::Duration;
 
 use kube::{core::PartialObjectMeta, runtime::events::EventType, ResourceExt};
 
@@ -17,21 +17,11 @@ use super::{
     status::{self, Outputs, State},
     Context, CONTROLLER, FINALIZER,
 };
-use crate::annotations::{keys::DELETION_POLICY, parse_deletion_policy, DeletionPolicy};
+use crate::annotations::cleanup_deletion_policy;
 use crate::aws::{CfnProvider, CloudFormationApi};
 use crate::controller::planned;
 use crate::controller::reconciler::{Outcome, Pass};
 use crate::controller::tracker::Tracker;
-
-/// Deletion policy, read leniently: cleanup must run even when the other
-/// annotations no longer parse. An unreadable policy keeps the stack, the
-/// choice that cannot lose data.
-fn deletion_policy(ann: &BTreeMap<String, String>) -> DeletionPolicy {
-    match ann.get(DELETION_POLICY) {
-        None => DeletionPolicy::Delete,
-        Some(v) => parse_deletion_policy(DELETION_POLICY, v).unwrap_or(DeletionPolicy::Retain),
-    }
-}
 
 async fn run_cleanup<K: StackObject, P: CfnProvider>(
     obj: &PartialObjectMeta<K>,
@@ -43,7 +33,7 @@ async fn run_cleanup<K: StackObject, P: CfnProvider>(
         &cfn,
         &owner.stack_name(&ctx.settings.cluster),
         &owner.ownership_tags(&ctx.settings.cluster),
-        deletion_policy(obj.annotations()),
+        cleanup_deletion_policy(obj.annotations()),
     )
     .await?;
     let effects = match &outcome {
@@ -68,7 +58,7 @@ async fn planned_cleanup<K: StackObject, P: CfnProvider>(
     let actions = plan::cleanup(
         stack.as_ref(),
         &owner.ownership_tags(&ctx.settings.cluster),
-        deletion_policy(obj.annotations()),
+        cleanup_deletion_policy(obj.annotations()),
     );
     if actions.is_empty() {
         return Ok(false);

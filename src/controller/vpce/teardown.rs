@@ -16,10 +16,7 @@ use super::{
     status::{self, Current, State},
     Context, ServiceMeta,
 };
-use crate::annotations::{
-    keys::{AWS_REGION, DELETION_POLICY},
-    parse_deletion_policy, parse_region, DeletionPolicy,
-};
+use crate::annotations::{cleanup_deletion_policy, keys::AWS_REGION, parse_region, DeletionPolicy};
 use crate::aws::Ec2Provider;
 use crate::controller::{
     planned,
@@ -32,10 +29,7 @@ use crate::controller::{
 /// policy keeps the resources, the choice that cannot lose data.
 fn cleanup_inputs(obj: &ServiceMeta) -> (DeletionPolicy, Option<String>) {
     let ann = obj.annotations();
-    let policy = match ann.get(DELETION_POLICY) {
-        None => DeletionPolicy::Delete,
-        Some(v) => parse_deletion_policy(DELETION_POLICY, v).unwrap_or(DeletionPolicy::Retain),
-    };
+    let policy = cleanup_deletion_policy(ann);
     let region = ann
         .get(AWS_REGION)
         .and_then(|v| parse_region(AWS_REGION, v).ok());
