@@ -1,19 +1,37 @@
-//! Leader election on a `coordination.k8s.io/v1` Lease, with the
-//! kube-lease-manager crate doing the acquiring and renewing.
+//! Leader election on a `coordination.k8s.io/v1` Lease, done the way
+//! client-go's `leaderelection` does it, so that only one replica runs the
+//! controllers and two replicas never both act on AWS.
 //!
-//! Only the holder runs the controllers; every replica serves the webhook.
-//! The crate reports a change of holder, but if renewals start failing
-//! (the API server unreachable) it keeps reporting "leader" past the
-//! lease's expiry. So a watchdog here reads the Lease itself and stops the
-//! controllers as soon as this replica can no longer show it holds an
-//! unexpired lease: two replicas must never both act on AWS.
+//! Every `retry_period` each replica reads the Lease:
+//! - the holder writes a new `renewTime`;
+//! - a follower takes the Lease when it is free (released), or when its
+//!   record has not changed for a whole term by the follower's own
+//!   monotonic clock (the holder died). Wall clocks, and so clock skew
+//!   between nodes, never decide anything.
+//!
+//! Every write carries the `resourceVersion` that was read, so of two
+//! replicas racing for a free or expired Lease exactly one wins; the other
+//! gets 409 Conflict and stays a follower.
+//!
+//! The holder stops its controllers once no renewal has succeeded for
+//! `renew_deadline` (the term minus the grace), timed from the *start* of
+//! the last successful renewal. A follower can take over no earlier than a
+//! whole term after it saw that renewal, so the old holder has stopped by
+//! then. A renewal that fails or hangs is retried every `retry_period`
+//! until the deadline, so one slow apiserver answer no longer costs the
+//! Lease.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
-use k8s_openapi::api::coordination::v1::Lease;
-use kube::{Api, Client};
-use kube_lease_manager::LeaseManagerBuilder;
-use tokio::task::JoinHandle;
+use k8s_openapi::{
+    api::coordination::v1::{Lease, LeaseSpec},
+    apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
+};
+use kube::{
+    api::{Patch, PatchParams, PostParams},
+    Api, Client,
+};
+use tokio::{task::JoinHandle, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
@@ -24,120 +42,305 @@ pub struct LeaderConfig {
     pub lease_name: String,
     /// Unique per replica: the pod name plus a random suffix.
     pub identity: String,
+    /// The term: how long a holder may go without renewing before another
+    /// replica takes over.
     pub duration: Duration,
-    /// Renew this long before expiry; also the clock skew tolerated.
+    /// How long before the term ends the holder stops its controllers when
+    /// it could not renew; also the time they get to stop.
     pub grace: Duration,
 }
 
-/// Why this replica may or may not act, as seen on the Lease itself.
+impl LeaderConfig {
+    /// How often the holder renews and a follower looks: a quarter of the
+    /// grace, between 200 ms and 2 s (client-go: 2 s for a 15 s term), so
+    /// the holder tries several times before its deadline.
+    pub fn retry_period(&self) -> Duration {
+        (self.grace / 4).clamp(Duration::from_millis(200), Duration::from_secs(2))
+    }
+
+    /// The holder stops its controllers once no renewal has succeeded for
+    /// this long: the term minus the grace.
+    pub fn renew_deadline(&self) -> Duration {
+        self.duration.saturating_sub(self.grace)
+    }
+}
+
+/// What a replica does with the Lease it just read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Holding {
-    Held,
-    NotHeld,
+pub enum Step {
+    /// Ours: write a new renewTime.
+    Renew,
+    /// Free, or its holder's term ran out unrenewed: take it.
+    Acquire,
+    /// Another replica holds it and its term is running.
+    Follow,
 }
 
-/// How early, before the Lease expires by our clock, the watchdog stops
-/// the controllers: half the renewal grace. The crate renews `grace`
-/// before expiry, so a healthy renewal lands `grace / 2` before this point;
-/// stopping at the renewal point itself made the leader drop and re-take
-/// its controllers on every renewal whenever the watchdog looked first.
-pub fn stop_margin(grace: Duration) -> Duration {
-    grace / 2
-}
-
-/// Pure check of a Lease against our identity and clock: held until
-/// `margin` before its expiry.
-pub fn holding(lease: &Lease, identity: &str, now: jiff::Timestamp, margin: Duration) -> Holding {
-    let Some(spec) = lease.spec.as_ref() else {
-        return Holding::NotHeld;
-    };
-    if spec.holder_identity.as_deref() != Some(identity) {
-        return Holding::NotHeld;
-    }
-    let (Some(renewed), Some(secs)) = (spec.renew_time.as_ref(), spec.lease_duration_seconds)
-    else {
-        return Holding::NotHeld;
-    };
-    // Stop `margin` before expiry by our clock, so a replica whose clock
-    // runs a little slow still stops before another one may start.
-    let margin = jiff::SignedDuration::from_secs(i64::from(secs))
-        - jiff::SignedDuration::try_from(margin).unwrap_or_default();
-    match renewed.0.checked_add(margin) {
-        Ok(deadline) if now < deadline => Holding::Held,
-        _ => Holding::NotHeld,
+/// Pure decision on a Lease's spec. `unchanged_for` is how long, by this
+/// replica's monotonic clock, the Lease's record has been the same.
+pub fn step(spec: &LeaseSpec, identity: &str, unchanged_for: Duration, term: Duration) -> Step {
+    match spec.holder_identity.as_deref() {
+        None | Some("") => Step::Acquire,
+        Some(holder) if holder == identity => Step::Renew,
+        Some(_) => {
+            let term = spec
+                .lease_duration_seconds
+                .and_then(|s| u64::try_from(s).ok())
+                .filter(|s| *s > 0)
+                .map_or(term, Duration::from_secs);
+            if unchanged_for >= term {
+                Step::Acquire
+            } else {
+                Step::Follow
+            }
+        }
     }
 }
 
-/// Runs `lead(token)` whenever this replica holds the lease, and cancels
+/// One replica's view of the Lease between attempts.
+struct Elector {
+    api: Api<Lease>,
+    cfg: LeaderConfig,
+    /// The Lease's resourceVersion as last read, and when this replica
+    /// first saw it.
+    observed: Option<(String, Instant)>,
+    /// When the last successful write of ours started.
+    renewed: Option<Instant>,
+}
+
+/// What one attempt found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Found {
+    /// We hold the Lease: just acquired or renewed.
+    Holding,
+    /// Another replica holds it, or won the race for it.
+    Following,
+}
+
+impl Elector {
+    fn new(client: Client, cfg: LeaderConfig) -> Self {
+        Self {
+            api: Api::namespaced(client, &cfg.namespace),
+            cfg,
+            observed: None,
+            renewed: None,
+        }
+    }
+
+    /// Renews, acquires or follows the Lease.
+    async fn attempt(&mut self) -> Result<Found, kube::Error> {
+        let started = Instant::now();
+        // Holding it: renew against the version we last wrote, one request.
+        // Only a conflict (someone else wrote the Lease) needs a fresh read.
+        if let (Some(_), Some((version, _))) = (self.renewed, self.observed.clone()) {
+            if let Some(found) = self.write(&version, Step::Renew, 0, started).await? {
+                return Ok(found);
+            }
+        }
+        let Some(lease) = self.api.get_opt(&self.cfg.lease_name).await? else {
+            return self.create(started).await;
+        };
+        let version = lease.metadata.resource_version.clone().unwrap_or_default();
+        let seen_at = match &self.observed {
+            Some((v, at)) if *v == version => *at,
+            _ => Instant::now(),
+        };
+        self.observed = Some((version.clone(), seen_at));
+        let spec = lease.spec.unwrap_or_default();
+        match step(
+            &spec,
+            &self.cfg.identity,
+            seen_at.elapsed(),
+            self.cfg.duration,
+        ) {
+            Step::Follow => Ok(Found::Following),
+            step => {
+                let transitions = spec.lease_transitions.unwrap_or(0);
+                let found = self.write(&version, step, transitions, started).await?;
+                Ok(found.unwrap_or(Found::Following))
+            }
+        }
+    }
+
+    /// Writes us as the holder, on condition that the Lease is still at
+    /// `version`: `None` on 409 Conflict (someone wrote it since).
+    async fn write(
+        &mut self,
+        version: &str,
+        step: Step,
+        transitions: i32,
+        started: Instant,
+    ) -> Result<Option<Found>, kube::Error> {
+        let now = MicroTime(jiff::Timestamp::now());
+        let mut patch = serde_json::json!({
+            "metadata": { "resourceVersion": version },
+            "spec": {
+                "holderIdentity": self.cfg.identity,
+                "renewTime": now,
+                "leaseDurationSeconds": self.term_secs(),
+            },
+        });
+        if step == Step::Acquire {
+            patch["spec"]["acquireTime"] = serde_json::json!(now);
+            patch["spec"]["leaseTransitions"] = serde_json::json!(transitions.saturating_add(1));
+        }
+        match self
+            .api
+            .patch(
+                &self.cfg.lease_name,
+                &PatchParams::default(),
+                &Patch::Merge(patch),
+            )
+            .await
+        {
+            Ok(written) => Ok(Some(self.wrote(&written, started))),
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates the absent Lease with us as its holder.
+    async fn create(&mut self, started: Instant) -> Result<Found, kube::Error> {
+        let now = MicroTime(jiff::Timestamp::now());
+        let lease = Lease {
+            metadata: ObjectMeta {
+                name: Some(self.cfg.lease_name.clone()),
+                namespace: Some(self.cfg.namespace.clone()),
+                ..Default::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: Some(self.cfg.identity.clone()),
+                lease_duration_seconds: Some(self.term_secs()),
+                acquire_time: Some(now.clone()),
+                renew_time: Some(now),
+                lease_transitions: Some(0),
+                ..Default::default()
+            }),
+        };
+        match self.api.create(&PostParams::default(), &lease).await {
+            Ok(written) => Ok(self.wrote(&written, started)),
+            // Another replica created it first.
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(Found::Following),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn wrote(&mut self, written: &Lease, started: Instant) -> Found {
+        self.renewed = Some(started);
+        let version = written
+            .metadata
+            .resource_version
+            .clone()
+            .unwrap_or_default();
+        self.observed = Some((version, Instant::now()));
+        Found::Holding
+    }
+
+    /// Clears the holder, so a follower takes over at its next look
+    /// instead of a whole term later. Only while the Lease is still ours.
+    async fn release(&mut self) -> Result<bool, kube::Error> {
+        let Some(lease) = self.api.get_opt(&self.cfg.lease_name).await? else {
+            return Ok(false);
+        };
+        let ours = lease
+            .spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.as_deref())
+            == Some(self.cfg.identity.as_str());
+        if !ours {
+            return Ok(false);
+        }
+        let patch = serde_json::json!({
+            "metadata": { "resourceVersion": lease.metadata.resource_version },
+            "spec": {
+                "holderIdentity": null,
+                "acquireTime": null,
+                "renewTime": null,
+                "leaseDurationSeconds": null,
+            },
+        });
+        self.api
+            .patch(
+                &self.cfg.lease_name,
+                &PatchParams::default(),
+                &Patch::Merge(patch),
+            )
+            .await?;
+        Ok(true)
+    }
+
+    fn term_secs(&self) -> i32 {
+        i32::try_from(self.cfg.duration.as_secs().max(1)).unwrap_or(i32::MAX)
+    }
+
+    /// Until when the controllers may run: the renew deadline after the
+    /// start of our last successful write.
+    fn deadline(&self) -> Option<Instant> {
+        self.renewed.map(|r| r + self.cfg.renew_deadline())
+    }
+}
+
+/// Runs `lead(token)` whenever this replica holds the Lease, and cancels
 /// the token when it stops holding it or `shutdown` fires. On shutdown the
-/// controllers are stopped first, then the lease is released so another
-/// replica can take over at once.
+/// controllers are stopped first, then the Lease is released so another
+/// replica takes over at once.
 pub async fn run<F, Fut>(
     client: Client,
     cfg: LeaderConfig,
-    metrics: std::sync::Arc<Metrics>,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     mut lead: F,
-) -> Result<(), kube_lease_manager::LeaseManagerError>
-where
+) where
     F: FnMut(CancellationToken) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let manager = LeaseManagerBuilder::new(client.clone(), &cfg.lease_name)
-        .with_namespace(&cfg.namespace)
-        .with_identity(&cfg.identity)
-        .with_duration(cfg.duration.as_secs().max(1))
-        .with_grace(cfg.grace.as_secs().max(1))
-        .with_field_manager("hawser")
-        .build()
-        .await?;
-    let (mut elected, manager_task) = manager.watch().await;
-    let leases: Api<Lease> = Api::namespaced(client, &cfg.namespace);
+    let mut elector = Elector::new(client, cfg.clone());
     let mut running: Option<(CancellationToken, JoinHandle<()>)> = None;
-    let mut check = tokio::time::interval((cfg.grace / 2).max(Duration::from_millis(500)));
-    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_confirmed = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval(cfg.retry_period());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failures = 0u32;
     metrics.leader.set(0);
 
     loop {
+        let deadline = running.as_ref().and(elector.deadline());
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            changed = elected.changed() => {
-                if changed.is_err() {
-                    tracing::error!("lease manager stopped; controllers stop too");
-                    break;
-                }
-            }
-            _ = check.tick() => {}
+            _ = tick.tick() => {}
+            _ = sleep_until(deadline) => {}
         }
-        let crate_says = *elected.borrow_and_update();
-        let lease_says = match leases.get_opt(&cfg.lease_name).await {
-            Ok(Some(lease)) => {
-                let h = holding(
-                    &lease,
-                    &cfg.identity,
-                    jiff::Timestamp::now(),
-                    stop_margin(cfg.grace),
-                );
-                if h == Holding::Held {
-                    last_confirmed = tokio::time::Instant::now();
+        // No attempt outlives the term, nor the holder's deadline.
+        let limit = deadline.map_or(Instant::now() + cfg.duration, |d| {
+            d.min(Instant::now() + cfg.duration)
+        });
+        let found = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            found = tokio::time::timeout_at(limit, elector.attempt()) => found,
+        };
+        let holding = match found {
+            Ok(Ok(found)) => {
+                if failures > 0 {
+                    tracing::info!(failures, "the lease is readable again");
                 }
-                h
+                failures = 0;
+                found == Found::Holding
             }
-            Ok(None) => Holding::NotHeld,
-            // Cannot read the Lease: trust the last confirmation only while
-            // it is fresher than the lease could be.
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the lease");
-                if last_confirmed.elapsed() + cfg.grace < cfg.duration {
-                    Holding::Held
-                } else {
-                    Holding::NotHeld
-                }
+            Ok(Err(e)) => {
+                failures += 1;
+                report_failure(failures, running.is_some(), &e.to_string());
+                // Keep leading until the deadline, retrying meanwhile.
+                elector.deadline().is_some_and(|d| Instant::now() < d)
+            }
+            Err(_) => {
+                failures += 1;
+                report_failure(failures, running.is_some(), "no answer in time");
+                elector.deadline().is_some_and(|d| Instant::now() < d)
             }
         };
-        let should_run = crate_says && lease_says == Holding::Held;
-        match (&running, should_run) {
+        if !holding {
+            elector.renewed = None;
+        }
+        match (&running, holding) {
             (None, true) => {
                 tracing::info!(identity = %cfg.identity, lease = %cfg.lease_name, "acquired the lease; starting controllers");
                 let token = shutdown.child_token();
@@ -146,8 +349,13 @@ where
                 metrics.leader.set(1);
             }
             (Some(_), false) => {
-                tracing::warn!(identity = %cfg.identity, crate_says, ?lease_says, "no longer the lease holder; stopping controllers");
-                stop(&mut running, cfg.grace).await;
+                tracing::warn!(
+                    identity = %cfg.identity,
+                    lease = %cfg.lease_name,
+                    renew_deadline = ?cfg.renew_deadline(),
+                    "no longer the lease holder (another replica holds it, or no renewal succeeded within the renew deadline); stopping controllers"
+                );
+                stop(&mut running, cfg.grace / 2).await;
                 metrics.leader.set(0);
             }
             _ => {}
@@ -155,16 +363,29 @@ where
     }
     stop(&mut running, cfg.grace).await;
     metrics.leader.set(0);
-    // Closing the channel makes the manager release the lease and return.
-    drop(elected);
-    match manager_task.await {
-        Ok(Ok(_)) => tracing::info!("lease released"),
+    match tokio::time::timeout(cfg.grace, elector.release()).await {
+        Ok(Ok(true)) => tracing::info!(lease = %cfg.lease_name, "lease released"),
+        Ok(Ok(false)) => {}
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "releasing the lease failed; it expires on its own")
         }
-        Err(e) => tracing::warn!(error = %e, "lease manager task failed"),
+        Err(_) => tracing::warn!("releasing the lease took too long; it expires on its own"),
     }
-    Ok(())
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Logs a failed look at the Lease: every one while leading (each brings
+/// the deadline closer), otherwise the first and then every tenth.
+fn report_failure(failures: u32, leading: bool, error: &str) {
+    if leading || failures == 1 || failures.is_multiple_of(10) {
+        tracing::warn!(failures, leading, error, "cannot read or renew the lease");
+    }
 }
 
 async fn stop(running: &mut Option<(CancellationToken, JoinHandle<()>)>, wait: Duration) {
@@ -193,56 +414,62 @@ pub fn default_identity() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::{
-        api::coordination::v1::LeaseSpec, apimachinery::pkg::apis::meta::v1::MicroTime,
-    };
 
-    fn lease(holder: &str, renewed: &str, secs: i32) -> Lease {
-        Lease {
-            spec: Some(LeaseSpec {
-                holder_identity: Some(holder.into()),
-                renew_time: Some(MicroTime(renewed.parse().unwrap())),
-                lease_duration_seconds: Some(secs),
-                ..Default::default()
-            }),
+    fn spec(holder: Option<&str>, secs: Option<i32>) -> LeaseSpec {
+        LeaseSpec {
+            holder_identity: holder.map(Into::into),
+            lease_duration_seconds: secs,
             ..Default::default()
         }
     }
 
+    const TERM: Duration = Duration::from_secs(15);
+
     #[test]
-    fn the_watchdog_stops_after_the_renewal_point_not_at_it() {
-        for secs in [6, 15, 60] {
-            let duration = Duration::from_secs(secs);
-            let grace = duration / 3;
-            let renews_at = duration - grace;
-            let stops_at = duration - stop_margin(grace);
-            assert!(
-                renews_at < stops_at && stops_at < duration,
-                "{secs}s lease: renews at {renews_at:?}, stops at {stops_at:?}"
-            );
+    fn a_free_lease_is_taken_at_once() {
+        for s in [spec(None, None), spec(Some(""), Some(15))] {
+            assert_eq!(step(&s, "me", Duration::ZERO, TERM), Step::Acquire);
         }
     }
 
     #[test]
-    fn held_only_by_us_and_only_until_grace_before_expiry() {
-        let grace = Duration::from_secs(5);
-        let l = lease("me", "2026-01-01T00:00:00Z", 15);
-        let at = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
-        assert_eq!(
-            holding(&l, "me", at("2026-01-01T00:00:09Z"), grace),
-            Holding::Held
-        );
-        assert_eq!(
-            holding(&l, "me", at("2026-01-01T00:00:10Z"), grace),
-            Holding::NotHeld
-        );
-        assert_eq!(
-            holding(&l, "other", at("2026-01-01T00:00:01Z"), grace),
-            Holding::NotHeld
-        );
-        assert_eq!(
-            holding(&Lease::default(), "me", at("2026-01-01T00:00:01Z"), grace),
-            Holding::NotHeld
-        );
+    fn our_own_lease_is_renewed() {
+        let s = spec(Some("me"), Some(15));
+        assert_eq!(step(&s, "me", Duration::ZERO, TERM), Step::Renew);
+        assert_eq!(step(&s, "me", TERM * 10, TERM), Step::Renew);
+    }
+
+    #[test]
+    fn anothers_lease_is_taken_only_after_a_whole_unchanged_term() {
+        let s = spec(Some("other"), Some(6));
+        let t = |secs: f64| step(&s, "me", Duration::from_secs_f64(secs), TERM);
+        assert_eq!(t(0.0), Step::Follow);
+        assert_eq!(t(5.9), Step::Follow);
+        assert_eq!(t(6.0), Step::Acquire);
+        // The holder's term, not ours, decides; ours when it names none.
+        let s = spec(Some("other"), None);
+        assert_eq!(step(&s, "me", Duration::from_secs(14), TERM), Step::Follow);
+        assert_eq!(step(&s, "me", TERM, TERM), Step::Acquire);
+        let s = spec(Some("other"), Some(0));
+        assert_eq!(step(&s, "me", Duration::from_secs(14), TERM), Step::Follow);
+    }
+
+    #[test]
+    fn the_holder_stops_before_a_follower_may_take_over_and_retries_first() {
+        for secs in [3, 6, 15, 60] {
+            let duration = Duration::from_secs(secs);
+            let cfg = LeaderConfig {
+                namespace: "ns".into(),
+                lease_name: "l".into(),
+                identity: "me".into(),
+                duration,
+                grace: (duration / 3).max(Duration::from_secs(1)),
+            };
+            let (retry, deadline) = (cfg.retry_period(), cfg.renew_deadline());
+            // Stopping takes at most grace / 2, and ends before the term.
+            assert!(deadline + cfg.grace / 2 < duration, "{secs}s");
+            // At least two tries at renewing before giving up.
+            assert!(retry * 2 < deadline, "{secs}s: retry {retry:?}");
+        }
     }
 }

@@ -413,6 +413,22 @@ mod tests {
     }
 
     #[test]
+    fn a_lease_term_too_short_to_renew_in_is_refused() {
+        let run = |d: &str| {
+            Cli::try_parse_from(["hawser", "run", "--lease-duration", d]).map_err(|e| e.to_string())
+        };
+        let err = run("2s").unwrap_err();
+        assert!(
+            err.contains("--lease-duration")
+                && err.contains("\"2s\"")
+                && err.contains("at least 3s"),
+            "{err}"
+        );
+        assert!(run("3s").is_ok());
+        assert!(run("soon").unwrap_err().contains("--lease-duration"));
+    }
+
+    #[test]
     fn default_tags_are_parsed_into_a_map() {
         let run = |args: &[&str]| Cli::try_parse_from([&["hawser", "run"][..], args].concat());
         let Command::Run(none) = run(&[]).unwrap().command else {

@@ -108,8 +108,10 @@ pub struct ControllerArgs {
     pub lease_name: String,
 
     /// How long a Lease holder may go without renewing before another
-    /// replica takes over; it renews a third of this before expiry.
-    #[arg(long, env = "HAWSER_LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    /// replica takes over (at least 3s). The holder renews every twelfth
+    /// of it (at most 2s) and stops its controllers when no renewal has
+    /// succeeded for two thirds of it.
+    #[arg(long, env = "HAWSER_LEASE_DURATION", default_value = "15s", value_parser = parse_lease_duration)]
     pub lease_duration: Duration,
 
     /// AWS region for objects that do not name one (aws.hawser.io/region,
@@ -376,6 +378,17 @@ pub(super) fn parse_cluster_name(s: &str) -> Result<String, String> {
             "{s:?} is not a cluster name: 1-100 letters, digits, '-' or '_', starting with a letter or digit"
         ))
     }
+}
+
+fn parse_lease_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))?;
+    if d < Duration::from_secs(3) {
+        return Err(format!(
+            "{s:?} is too short: a lease term must be at least 3s, so the holder can renew \
+             several times before it must stop"
+        ));
+    }
+    Ok(d)
 }
 
 fn parse_vpc_id_flag(s: &str) -> Result<String, String> {

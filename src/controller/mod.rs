@@ -322,17 +322,14 @@ pub async fn start(
             }
         };
         let shutdown_for_leader = shutdown.clone();
-        if let Err(e) = leader::run(
+        leader::run(
             client_for_lease,
             leader,
             metrics_for_lease,
             shutdown_for_leader,
             lead,
         )
-        .await
-        {
-            tracing::error!(error = %e, "leader election failed; controllers are not running");
-        }
+        .await;
     });
     Ok(Some(task))
 }

@@ -76,3 +76,9 @@ pub async fn one_leads(a: &super::Hawser, b: &super::Hawser) -> bool {
     )
     .await
 }
+
+/// The Lease's renewTime.
+pub async fn renewed(client: &Client, name: &str) -> jiff::Timestamp {
+    let lease = get(client, name).await.expect("the lease exists");
+    lease.spec.and_then(|s| s.renew_time).expect("renewTime").0
+}
