@@ -198,8 +198,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     tracing::info!("admission server stopped");
     shutdown.cancel();
     if let Some(task) = controllers {
-        // The Lease manager's own timeouts bound this; the extra margin
-        // only guards against a hung API call.
+        // The elector bounds this (controllers get the lease grace to
+        // stop, the release one grace more); the margin only guards
+        // against a hung task.
         let wait = args.controllers.lease_duration + grace;
         if tokio::time::timeout(wait, task).await.is_err() {
             tracing::warn!(

@@ -129,16 +129,15 @@ impl Elector {
 
     /// Renews, acquires or follows the Lease.
     async fn attempt(&mut self) -> Result<Found, kube::Error> {
-        let started = Instant::now();
         // Holding it: renew against the version we last wrote, one request.
         // Only a conflict (someone else wrote the Lease) needs a fresh read.
         if let (Some(_), Some((version, _))) = (self.renewed, self.observed.clone()) {
-            if let Some(found) = self.write(&version, Step::Renew, 0, started).await? {
+            if let Some(found) = self.write(&version, Step::Renew, 0).await? {
                 return Ok(found);
             }
         }
         let Some(lease) = self.api.get_opt(&self.cfg.lease_name).await? else {
-            return self.create(started).await;
+            return self.create().await;
         };
         let version = lease.metadata.resource_version.clone().unwrap_or_default();
         let seen_at = match &self.observed {
@@ -156,21 +155,24 @@ impl Elector {
             Step::Follow => Ok(Found::Following),
             step => {
                 let transitions = spec.lease_transitions.unwrap_or(0);
-                let found = self.write(&version, step, transitions, started).await?;
+                let found = self.write(&version, step, transitions).await?;
                 Ok(found.unwrap_or(Found::Following))
             }
         }
     }
 
     /// Writes us as the holder, on condition that the Lease is still at
-    /// `version`: `None` on 409 Conflict (someone wrote it since).
+    /// `version`: `None` on 409 Conflict (someone wrote it since). A Lease
+    /// deleted meanwhile is lost: another replica may be creating it now.
     async fn write(
         &mut self,
         version: &str,
         step: Step,
         transitions: i32,
-        started: Instant,
     ) -> Result<Option<Found>, kube::Error> {
+        // Others see this write only once it is made, so the term it buys
+        // starts no earlier than now.
+        let started = Instant::now();
         let now = MicroTime(jiff::Timestamp::now());
         let mut patch = serde_json::json!({
             "metadata": { "resourceVersion": version },
@@ -195,12 +197,17 @@ impl Elector {
         {
             Ok(written) => Ok(Some(self.wrote(&written, started))),
             Err(kube::Error::Api(e)) if e.code == 409 => Ok(None),
+            Err(kube::Error::Api(e)) if e.code == 404 => {
+                self.renewed = None;
+                Ok(Some(Found::Following))
+            }
             Err(e) => Err(e),
         }
     }
 
     /// Creates the absent Lease with us as its holder.
-    async fn create(&mut self, started: Instant) -> Result<Found, kube::Error> {
+    async fn create(&mut self) -> Result<Found, kube::Error> {
+        let started = Instant::now();
         let now = MicroTime(jiff::Timestamp::now());
         let lease = Lease {
             metadata: ObjectMeta {
@@ -308,33 +315,40 @@ pub async fn run<F, Fut>(
             _ = tick.tick() => {}
             _ = sleep_until(deadline) => {}
         }
-        // No attempt outlives the term, nor the holder's deadline.
-        let limit = deadline.map_or(Instant::now() + cfg.duration, |d| {
-            d.min(Instant::now() + cfg.duration)
-        });
+        // The holder's attempt (one request) gets half the renew deadline,
+        // so a hung renewal is given up and tried again before the holder
+        // must stop, and never runs past that deadline. A follower's (a
+        // read, then a write) gets the whole renew deadline.
+        let limit = match deadline {
+            Some(d) => d.min(Instant::now() + cfg.renew_deadline() / 2),
+            None => Instant::now() + cfg.renew_deadline(),
+        };
         let found = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
             found = tokio::time::timeout_at(limit, elector.attempt()) => found,
         };
+        // Held only while the deadline is ahead: an answer that arrives
+        // after it (this process was paused, say) starts nothing.
+        let in_time = |elector: &Elector| elector.deadline().is_some_and(|d| Instant::now() < d);
         let holding = match found {
             Ok(Ok(found)) => {
                 if failures > 0 {
                     tracing::info!(failures, "the lease is readable again");
                 }
                 failures = 0;
-                found == Found::Holding
+                found == Found::Holding && in_time(&elector)
             }
             Ok(Err(e)) => {
                 failures += 1;
                 report_failure(failures, running.is_some(), &e.to_string());
                 // Keep leading until the deadline, retrying meanwhile.
-                elector.deadline().is_some_and(|d| Instant::now() < d)
+                in_time(&elector)
             }
             Err(_) => {
                 failures += 1;
                 report_failure(failures, running.is_some(), "no answer in time");
-                elector.deadline().is_some_and(|d| Instant::now() < d)
+                in_time(&elector)
             }
         };
         if !holding {
@@ -388,11 +402,16 @@ fn report_failure(failures: u32, leading: bool, error: &str) {
     }
 }
 
+/// Cancels the controllers and waits `wait` for them to finish; then
+/// aborts them, and returns only once they are gone, so a process never
+/// runs two sets, nor releases the Lease while one still runs.
 async fn stop(running: &mut Option<(CancellationToken, JoinHandle<()>)>, wait: Duration) {
-    if let Some((token, handle)) = running.take() {
+    if let Some((token, mut handle)) = running.take() {
         token.cancel();
-        if tokio::time::timeout(wait, handle).await.is_err() {
-            tracing::warn!(?wait, "controllers did not stop in time; continuing");
+        if tokio::time::timeout(wait, &mut handle).await.is_err() {
+            tracing::warn!(?wait, "controllers did not stop in time; aborting them");
+            handle.abort();
+            let _ = handle.await;
         }
     }
 }

@@ -413,18 +413,19 @@ mod tests {
     }
 
     #[test]
-    fn a_lease_term_too_short_to_renew_in_is_refused() {
+    fn a_lease_term_out_of_range_or_fractional_is_refused() {
         let run = |d: &str| {
             Cli::try_parse_from(["hawser", "run", "--lease-duration", d]).map_err(|e| e.to_string())
         };
         let err = run("2s").unwrap_err();
         assert!(
-            err.contains("--lease-duration")
-                && err.contains("\"2s\"")
-                && err.contains("at least 3s"),
+            err.contains("--lease-duration") && err.contains("\"2s\"") && err.contains("from 3s"),
             "{err}"
         );
         assert!(run("3s").is_ok());
+        assert!(run("1h").is_ok());
+        assert!(run("2h").unwrap_err().contains("to 1h"));
+        assert!(run("4500ms").unwrap_err().contains("whole seconds"));
         assert!(run("soon").unwrap_err().contains("--lease-duration"));
     }
 

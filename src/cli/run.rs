@@ -108,7 +108,7 @@ pub struct ControllerArgs {
     pub lease_name: String,
 
     /// How long a Lease holder may go without renewing before another
-    /// replica takes over (at least 3s). The holder renews every twelfth
+    /// replica takes over (whole seconds, 3s to 1h). The holder renews every twelfth
     /// of it (at most 2s) and stops its controllers when no renewal has
     /// succeeded for two thirds of it.
     #[arg(long, env = "HAWSER_LEASE_DURATION", default_value = "15s", value_parser = parse_lease_duration)]
@@ -382,10 +382,15 @@ pub(super) fn parse_cluster_name(s: &str) -> Result<String, String> {
 
 fn parse_lease_duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))?;
-    if d < Duration::from_secs(3) {
+    if d < Duration::from_secs(3) || d > Duration::from_secs(3600) {
         return Err(format!(
-            "{s:?} is too short: a lease term must be at least 3s, so the holder can renew \
-             several times before it must stop"
+            "{s:?}: a lease term must be from 3s (so the holder can renew several times before \
+             it must stop) to 1h"
+        ));
+    }
+    if d.subsec_nanos() != 0 {
+        return Err(format!(
+            "{s:?}: a lease term must be whole seconds, as the Lease records it"
         ));
     }
     Ok(d)
