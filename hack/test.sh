@@ -61,4 +61,12 @@ log "test bed ready after $((SECONDS - start))s"
 # shellcheck disable=SC1091
 . "$HAWSER_TESTENV_DIR/env"
 cargo test --locked "$@"
+if [ $# -eq 0 ]; then
+  # The tests that need the test bed to themselves (#[ignore]d above): the
+  # outages restart the apiserver and moto every other test uses, and the
+  # per-account budget test watches every namespace. One at a time, after
+  # the rest.
+  log "tests that need the test bed alone, after $((SECONDS - start))s"
+  cargo test --locked --test e2e -- --ignored --test-threads=1
+fi
 log "tests finished after $((SECONDS - start))s"

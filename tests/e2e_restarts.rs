@@ -78,14 +78,7 @@ async fn vpce_killed_mid_create_and_mid_delete_leaves_no_duplicate_or_orphan() {
         let made = endpoints().await;
         bed.restart("10m", &[]).await;
         leading(bed.hawser()).await;
-        let mut ids = Vec::new();
-        for name in &names {
-            let svc = bed.available(name).await;
-            ids.push(ann(&svc, ENDPOINT_ID).unwrap().to_owned());
-        }
-        ids.sort();
-        ids.dedup();
-        assert_eq!(ids.len(), names.len(), "round {round}: one endpoint each");
+        bed.one_endpoint_each(&names, round).await;
         support::eventually("one endpoint and one group per Service", WAIT, || async {
             (endpoints().await == names.len() && groups().await == names.len()).then_some(())
         })

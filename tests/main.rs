@@ -7,10 +7,12 @@
 mod support;
 
 mod admission_fixtures;
+mod e2e_account_budget;
 mod e2e_assume_role;
 mod e2e_aws;
 mod e2e_aws_auth_concurrency;
 mod e2e_aws_auth_guard;
+mod e2e_cert_manager;
 mod e2e_certs;
 mod e2e_cfn_requests;
 mod e2e_contract;
@@ -23,6 +25,7 @@ mod e2e_leader;
 mod e2e_manifests;
 mod e2e_monitoring;
 mod e2e_namespace;
+mod e2e_outages;
 mod e2e_plan;
 mod e2e_restarts;
 mod e2e_self_managed_certs;

@@ -25,7 +25,7 @@ if [ -f "$STATE/env" ] && "$here/status.sh" >/dev/null 2>&1; then
 fi
 "$here/down.sh" >/dev/null 2>&1 || true
 rm -rf "$STATE"
-mkdir -p "$STATE"/{pki,logs,pids,etcd}
+mkdir -p "$STATE"/{pki,logs,pids,etcd,cmd}
 STATE=$(cd "$STATE" && pwd)
 
 ETCD_PORT=${ETCD_PORT:-$(free_port)}
@@ -61,6 +61,8 @@ start() { # start NAME CMD...: runs CMD in the background, logs and PID in the s
   local name=$1; shift
   "$@" >"$STATE/logs/$name.log" 2>&1 &
   echo $! >"$STATE/pids/$name.pid"
+  # The command line, for restart.sh.
+  printf '%q ' "$@" >"$STATE/cmd/$name"
 }
 
 wait_for() { # wait_for WHAT SECONDS CMD...: polls CMD until it succeeds or the deadline passes

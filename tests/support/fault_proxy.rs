@@ -35,6 +35,13 @@ struct Faults {
     seen: HashMap<String, Vec<Instant>>,
     /// Action -> the form parameters of each request.
     params: HashMap<String, Vec<BTreeMap<String, String>>>,
+    /// Action -> each request's SDK invocation id (the same on every
+    /// attempt of one call) and attempt number, from the
+    /// `amz-sdk-invocation-id` and `amz-sdk-request` headers.
+    attempts: HashMap<String, Vec<(String, u32)>>,
+    /// (action, parameter, value) -> how many requests for `action` whose
+    /// form has `parameter=value` are still to be throttled.
+    matching: HashMap<(String, String, String), u32>,
     /// Stack name -> how its answers are rewritten.
     stacks: HashMap<String, StackFault>,
     /// A storm on every action but STS's, while it lasts.
@@ -43,6 +50,12 @@ struct Faults {
     storm_throttled: u32,
     storm_lost: u32,
     storm_dropped: u32,
+    /// Throttle every request but STS's signed with an access key other
+    /// than this one: every account but hawser's own, whose credentials
+    /// come from AssumeRole.
+    throttle_all_but_key: Option<String>,
+    /// Requests so throttled.
+    others_throttled: u32,
     /// Stack id -> the failed create it was shown with: a stack whose
     /// create rolled back stays dead after the fault is healed, as on AWS,
     /// until it is deleted; a stack made after the heal is healthy.
@@ -115,6 +128,47 @@ impl FaultProxy {
     /// `CreateVpcEndpoint`) with HTTP 503 `RequestLimitExceeded`.
     pub fn throttle(&self, action: &str, times: u32) {
         self.fail(action, THROTTLED, times);
+    }
+
+    /// Throttles the next `times` requests for `action` whose form has
+    /// `parameter` = `value` (e.g. one VPC's `CreateVpcEndpoint`).
+    pub fn throttle_matching(&self, action: &str, parameter: &str, value: &str, times: u32) {
+        self.faults.lock().unwrap().matching.insert(
+            (action.to_owned(), parameter.to_owned(), value.to_owned()),
+            times,
+        );
+    }
+
+    /// The SDK invocation id and attempt number of each request for
+    /// `action` whose form has `parameter` = `value`, in arrival order.
+    pub fn attempts_matching(
+        &self,
+        action: &str,
+        parameter: &str,
+        value: &str,
+    ) -> Vec<(String, u32)> {
+        let f = self.faults.lock().unwrap();
+        let (Some(params), Some(attempts)) = (f.params.get(action), f.attempts.get(action)) else {
+            return Vec::new();
+        };
+        params
+            .iter()
+            .zip(attempts)
+            .filter(|(p, _)| p.get(parameter).map(String::as_str) == Some(value))
+            .map(|(_, a)| a.clone())
+            .collect()
+    }
+
+    /// Throttles (503 `RequestLimitExceeded`) every request but STS's that
+    /// is signed with an access key other than `own_key`: the accounts
+    /// hawser reaches through a namespace's role, not its own.
+    pub fn throttle_other_accounts(&self, own_key: &str) {
+        self.faults.lock().unwrap().throttle_all_but_key = Some(own_key.to_owned());
+    }
+
+    /// Requests [`Self::throttle_other_accounts`] throttled.
+    pub fn others_throttled(&self) -> u32 {
+        self.faults.lock().unwrap().others_throttled
     }
 
     /// Refuses every AssumeRole, as AWS does when the role's trust policy
@@ -253,6 +307,32 @@ impl Drop for FaultProxy {
     }
 }
 
+/// The SDK's invocation id and attempt number of a request: every attempt
+/// of one call carries the same `amz-sdk-invocation-id`, and
+/// `amz-sdk-request: attempt=N; max=M`.
+fn sdk_attempt(headers: &HeaderMap) -> (String, u32) {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let attempt = header("amz-sdk-request")
+        .split(';')
+        .find_map(|kv| kv.trim().strip_prefix("attempt=")?.parse().ok())
+        .unwrap_or(0);
+    (header("amz-sdk-invocation-id"), attempt)
+}
+
+/// The access key a SigV4 request is signed with: the
+/// `Credential=<key>/<date>/...` of its Authorization header.
+fn access_key(headers: &HeaderMap) -> Option<String> {
+    let auth = headers.get("authorization")?.to_str().ok()?;
+    let credential = auth.split("Credential=").nth(1)?;
+    credential.split('/').next().map(str::to_owned)
+}
+
 /// The `Action` of an AWS query-protocol request (EC2, STS, IAM,
 /// CloudFormation all put it in the form body).
 fn action(body: &[u8]) -> Option<String> {
@@ -364,6 +444,20 @@ async fn forward(
         );
         f.storm.filter(|s| !sts && Instant::now() < s.until)
     };
+    {
+        let sts = matches!(
+            action_name.as_deref(),
+            Some("AssumeRole" | "GetCallerIdentity")
+        );
+        let mut faults = shared.faults.lock().unwrap();
+        let key = access_key(&headers);
+        if let Some(own) = faults.throttle_all_but_key.as_deref() {
+            if !sts && key.as_deref() != Some(own) {
+                faults.others_throttled += 1;
+                return answer(THROTTLED);
+            }
+        }
+    }
     if let Some(storm) = storm {
         tokio::time::sleep(storm.latency).await;
         let mut faults = shared.faults.lock().unwrap();
@@ -381,11 +475,25 @@ async fn forward(
             .entry(action.clone())
             .or_default()
             .push(Instant::now());
+        let form: BTreeMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
         faults
-            .params
+            .attempts
             .entry(action.clone())
             .or_default()
-            .push(form_urlencoded::parse(&body).into_owned().collect());
+            .push(sdk_attempt(&headers));
+        let matched = faults
+            .matching
+            .iter()
+            .find(|((a, k, v), left)| *a == action && **left > 0 && form.get(k) == Some(v))
+            .map(|(key, _)| key.clone());
+        faults.params.entry(action.clone()).or_default().push(form);
+        if let Some(key) = matched {
+            if let Some(left) = faults.matching.get_mut(&key) {
+                *left -= 1;
+            }
+            *faults.given.entry(action).or_default() += 1;
+            return answer(THROTTLED);
+        }
         stack_rewrite = stack_fault(&faults, &action, &body).map(|f| (action.clone(), f));
         if let Some((canned, left)) = faults.pending.get_mut(&action).filter(|(_, n)| *n > 0) {
             let canned = *canned;

@@ -247,6 +247,11 @@ impl Hawser {
     }
 
     /// The exit status once the process has exited, else `None`.
+    /// The process id, to signal it.
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
+
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.process.exited()
     }

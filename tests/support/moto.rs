@@ -66,6 +66,18 @@ impl Network {
         Self { vpc_id, subnets }
     }
 
+    /// Like [`create`](Self::create), with moto's random generator seeded
+    /// first: the same `seed` gives the same VPC and subnet ids, in this
+    /// moto or in one restarted empty. (The region's default VPC, made on
+    /// moto's first EC2 call, is made before the seed.)
+    pub async fn create_seeded(ec2: &Client, seed: u32) -> Self {
+        ec2.describe_vpcs().send().await.expect("DescribeVpcs");
+        let url = format!("{}/moto-api/seed?a={seed}", endpoint_url());
+        let r = reqwest::Client::new().post(&url).send().await.unwrap();
+        assert!(r.status().is_success(), "seeding moto: {}", r.status());
+        Self::create(ec2).await
+    }
+
     /// A security group that is not hawser's (provided mode).
     pub async fn foreign_group(&self, ec2: &Client, name: &str) -> String {
         ec2.create_security_group()

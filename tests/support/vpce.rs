@@ -54,6 +54,22 @@ impl Bed {
         Self::start_in_as(client, ns, resync, &[], Some(edit)).await
     }
 
+    /// Like [`start`](Self::start), in the VPC `net` instead of a new one.
+    pub async fn start_in_network(resync: &str, net: Network) -> Self {
+        let client = client().await;
+        let ns = TestNamespace::create(&client, "vpce", &[]).await;
+        let cluster = unique("cluster");
+        let hawser = start_hawser(&ns.name, &cluster, &net, resync, &[]).await;
+        Self {
+            client,
+            ec2: moto::ec2(),
+            net,
+            ns,
+            cluster,
+            hawser: Some(hawser),
+        }
+    }
+
     async fn start_in(client: Client, ns: TestNamespace, resync: &str, extra: &[&str]) -> Self {
         Self::start_in_as(
             client,
@@ -173,6 +189,20 @@ impl Bed {
             }
         })
         .await
+    }
+
+    /// Waits until every Service in `names` is Available, and checks that
+    /// each names an endpoint of its own; returns the endpoint ids.
+    pub async fn one_endpoint_each(&self, names: &[String], round: usize) -> Vec<String> {
+        let mut ids = Vec::new();
+        for name in names {
+            let svc = self.available(name).await;
+            ids.push(ann(&svc, ENDPOINT_ID).unwrap().to_owned());
+        }
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), names.len(), "round {round}: one endpoint each");
+        ids
     }
 
     pub async fn gone(&self, name: &str) {

@@ -1,0 +1,143 @@
+//! One account's throttling does not spend another account's retries.
+//!
+//! The SDK's standard retry strategy keeps a retry quota per retry
+//! partition: 500 tokens, 5 spent on each retry of a throttled attempt and
+//! never given back while the calls keep failing; with the quota spent, a
+//! throttled attempt is not retried and the call fails at once. hawser
+//! keys the partition by (service, region, account). Here a proxy in front
+//! of moto throttles every call made with a namespace role's credentials
+//! until that account's EC2 quota is spent. Then one call in hawser's own
+//! account is throttled once: the SDK retries it inside the call (the
+//! proxy sees attempt 2 of the same invocation), so hawser never sees the
+//! error. With one partition per region shared by every account (as
+//! before), the spent quota would refuse that retry: the call would end at
+//! attempt 1 and hawser would make a new one.
+//!
+//! hawser watches every namespace here (two namespaces, two accounts;
+//! `--namespace-selector` narrows what it acts on), so it would act on
+//! objects other tests leave being deleted: `#[ignore]`d in the parallel
+//! run, and run by hack/test.sh alone afterwards.
+
+use crate::support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, PostParams};
+use support::{
+    fault_proxy::FaultProxy,
+    moto::{self, create_role, Network},
+    vpce::{ann, SERVICE_NAME, STATE, WAIT},
+    *,
+};
+
+/// The sum of hawser's EC2 calls with `outcome` (over every operation).
+fn ec2_calls(metrics: &str, outcome: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("hawser_aws_api_calls_total{"))
+        .filter(|l| l.contains(&format!("outcome=\"{outcome}\"")) && l.contains("service=\"ec2\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn service(name: &str, subnets: &str) -> Service {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "annotations": {
+            "vpce.hawser.io/service-name": SERVICE_NAME,
+            "vpce.hawser.io/subnet-ids": subnets,
+        }},
+        "spec": {"ports": [{"port": 443}]},
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+#[ignore = "watches every namespace: hack/test.sh runs it alone, after the parallel tests"]
+async fn an_accounts_throttling_does_not_spend_another_accounts_retries() {
+    let client = client().await;
+    let id = unique("budget");
+    let role = create_role(&unique("throttled")).await;
+    let throttled = TestNamespace::create(&client, &id, &[("aws.hawser.io/role-arn", &role)]).await;
+    let own = TestNamespace::create(&client, &id, &[]).await;
+    let net = Network::create(&moto::ec2()).await;
+    let proxy = FaultProxy::start(&moto::endpoint_url()).await;
+    let own_key = std::env::var("AWS_ACCESS_KEY_ID").expect("the test bed's AWS_ACCESS_KEY_ID");
+    proxy.throttle_other_accounts(&own_key);
+    let selector = format!("{E2E_LABEL}={id}");
+    let hawser = Hawser::start(&[
+        "--controllers=vpce",
+        &format!("--cluster-name={}", unique("cluster")),
+        &format!("--region={}", moto::REGION),
+        &format!("--default-vpc-id={}", net.vpc_id),
+        "--resync-period=10m",
+        "--aws-endpoint-url",
+        &proxy.url,
+        "--aws-retry-mode=standard",
+        "--aws-max-attempts=5",
+        "--namespace-selector",
+        &selector,
+    ])
+    .await;
+    eventually("hawser to lead", Duration::from_secs(30), || async {
+        (hawser.metric("hawser_leader").await == 1.0).then_some(())
+    })
+    .await;
+
+    // 30 Services in the role's account: 16 reconciled at once, every call
+    // throttled; each call's 4 retries spend 20 tokens.
+    let api: Api<Service> = Api::namespaced(client.clone(), &throttled.name);
+    for i in 0..30 {
+        api.create(
+            &PostParams::default(),
+            &service(&format!("t-{i}"), "subnet-0123456789abcdef0"),
+        )
+        .await
+        .unwrap();
+    }
+    // Spent once a call ended with fewer than its 5 attempts: the proxy
+    // has throttled fewer requests than 5 per throttled call hawser saw.
+    // (Calls still in flight only add requests, so this never holds early.)
+    let (requests, calls) = eventually(
+        "the role's account's retry quota to be spent",
+        Duration::from_secs(180),
+        || async {
+            let calls = ec2_calls(&hawser.metrics().await, "throttled");
+            let requests = f64::from(proxy.others_throttled());
+            (calls > 0.0 && requests < 5.0 * calls).then_some((requests, calls))
+        },
+    )
+    .await;
+    eprintln!("quota spent: {requests} throttled requests over {calls} throttled calls");
+
+    // hawser's own account: its CreateVpcEndpoint (in one subnet of its
+    // own, which nothing else asks for) is throttled once.
+    let subnet = ("SubnetId.1", net.subnets[0].as_str());
+    proxy.throttle_matching("CreateVpcEndpoint", subnet.0, subnet.1, 1);
+    let own_api: Api<Service> = Api::namespaced(client.clone(), &own.name);
+    own_api
+        .create(&PostParams::default(), &service("own", subnet.1))
+        .await
+        .unwrap();
+    eventually("the own account's Service Available", WAIT, || async {
+        let s = own_api.get("own").await.ok()?;
+        (ann(&s, STATE) == Some("Available")).then_some(())
+    })
+    .await;
+    // The SDK retried the throttled attempt inside the same call (same
+    // invocation id, attempt 2): its quota was untouched. A spent quota
+    // would have ended the call at attempt 1, and hawser would have made a
+    // new call (a new invocation id, attempt 1 again).
+    let attempts = proxy.attempts_matching("CreateVpcEndpoint", subnet.0, subnet.1);
+    assert!(
+        attempts.len() >= 2,
+        "one throttled attempt and one that got through: {attempts:?}"
+    );
+    let (first, second) = (&attempts[0], &attempts[1]);
+    assert_eq!(first.1, 1, "{attempts:?}");
+    assert_eq!(
+        (&second.0, second.1),
+        (&first.0, 2),
+        "the throttled attempt was not retried inside its call: {attempts:?}"
+    );
+}
