@@ -50,6 +50,7 @@ struct Faults {
     storm_throttled: u32,
     storm_lost: u32,
     storm_dropped: u32,
+    storm_hung_up: u32,
     /// Throttle every request but STS's signed with an access key other
     /// than this one: every account but hawser's own, whose credentials
     /// come from AssumeRole.
@@ -75,9 +76,41 @@ pub struct Storm {
     /// status, the headers and half the body arrive, then the connection
     /// drops mid-body (a truncated answer, as from a dropped connection).
     pub drop_connection: f64,
+    /// Share of the rest passed to moto whose connection is then closed
+    /// before any answer: not a byte of status or headers arrives.
+    pub hang_up: f64,
     /// Added before each answer.
     pub latency: std::time::Duration,
     pub until: Instant,
+}
+
+/// The payload of the panic that hangs up on a client; the panic hook
+/// installed by [`FaultProxy::start`] does not report it.
+const HANG_UP: &str = "fault proxy: hanging up before the answer (a storm fault)";
+
+/// Keeps the default panic report for every panic but [`HANG_UP`].
+fn quiet_hang_ups() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if info.payload().downcast_ref::<&str>() != Some(&HANG_UP) {
+                report(info);
+            }
+        }));
+    });
+}
+
+/// What a storm did, by kind of fault.
+#[derive(Debug, Clone, Copy)]
+pub struct StormFaults {
+    pub throttled: u32,
+    /// Answered 500 after moto acted.
+    pub lost: u32,
+    /// Cut off mid-body after moto acted.
+    pub cut_off: u32,
+    /// Closed with no answer after moto acted.
+    pub hung_up: u32,
 }
 
 /// A stack operation made to fail: moto's `from` status shows as `to`,
@@ -109,6 +142,7 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// A proxy to `upstream` (moto's URL) that throttles nothing yet.
     pub async fn start(upstream: &str) -> Self {
+        quiet_hang_ups();
         let faults = Arc::new(Mutex::new(Faults::default()));
         let shared = Shared {
             faults: faults.clone(),
@@ -244,9 +278,14 @@ impl FaultProxy {
     }
 
     /// (throttled, answers lost, answers cut off) by the storm so far.
-    pub fn storm_faults(&self) -> (u32, u32, u32) {
+    pub fn storm_faults(&self) -> StormFaults {
         let f = self.faults.lock().unwrap();
-        (f.storm_throttled, f.storm_lost, f.storm_dropped)
+        StormFaults {
+            throttled: f.storm_throttled,
+            lost: f.storm_lost,
+            cut_off: f.storm_dropped,
+            hung_up: f.storm_hung_up,
+        }
     }
 
     /// Shows stack `name` as moto has it again.
@@ -435,6 +474,7 @@ async fn forward(
     let mut stack_rewrite = None;
     let mut lose_answer = false;
     let mut drop_connection = false;
+    let mut hang_up = false;
     let action_name = action(&body);
     let storm = {
         let f = shared.faults.lock().unwrap();
@@ -467,6 +507,7 @@ async fn forward(
         }
         lose_answer = fastrand::f64() < storm.lose_answer;
         drop_connection = !lose_answer && fastrand::f64() < storm.drop_connection;
+        hang_up = !lose_answer && !drop_connection && fastrand::f64() < storm.hang_up;
     }
     if let Some(action) = action_name.clone() {
         let mut faults = shared.faults.lock().unwrap();
@@ -535,6 +576,13 @@ async fn forward(
     if drop_connection {
         shared.faults.lock().unwrap().storm_dropped += 1;
         return response.body(truncated(body)).unwrap();
+    }
+    if hang_up {
+        shared.faults.lock().unwrap().storm_hung_up += 1;
+        // The handler runs inside the connection's task (axum::serve adds
+        // no panic catcher): unwinding it drops the socket before a byte of
+        // the answer is written, as a connection lost after AWS acted.
+        std::panic::panic_any(HANG_UP);
     }
     let text = String::from_utf8_lossy(&body).into_owned();
     let id = stack_id(&text).map(str::to_owned);

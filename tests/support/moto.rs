@@ -36,6 +36,13 @@ pub fn ec2() -> Client {
     Client::new(&config())
 }
 
+/// Seeds moto's random generator, which makes its resource ids.
+async fn seed_moto(seed: u32) {
+    let url = format!("{}/moto-api/seed?a={seed}", endpoint_url());
+    let r = reqwest::Client::new().post(&url).send().await.unwrap();
+    assert!(r.status().is_success(), "seeding moto: {}", r.status());
+}
+
 /// A VPC with two subnets, made for one test.
 #[derive(Clone)]
 pub struct Network {
@@ -69,13 +76,15 @@ impl Network {
     /// Like [`create`](Self::create), with moto's random generator seeded
     /// first: the same `seed` gives the same VPC and subnet ids, in this
     /// moto or in one restarted empty. (The region's default VPC, made on
-    /// moto's first EC2 call, is made before the seed.)
+    /// moto's first EC2 call, is made before the seed.) Then moto is
+    /// seeded at random, so the ids made afterwards do not repeat those
+    /// made after the same seed before.
     pub async fn create_seeded(ec2: &Client, seed: u32) -> Self {
         ec2.describe_vpcs().send().await.expect("DescribeVpcs");
-        let url = format!("{}/moto-api/seed?a={seed}", endpoint_url());
-        let r = reqwest::Client::new().post(&url).send().await.unwrap();
-        assert!(r.status().is_success(), "seeding moto: {}", r.status());
-        Self::create(ec2).await
+        seed_moto(seed).await;
+        let net = Self::create(ec2).await;
+        seed_moto(fastrand::u32(..)).await;
+        net
     }
 
     /// A security group that is not hawser's (provided mode).
