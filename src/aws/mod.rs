@@ -115,7 +115,13 @@ pub struct AwsSettings {
     pub retry_mode: RetryMode,
     /// Attempts per call, the first included.
     pub max_attempts: u32,
+    /// The longest one attempt of an EC2, CloudFormation or STS call may
+    /// wait for its answer before it is given up (and retried).
+    pub attempt_timeout: std::time::Duration,
 }
+
+/// `--aws-attempt-timeout`'s default.
+pub const DEFAULT_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Default for AwsSettings {
     fn default() -> Self {
@@ -124,6 +130,7 @@ impl Default for AwsSettings {
             endpoint_url: None,
             retry_mode: RetryMode::Adaptive,
             max_attempts: 5,
+            attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
         }
     }
 }
@@ -194,6 +201,8 @@ struct ScopedClients {
 /// The SDK clients, one set per [`Scope`], built on first use.
 pub struct AwsClients {
     base: aws_config::SdkConfig,
+    /// The scoped clients' timeouts (not SQS's: its long polls wait 20 s).
+    timeouts: aws_config::timeout::TimeoutConfig,
     default_region: String,
     calls: Arc<CallCounter>,
     cache: Mutex<HashMap<Scope, ScopedClients>>,
@@ -226,8 +235,16 @@ impl AwsClients {
         }
         let base = loader.load().await;
         let default_region = base.region().map(|r| r.to_string()).ok_or(NoRegion)?;
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            // The SDK's default for connecting; it has no default for an
+            // answer, so a connection that is accepted and never answered
+            // would hold the reconcile until the connection fails.
+            .connect_timeout(std::time::Duration::from_millis(3100))
+            .operation_attempt_timeout(settings.attempt_timeout)
+            .build();
         Ok(Self {
             base,
+            timeouts,
             default_region,
             calls: Arc::new(CallCounter::new(metrics)),
             cache: Mutex::new(HashMap::new()),
@@ -253,7 +270,11 @@ impl AwsClients {
             return found.clone();
         }
         let region = Region::new(scope.region.clone());
-        let mut conf = self.base.to_builder().region(region.clone());
+        let mut conf = self
+            .base
+            .to_builder()
+            .region(region.clone())
+            .timeout_config(self.timeouts.clone());
         if let Some(role) = &scope.role_arn {
             // Credentials are fetched on first use, not here, and cached by
             // the client's identity cache, which refreshes them before
@@ -391,5 +412,24 @@ mod tests {
         assert_ne!(partitions[0], partitions[2], "another account has its own");
         assert_ne!(partitions[0], partitions[3], "another region has its own");
         assert_eq!(partitions[4], "hawser-ec2-eu-west-1-own");
+    }
+
+    #[tokio::test]
+    async fn every_scoped_client_gives_up_an_unanswered_attempt() {
+        let metrics = Metrics::new().unwrap();
+        let settings = AwsSettings {
+            region: Some("eu-west-1".into()),
+            endpoint_url: Some("http://127.0.0.1:9".into()),
+            attempt_timeout: std::time::Duration::from_secs(7),
+            ..Default::default()
+        };
+        let clients = AwsClients::load(&settings, &metrics).await.unwrap();
+        let role = scope("us-east-1", Some("arn:aws:iam::111122223333:role/a"), "x");
+        for s in [Scope::own("eu-west-1"), role] {
+            assert_eq!(
+                clients.ec2(&s).await.attempt_timeout(),
+                Some(std::time::Duration::from_secs(7))
+            );
+        }
     }
 }

@@ -33,6 +33,15 @@ impl SdkEc2 {
             .map(|p| p.to_string())
     }
 
+    /// How long one attempt of this client's calls may wait for an answer.
+    #[cfg(test)]
+    pub(super) fn attempt_timeout(&self) -> Option<std::time::Duration> {
+        self.client
+            .config()
+            .timeout_config()
+            .and_then(|t| t.operation_attempt_timeout())
+    }
+
     pub fn new(client: aws_sdk_ec2::Client, calls: Arc<CallCounter>) -> Self {
         Self { client, calls }
     }

@@ -430,6 +430,21 @@ mod tests {
     }
 
     #[test]
+    fn an_attempt_timeout_out_of_range_is_refused() {
+        let run = |d: &str| {
+            Cli::try_parse_from(["hawser", "run", "--aws-attempt-timeout", d])
+                .map_err(|e| e.to_string())
+        };
+        assert!(run("2s").is_ok());
+        let err = run("500ms").unwrap_err();
+        assert!(
+            err.contains("--aws-attempt-timeout") && err.contains("from 1s to 10m"),
+            "{err}"
+        );
+        assert!(run("1h").is_err());
+    }
+
+    #[test]
     fn default_tags_are_parsed_into_a_map() {
         let run = |args: &[&str]| Cli::try_parse_from([&["hawser", "run"][..], args].concat());
         let Command::Run(none) = run(&[]).unwrap().command else {

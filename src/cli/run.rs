@@ -146,6 +146,15 @@ pub struct ControllerArgs {
           value_parser = clap::value_parser!(u32).range(1..=20))]
     pub aws_max_attempts: u32,
 
+    /// The longest one attempt of an EC2, CloudFormation or STS call waits
+    /// for its answer before it is given up and retried (within
+    /// --aws-max-attempts): an endpoint that accepts the connection and
+    /// never answers holds a reconcile no longer than this per attempt.
+    /// SQS long polls are not limited by it.
+    #[arg(long, env = "HAWSER_AWS_ATTEMPT_TIMEOUT", default_value = "30s",
+          value_parser = parse_attempt_timeout)]
+    pub aws_attempt_timeout: Duration,
+
     /// VPC for Services without vpce.hawser.io/vpc-id.
     #[arg(long, env = "HAWSER_DEFAULT_VPC_ID", value_parser = parse_vpc_id_flag)]
     pub default_vpc_id: Option<String>,
@@ -273,6 +282,7 @@ impl ControllerArgs {
                 endpoint_url: self.aws_endpoint_url.clone(),
                 retry_mode: self.aws_retry_mode,
                 max_attempts: self.aws_max_attempts,
+                attempt_timeout: self.aws_attempt_timeout,
             },
             lease_name: self.lease_name.clone(),
             lease_duration: self.lease_duration,
@@ -392,6 +402,14 @@ fn parse_lease_duration(s: &str) -> Result<Duration, String> {
         return Err(format!(
             "{s:?}: a lease term must be whole seconds, as the Lease records it"
         ));
+    }
+    Ok(d)
+}
+
+fn parse_attempt_timeout(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))?;
+    if d < Duration::from_secs(1) || d > Duration::from_secs(600) {
+        return Err(format!("{s:?}: an attempt timeout must be from 1s to 10m"));
     }
     Ok(d)
 }
