@@ -28,6 +28,12 @@ pub struct NamespaceCache {
     /// A broadcast never waits for its receivers: a slow controller cannot
     /// hold up the webhook's cache.
     changed: tokio::sync::broadcast::Sender<Arc<NamespaceMeta>>,
+    /// True once the first full list is in the store. Its own signal, not
+    /// the store's readiness: kube-runtime's store wakes only the last task
+    /// waiting on it, so with the controllers fed by this cache also
+    /// waiting, the webhook's readiness could sleep forever (CI: a replica
+    /// with the namespace controller never became ready).
+    synced: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Changes held for a subscriber that is behind; past this it reads the
@@ -53,6 +59,7 @@ impl NamespaceCache {
         let (reader, writer) = reflector::store();
         let (changed, _) = tokio::sync::broadcast::channel(CHANGES_BUFFER);
         let sender = changed.clone();
+        let (synced_tx, synced) = tokio::sync::watch::channel(false);
         // Api<PartialObjectMeta<_>> makes metadata-only list and watch calls.
         let api: Api<NamespaceMeta> = Api::all(client.clone());
         let stream = watcher(api, watcher::Config::default())
@@ -69,6 +76,10 @@ impl NamespaceCache {
                         // No receiver (no controller running) is fine.
                         let _ = sender.send(Arc::new(ns));
                     }
+                    // The reflector has applied it: the store is complete.
+                    Ok(watcher::Event::InitDone) => {
+                        synced_tx.send_replace(true);
+                    }
                     Ok(_) => {}
                     Err(e) => {
                         tracing::warn!(error = %e, "namespace watch error; retrying with backoff")
@@ -81,6 +92,7 @@ impl NamespaceCache {
                 store: reader,
                 client: Some(client),
                 changed,
+                synced,
             },
             stream,
         )
@@ -98,6 +110,7 @@ impl NamespaceCache {
             store: reader,
             client: None,
             changed: tokio::sync::broadcast::channel(1).0,
+            synced: tokio::sync::watch::channel(true).1,
         }
     }
 
@@ -144,21 +157,27 @@ impl NamespaceCache {
         )
     }
 
-    /// Resolves once the first full list has been read.
+    /// Resolves once the first full list has been read: true, or false if
+    /// the watch has stopped before that. Any number of tasks may wait.
     pub async fn synced(&self) -> bool {
-        self.store.wait_until_ready().await.is_ok()
+        self.synced.clone().wait_for(|s| *s).await.is_ok()
     }
 
-    /// Like [`synced`](Self::synced), for a second waiter: kube-runtime's
-    /// store wakes only the last task waiting on it, so this polls.
+    /// Like [`synced`](Self::synced), waiting forever if the watch stops.
     pub async fn wait_synced(&self) {
-        loop {
-            let wait =
-                tokio::time::timeout(Duration::from_millis(250), self.store.wait_until_ready());
-            if wait.await.is_ok() {
-                return;
-            }
+        if !self.synced().await {
+            std::future::pending::<()>().await;
         }
+    }
+
+    /// Whether the first full list is in, as a signal a controller fed by
+    /// [`Self::changes`] can wait on without waiting on the store.
+    pub fn synced_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.synced.clone()
+    }
+
+    fn is_synced(&self) -> bool {
+        *self.synced.borrow()
     }
 
     pub fn get(&self, name: &str) -> Option<NamespaceInfo> {
@@ -177,8 +196,7 @@ impl NamespaceCache {
             return Some(found);
         }
         let deadline = tokio::time::Instant::now() + wait;
-        let synced = futures::FutureExt::now_or_never(self.store.wait_until_ready()).is_some();
-        if synced {
+        if self.is_synced() {
             let client = self.client.as_ref()?;
             let api: Api<Namespace> = Api::all(client.clone());
             let lookup = tokio::time::timeout(wait.min(LIVE_LOOKUP), api.get_metadata_opt(name));
@@ -258,10 +276,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn before_the_first_list_a_namespace_is_waited_for_up_to_the_wait() {
         let (reader, _writer) = reflector::store::<NamespaceMeta>();
+        let (_synced_tx, synced) = tokio::sync::watch::channel(false);
         let cache = NamespaceCache {
             store: reader,
             client: None,
             changed: tokio::sync::broadcast::channel(1).0,
+            synced,
         };
         let started = tokio::time::Instant::now();
         assert!(cache
@@ -273,6 +293,47 @@ mod tests {
             waited >= Duration::from_secs(2) && waited < Duration::from_millis(2300),
             "{waited:?}"
         );
+    }
+
+    /// Every waiter learns of the first full list, whoever else waits on
+    /// the store: kube-runtime's store wakes only its last waiter, and a
+    /// controller fed by this cache waits on it after the webhook does.
+    #[tokio::test]
+    async fn every_waiter_learns_the_cache_is_synced() {
+        let (reader, mut writer) = reflector::store::<NamespaceMeta>();
+        let (synced_tx, synced) = tokio::sync::watch::channel(false);
+        let cache = NamespaceCache {
+            store: reader.clone(),
+            client: None,
+            changed: tokio::sync::broadcast::channel(1).0,
+            synced,
+        };
+        let webhook = tokio::spawn({
+            let cache = cache.clone();
+            async move { cache.synced().await }
+        });
+        let second = tokio::spawn({
+            let cache = cache.clone();
+            async move { cache.wait_synced().await }
+        });
+        tokio::task::yield_now().await;
+        // The controller's wait, registered last, as in the failing run.
+        let controller = tokio::spawn(async move { reader.wait_until_ready().await.is_ok() });
+        tokio::task::yield_now().await;
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        synced_tx.send_replace(true);
+        let within = Duration::from_secs(5);
+        assert!(tokio::time::timeout(within, webhook)
+            .await
+            .unwrap()
+            .unwrap());
+        tokio::time::timeout(within, second).await.unwrap().unwrap();
+        assert!(tokio::time::timeout(within, controller)
+            .await
+            .unwrap()
+            .unwrap());
+        assert!(cache.is_synced());
     }
 
     #[tokio::test]

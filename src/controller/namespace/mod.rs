@@ -119,6 +119,7 @@ pub async fn run(ctx: Arc<Context>, namespaces: NamespaceCache, shutdown: Cancel
         source: Source::Shared {
             store: namespaces.store(),
             changes: namespaces.changes().boxed(),
+            synced: namespaces.synced_signal(),
         },
         concurrency: CONCURRENCY,
     };

@@ -34,7 +34,7 @@ mod outcome;
 pub use self::base::Base;
 pub use self::outcome::{triage, Facts, Failure, Meta, Outcome, Pass, Path};
 
-use std::{fmt::Debug, future::Future, sync::Arc, time::Duration};
+use std::{fmt::Debug, future::Future, sync::Arc};
 
 use futures::{stream::BoxStream, StreamExt};
 use kube::{
@@ -150,11 +150,13 @@ pub enum Source<
         config: watcher::Config,
     },
     /// Objects a watch of the process already holds (the Namespace cache,
-    /// [`crate::namespaces::NamespaceCache::changes`]): its store, and a
-    /// stream of every object to look at.
+    /// [`crate::namespaces::NamespaceCache::changes`]): its store, a
+    /// stream of every object to look at, and whether the store holds the
+    /// first full list yet.
     Shared {
         store: Store<Meta<K>>,
         changes: BoxStream<'static, Result<Meta<K>, watcher::Error>>,
+        synced: tokio::sync::watch::Receiver<bool>,
     },
 }
 
@@ -176,37 +178,48 @@ pub async fn run<R: Reconciler>(
     synced: impl FnOnce() + Send + 'static,
     shutdown: CancellationToken,
 ) {
-    let controller = match watch.source {
+    // kube-runtime 5's store readiness is a oneshot that wakes only the
+    // last task to wait on it, and the controller's runner waits on it. So
+    // nothing else here waits on a store: whether the first list is in
+    // comes from the watch's own InitDone.
+    let (controller, mut ready) = match watch.source {
         Source::Watch { api, config } => {
             // What Controller::new does, with every object slimmed first.
             let (reader, writer) = reflector::store();
+            let (ready_tx, ready) = tokio::sync::watch::channel(false);
             let stream = watcher(api, config)
                 .default_backoff()
                 .modify(crate::cache::slim)
                 .reflect(writer)
+                .inspect(move |event| {
+                    if let Ok(watcher::Event::InitDone) = event {
+                        ready_tx.send_replace(true);
+                    }
+                })
                 .applied_objects();
-            Controller::for_stream(stream, reader)
+            (Controller::for_stream(stream, reader), ready)
         }
-        Source::Shared { store, changes } => Controller::for_stream(changes, store),
+        Source::Shared {
+            store,
+            changes,
+            synced: mut ready,
+        } => {
+            // The store is shared with other controllers, whose runners
+            // wait on it too: start only once it is ready, so no runner
+            // ever waits on it.
+            if ready.wait_for(|r| *r).await.is_err() {
+                return;
+            }
+            (Controller::for_stream(changes, store), ready)
+        }
     };
     let controller = controller
         .with_config(ControllerConfig::default().concurrency(watch.concurrency))
         .graceful_shutdown_on(async move { shutdown.cancelled().await });
-    let store = controller.store();
     tokio::spawn(async move {
-        // kube-runtime 5's store readiness wakes only the last task to
-        // wait on it, and the controller itself waits too: poll instead.
-        loop {
-            let wait = tokio::time::timeout(Duration::from_millis(250), store.wait_until_ready());
-            match wait.await {
-                Ok(Ok(())) => {
-                    tracing::info!(controller = R::CONTROLLER, "cache synced");
-                    synced();
-                    return;
-                }
-                Ok(Err(_)) => return,
-                Err(_) => continue,
-            }
+        if ready.wait_for(|r| *r).await.is_ok() {
+            tracing::info!(controller = R::CONTROLLER, "cache synced");
+            synced();
         }
     });
     extend(controller)

@@ -80,6 +80,7 @@ impl StackObject for Namespace {
         Source::Shared {
             store: namespaces.store(),
             changes: changes.boxed(),
+            synced: namespaces.synced_signal(),
         }
     }
 
