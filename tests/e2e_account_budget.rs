@@ -7,9 +7,9 @@
 //! keys the partition by (service, region, account). Here a proxy in front
 //! of moto throttles every call made with a namespace role's credentials
 //! until that account's EC2 quota is spent. Then one call in hawser's own
-//! account is throttled once: the SDK retries it inside the call (the
-//! proxy sees attempt 2 of the same invocation), so hawser never sees the
-//! error. With one partition per region shared by every account (as
+//! account is throttled three times: the SDK retries it inside the call
+//! (the proxy sees attempts 1 to 4 of the same invocation), so hawser
+//! never sees the error. With one partition per region shared by every account (as
 //! before), the spent quota would refuse that retry: the call would end at
 //! attempt 1 and hawser would make a new one.
 //!
@@ -113,7 +113,9 @@ async fn an_accounts_throttling_does_not_spend_another_accounts_retries() {
     // hawser's own account: its CreateVpcEndpoint (in one subnet of its
     // own, which nothing else asks for) is throttled once.
     let subnet = ("SubnetId.1", net.subnets[0].as_str());
-    proxy.throttle_matching("CreateVpcEndpoint", subnet.0, subnet.1, 1);
+    // Three times: the retries need 15 tokens, more than the few that
+    // the own Service's successful first attempts give back to a quota.
+    proxy.throttle_matching("CreateVpcEndpoint", subnet.0, subnet.1, 3);
     let own_api: Api<Service> = Api::namespaced(client.clone(), &own.name);
     own_api
         .create(&PostParams::default(), &service("own", subnet.1))
@@ -124,20 +126,20 @@ async fn an_accounts_throttling_does_not_spend_another_accounts_retries() {
         (ann(&s, STATE) == Some("Available")).then_some(())
     })
     .await;
-    // The SDK retried the throttled attempt inside the same call (same
-    // invocation id, attempt 2): its quota was untouched. A spent quota
-    // would have ended the call at attempt 1, and hawser would have made a
-    // new call (a new invocation id, attempt 1 again).
+    // The SDK retried the throttled attempts inside the same call (one
+    // invocation id, attempts 1 to 4): its quota was untouched. A spent
+    // quota would have ended the call at attempt 1, and hawser would have
+    // made a new call (a new invocation id, attempt 1 again).
     let attempts = proxy.attempts_matching("CreateVpcEndpoint", subnet.0, subnet.1);
     assert!(
-        attempts.len() >= 2,
-        "one throttled attempt and one that got through: {attempts:?}"
+        attempts.len() >= 4,
+        "three throttled attempts and one that got through: {attempts:?}"
     );
-    let (first, second) = (&attempts[0], &attempts[1]);
-    assert_eq!(first.1, 1, "{attempts:?}");
+    let first = &attempts[0].0;
+    let call: Vec<(&String, u32)> = attempts[..4].iter().map(|(id, n)| (id, *n)).collect();
     assert_eq!(
-        (&second.0, second.1),
-        (&first.0, 2),
-        "the throttled attempt was not retried inside its call: {attempts:?}"
+        call,
+        [(first, 1), (first, 2), (first, 3), (first, 4)],
+        "the throttled attempts were not retried inside their call: {attempts:?}"
     );
 }

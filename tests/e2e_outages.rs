@@ -40,14 +40,19 @@ fn testenv_script(name: &str) -> PathBuf {
 async fn restart(name: &str, down: u32) {
     let script = testenv_script("restart.sh");
     let name = name.to_owned();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("bash")
-            .arg(script)
-            .args([name, down.to_string()])
-            .output()
-            .unwrap()
-    })
+    // restart.sh bounds each of its own waits; this bounds the whole.
+    let out = tokio::time::timeout(
+        Duration::from_secs(180),
+        tokio::task::spawn_blocking(move || {
+            Command::new("bash")
+                .arg(script)
+                .args([name, down.to_string()])
+                .output()
+                .unwrap()
+        }),
+    )
     .await
+    .expect("restart.sh within 180 s")
     .unwrap();
     assert!(
         out.status.success(),
@@ -87,7 +92,15 @@ impl Frozen {
 
 impl Drop for Frozen {
     fn drop(&mut self) {
-        signal(self.0, "-CONT");
+        // No assertion here: a panic while a failing test unwinds would
+        // abort it and lose the failure's own message.
+        let ok = Command::new("kill")
+            .args(["-CONT", &self.0.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("could not continue process {} (SIGCONT)", self.0);
+        }
     }
 }
 
@@ -354,13 +367,14 @@ async fn calls_to_a_frozen_moto_give_up_after_the_attempt_timeout() {
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>()
     };
+    let before = unavailable().await;
     {
         let _frozen = Frozen::new(moto_pid());
         futures::future::join_all(names.iter().map(|n| bed.create(n, &annotations))).await;
         support::eventually(
             "a call to give up while moto is frozen",
             Duration::from_secs(30),
-            || async { (unavailable().await > 0.0).then_some(()) },
+            || async { (unavailable().await > before).then_some(()) },
         )
         .await;
     }

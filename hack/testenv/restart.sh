@@ -15,12 +15,16 @@ name=${1:?usage: restart.sh NAME [DOWN_SECONDS]}
 down=${2:-0}
 [ -f "$STATE/cmd/$name" ] || die "no recorded command for $name in $STATE/cmd"
 pid=$(cat "$STATE/pids/$name.pid" 2>/dev/null || echo 0)
-if kill -0 "$pid" 2>/dev/null; then
-  kill -TERM "$pid"
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+alive() { # running, and not a zombie waiting to be reaped
+  kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != Z ]
+}
+if alive "$pid"; then
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do alive "$pid" || break; sleep 0.1; done
+  if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
   # Wait until it is gone, so its port is free again.
-  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  gone() { ! alive "$pid"; }
+  wait_until 30 "$name ($pid) to exit" gone
 fi
 log "stopped $name; down for ${down}s"
 sleep "$down"

@@ -246,12 +246,12 @@ impl Hawser {
         assert!(status.success(), "kill -TERM failed");
     }
 
-    /// The exit status once the process has exited, else `None`.
     /// The process id, to signal it.
     pub fn pid(&self) -> u32 {
         self.process.id()
     }
 
+    /// The exit status once the process has exited, else `None`.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.process.exited()
     }

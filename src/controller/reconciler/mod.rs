@@ -206,9 +206,10 @@ pub async fn run<R: Reconciler>(
         } => {
             // The store is shared with other controllers, whose runners
             // wait on it too: start only once it is ready, so no runner
-            // ever waits on it.
-            if ready.wait_for(|r| *r).await.is_err() {
-                return;
+            // ever waits on it (and not at all once shut down meanwhile).
+            tokio::select! {
+                r = ready.wait_for(|r| *r) => if r.is_err() { return },
+                _ = shutdown.cancelled() => return,
             }
             (Controller::for_stream(changes, store), ready)
         }
