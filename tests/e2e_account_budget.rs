@@ -31,16 +31,6 @@ use support::{
     *,
 };
 
-/// The sum of hawser's EC2 calls with `outcome` (over every operation).
-fn ec2_calls(metrics: &str, outcome: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with("hawser_aws_api_calls_total{"))
-        .filter(|l| l.contains(&format!("outcome=\"{outcome}\"")) && l.contains("service=\"ec2\""))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 fn service(name: &str, subnets: &str) -> Service {
     serde_json::from_value(serde_json::json!({
         "metadata": {"name": name, "annotations": {
@@ -102,7 +92,7 @@ async fn an_accounts_throttling_does_not_spend_another_accounts_retries() {
         "the role's account's retry quota to be spent",
         Duration::from_secs(180),
         || async {
-            let calls = ec2_calls(&hawser.metrics().await, "throttled");
+            let calls = aws_calls_sum(&hawser.metrics().await, "ec2", "throttled");
             let requests = f64::from(proxy.others_throttled());
             (calls > 0.0 && requests < 5.0 * calls).then_some((requests, calls))
         },

@@ -358,15 +358,8 @@ async fn calls_to_a_frozen_moto_give_up_after_the_attempt_timeout() {
     let subnets = bed.net.subnets.join(",");
     let annotations = [("vpce.hawser.io/subnet-ids", subnets.as_str())];
     let names: Vec<String> = (0..5).map(|i| format!("t-svc-{i}")).collect();
-    let unavailable = || async {
-        let metrics = bed.hawser().metrics().await;
-        metrics
-            .lines()
-            .filter(|l| l.starts_with("hawser_aws_api_calls_total{"))
-            .filter(|l| l.contains("outcome=\"unavailable\"") && l.contains("service=\"ec2\""))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>()
-    };
+    let unavailable =
+        || async { support::aws_calls_sum(&bed.hawser().metrics().await, "ec2", "unavailable") };
     let before = unavailable().await;
     {
         let _frozen = Frozen::new(moto_pid());

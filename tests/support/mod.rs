@@ -271,6 +271,20 @@ pub fn metric_value(text: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The sum of `hawser_aws_api_calls_total` over every operation of
+/// `service` (ec2, cloudformation, sts) with `outcome`.
+pub fn aws_calls_sum(text: &str, service: &str, outcome: &str) -> f64 {
+    let (service, outcome) = (
+        format!("service=\"{service}\""),
+        format!("outcome=\"{outcome}\""),
+    );
+    text.lines()
+        .filter(|l| l.starts_with("hawser_aws_api_calls_total{"))
+        .filter(|l| l.contains(&service) && l.contains(&outcome))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Hooks {
     Both,
