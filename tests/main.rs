@@ -28,6 +28,7 @@ mod e2e_namespace;
 mod e2e_outages;
 mod e2e_plan;
 mod e2e_restarts;
+mod e2e_resync_cost;
 mod e2e_self_managed_certs;
 mod e2e_stack;
 mod e2e_stack_account;

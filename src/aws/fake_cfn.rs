@@ -165,6 +165,16 @@ impl CloudFormationApi for FakeCfn {
         Ok(Some(shown))
     }
 
+    async fn describe_every_stack(&self) -> Result<Vec<Stack>, AwsError> {
+        let s = self.call(op::DESCRIBE_STACKS)?;
+        // A snapshot: shown as they are, no scripted status advanced.
+        Ok(s.stacks
+            .values()
+            .map(|fs| fs.stack.clone())
+            .filter(|stack| stack.status != StackStatus::DeleteComplete)
+            .collect())
+    }
+
     async fn create_stack(&self, req: &StackRequest) -> Result<String, AwsError> {
         let mut s = self.call(op::CREATE_STACK)?;
         if s.stacks.contains_key(&req.stack_name) {

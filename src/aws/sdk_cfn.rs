@@ -99,6 +99,18 @@ impl CloudFormationApi for SdkCfn {
         }
     }
 
+    async fn describe_every_stack(&self) -> Result<Vec<Stack>, AwsError> {
+        let pages = self.client.describe_stacks().into_paginator().send();
+        every_page(&self.calls, op::DESCRIBE_STACKS, pages, |page| {
+            page.stacks()
+                .iter()
+                .map(stack_of)
+                .filter(|s| s.status != StackStatus::DeleteComplete)
+                .collect()
+        })
+        .await
+    }
+
     async fn create_stack(&self, req: &StackRequest) -> Result<String, AwsError> {
         let request = self
             .client

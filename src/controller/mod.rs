@@ -9,6 +9,7 @@
 pub mod backoff;
 pub mod cfn_requests;
 pub mod events;
+pub mod inventory;
 pub mod namespace;
 pub mod planned;
 pub mod reconciler;

@@ -8,10 +8,12 @@
 use std::{
     collections::{BTreeMap, HashMap},
     sync::Mutex,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use prometheus::IntGaugeVec;
+// tokio's clock: std's outside tests, and paused time in them.
+use tokio::time::Instant;
 
 use crate::annotations::keys;
 use crate::controller::backoff::Backoff;
@@ -133,6 +135,18 @@ impl<S: GaugeState> Tracker<S> {
         })
     }
 
+    /// Whether this object last settled on these very inputs (its
+    /// resync is due, or [`Self::settled_for`] would have skipped the
+    /// pass): AWS matched them then, so a shared snapshot may confirm
+    /// that it still does (see [`crate::controller::inventory`]).
+    pub fn settled_on(&self, uid: &str, inputs: &Fingerprint) -> bool {
+        self.with(uid, |e| {
+            e.settled
+                .as_ref()
+                .is_some_and(|(settled, _)| settled == inputs)
+        })
+    }
+
     /// The state last set for this object in this process.
     pub fn state(&self, uid: &str) -> Option<S> {
         self.with(uid, |e| e.state)
@@ -186,20 +200,24 @@ mod tests {
         assert_eq!(fingerprint(&with_output), a, "outputs are not inputs");
 
         assert!(t.settled_for("u", &a, Duration::from_secs(60)).is_none());
+        assert!(!t.settled_on("u", &a));
         t.settle("u", a.clone());
         assert!(t.settled_for("u", &a, Duration::from_secs(60)).is_some());
         assert!(
             t.settled_for("u", &a, Duration::ZERO).is_none(),
             "resync passed"
         );
+        assert!(t.settled_on("u", &a), "a resync of the same inputs");
         let mut b = a.clone();
         b.insert("vpce.hawser.io/private-dns".into(), "true".into());
         assert!(t.settled_for("u", &b, Duration::from_secs(60)).is_none());
+        assert!(!t.settled_on("u", &b), "changed inputs");
         t.poll("u");
         assert!(
             t.settled_for("u", &a, Duration::from_secs(60)).is_none(),
             "polling unsettles"
         );
+        assert!(!t.settled_on("u", &a));
     }
 
     #[test]

@@ -18,6 +18,9 @@ use std::{
 use axum::{body::Bytes, extract::State, http::HeaderMap, response::Response, Router};
 use tokio::task::JoinHandle;
 
+mod stacks;
+use stacks::{names_a_stack, rewrite, rewrite_listed, stack_fault, stack_id};
+
 /// An error answer: HTTP status and AWS's XML body.
 #[derive(Clone, Copy)]
 struct Canned {
@@ -411,48 +414,6 @@ fn answer(canned: Canned) -> Response {
         .unwrap()
 }
 
-/// The fault of the stack a DescribeStacks or DescribeStackEvents
-/// request names (by name or by id, `arn:…:stack/NAME/…`), if marked.
-fn stack_fault(faults: &Faults, action: &str, body: &[u8]) -> Option<StackFault> {
-    if action != "DescribeStacks" && action != "DescribeStackEvents" {
-        return None;
-    }
-    let named = form_urlencoded::parse(body)
-        .find(|(k, _)| k == "StackName")
-        .map(|(_, v)| v.into_owned())?;
-    faults.stacks.iter().find_map(|(name, fault)| {
-        (named == *name || named.contains(&format!(":stack/{name}/"))).then(|| fault.clone())
-    })
-}
-
-/// The first `<StackId>` of an answer: the stack it is about.
-fn stack_id(xml: &str) -> Option<&str> {
-    xml.split("<StackId>")
-        .nth(1)
-        .and_then(|rest| rest.split("</StackId>").next())
-}
-
-/// moto's answer for a stack made to fail, rewritten as CloudFormation's.
-fn rewrite(action: &str, xml: &str, fault: &StackFault) -> String {
-    if action == "DescribeStacks" {
-        return xml.replace(
-            &format!("<StackStatus>{}</StackStatus>", fault.from),
-            &format!("<StackStatus>{}</StackStatus>", fault.to),
-        );
-    }
-    let stack_id = stack_id(xml).unwrap_or_default();
-    let stack_name = stack_id.split('/').nth(1).unwrap_or_default();
-    let event = format!(
-        "<member><StackId>{stack_id}</StackId><EventId>fault-proxy-{}</EventId>\
-<StackName>{stack_name}</StackName><LogicalResourceId>{}</LogicalResourceId>\
-<PhysicalResourceId></PhysicalResourceId><ResourceType>{}</ResourceType>\
-<Timestamp>2099-01-01T00:00:00Z</Timestamp><ResourceStatus>{}</ResourceStatus>\
-<ResourceStatusReason>{}</ResourceStatusReason></member>",
-        fault.logical_id, fault.logical_id, fault.resource_type, fault.event_status, fault.reason
-    );
-    xml.replacen("<StackEvents>", &format!("<StackEvents>{event}"), 1)
-}
-
 /// A body that yields the first half of `body`, then fails: the server
 /// closes the connection in the middle of a chunked answer.
 fn truncated(body: Bytes) -> axum::body::Body {
@@ -476,6 +437,7 @@ async fn forward(
     let mut drop_connection = false;
     let mut hang_up = false;
     let action_name = action(&body);
+    let lists_stacks = action_name.as_deref() == Some("DescribeStacks") && !names_a_stack(&body);
     let storm = {
         let f = shared.faults.lock().unwrap();
         let sts = matches!(
@@ -606,6 +568,7 @@ async fn forward(
     };
     let body = match &fault {
         Some((action, fault)) => rewrite(action, &text, fault).into(),
+        None if lists_stacks => rewrite_listed(&mut shared.faults.lock().unwrap(), &text).into(),
         None => body,
     };
     response.body(body.into()).unwrap()

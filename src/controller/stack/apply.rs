@@ -1,6 +1,8 @@
 //! Makes CloudFormation match [`Desired`], one step per pass: describe,
 //! decide ([`machine::next_apply`]), act, report. Idempotent; a stack
-//! that matches its spec costs one DescribeStacks and no mutating call.
+//! that matches its spec costs one DescribeStacks and no mutating call,
+//! and its resync shares that with every stack in its scope
+//! ([`super::resync`]).
 
 use super::desired::Desired;
 use super::effects::Effect;
@@ -29,6 +31,25 @@ pub struct Applied {
     pub stack: Option<Stack>,
     pub verdict: Verdict,
     pub effects: Vec<Effect>,
+}
+
+/// `Some` when `stack` (from a shared snapshot) holds the spec: what a
+/// pass that described it would report, `memo` brought up the same way.
+pub fn unchanged(stack: &Stack, want: &Desired, memo: &mut Memo) -> Option<Applied> {
+    (machine::next_apply(Some(stack), want, memo) == ApplyStep::Ready)
+        .then(|| ready(stack.clone(), want, memo))
+}
+
+/// The stack holds the spec: its outputs are current.
+fn ready(stack: Stack, want: &Desired, memo: &mut Memo) -> Applied {
+    memo.executed = None;
+    memo.applied = Some(want.spec_hash.clone());
+    memo.failed_hash = None;
+    Applied {
+        stack: Some(stack),
+        verdict: Verdict::Ready,
+        effects: vec![],
+    }
 }
 
 pub async fn apply<C: CloudFormationApi>(
@@ -71,17 +92,7 @@ pub async fn apply<C: CloudFormationApi>(
             verdict: Verdict::Pending,
             effects,
         }),
-        ApplyStep::Ready => {
-            let stack = stack.expect("Ready has a stack");
-            memo.executed = None;
-            memo.applied = Some(want.spec_hash.clone());
-            memo.failed_hash = None;
-            Ok(Applied {
-                stack: Some(stack),
-                verdict: Verdict::Ready,
-                effects,
-            })
-        }
+        ApplyStep::Ready => Ok(ready(stack.expect("Ready has a stack"), want, memo)),
         ApplyStep::Failed { keep_outputs } => {
             let stack = stack.expect("Failed has a stack");
             // Reported failed: an update is not tried again for this spec,

@@ -27,6 +27,7 @@ pub mod machine;
 pub mod plan;
 pub mod released;
 mod report;
+mod resync;
 pub mod status;
 mod teardown;
 #[cfg(test)]
@@ -60,6 +61,7 @@ use self::{
     kind::StackObject,
     machine::Memo,
     report::{clear_plan, publish, publish_effects, report_plan},
+    resync::Snapshots,
     status::{Outputs, OutputsWrite, State},
     teardown::{cleanup_object, release},
 };
@@ -103,6 +105,8 @@ pub struct Context<P> {
     /// The process's one Namespace watch, which feeds the Namespace kind.
     pub namespaces: NamespaceCache,
     memos: Mutex<HashMap<String, Memo>>,
+    /// What resync passes share: one look per scope.
+    snapshots: Snapshots,
 }
 
 impl<P: CfnProvider> Context<P> {
@@ -123,6 +127,7 @@ impl<P: CfnProvider> Context<P> {
         Self {
             base,
             aws,
+            snapshots: Snapshots::new(&settings.cluster, settings.resync),
             settings,
             namespaces,
             memos: Mutex::new(HashMap::new()),
@@ -341,7 +346,10 @@ async fn apply_object<K: StackObject, P: CfnProvider>(
         &ctx.settings.cluster,
         &ctx.settings.default_tags,
     );
-    let cfn = ctx.aws.cfn(&scope_of(obj, ctx).await?).await;
+    // A resync of inputs that settled: CloudFormation matched them then.
+    let resync = ctx.base.tracker.settled_on(&uid, &inputs);
+    let scope = scope_of(obj, ctx).await?;
+    let cfn = ctx.aws.cfn(&scope).await;
     let mut memo = ctx.memo(&uid);
     if memo.applied.is_none() {
         // After a restart or a change of leader. (Within one process the
@@ -356,7 +364,15 @@ async fn apply_object<K: StackObject, P: CfnProvider>(
         return Ok(Pass::requeue(Outcome::Planned, ctx.settings.resync));
     }
     clear_plan(ctx, obj).await?;
-    let applied = apply::apply(&cfn, &want, &mut memo).await;
+    let confirmed = match resync {
+        true => ctx.snapshots.confirm(&cfn, &scope, &want, &mut memo).await,
+        false => Ok(None),
+    };
+    let applied = match confirmed {
+        Ok(Some(applied)) => Ok(applied),
+        Ok(None) => apply::apply(&cfn, &want, &mut memo).await,
+        Err(e) => Err(e),
+    };
     let spec_hash = memo.applied.clone();
     ctx.set_memo(&uid, memo);
     let applied = applied?;

@@ -1,13 +1,16 @@
 //! Makes AWS match [`Desired`]: observe (find by tags), [`plan`] (pure:
 //! adopt or create, modify in place, replace what cannot be modified),
 //! execute. Idempotent; an unchanged Service costs two Describe calls (one
-//! with provided groups) and no mutating call.
+//! with provided groups) and no mutating call, and its resync shares them
+//! with every Service in its scope ([`super::resync`]).
 
 use super::desired::{describe_changes, describe_rules, endpoint_changes, Desired, RuleChanges};
 use super::effects::Effect;
 use super::error::Error;
-use super::plan::{needs_groups, plan, EndpointStep, GroupStep, Observed, Plan};
-use crate::aws::{AwsErrorKind, CreateEndpoint, CreateSecurityGroup, Ec2Api, Endpoint};
+use super::plan::{actions, needs_groups, plan, EndpointStep, GroupStep, Observed, Plan};
+use crate::aws::{
+    AwsErrorKind, CreateEndpoint, CreateSecurityGroup, Ec2Api, Endpoint, EndpointState,
+};
 
 /// What the Service's output annotations last recorded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -50,6 +53,40 @@ pub async fn observe<E: Ec2Api>(
             true => ec2.find_security_groups(&d.ownership).await?,
             false => vec![],
         },
+    })
+}
+
+/// `Some` when `observed` asks for nothing: the endpoint is available and
+/// [`plan`] has no step to take. What a pass that described and found no
+/// change would report (pure).
+pub fn unchanged(
+    d: &Desired,
+    observed: &Observed,
+    recorded: &Recorded,
+    uid: &str,
+) -> Option<Applied> {
+    let plan = plan(d, observed, recorded, uid);
+    if !actions(d, &plan).is_empty() {
+        return None;
+    }
+    let EndpointStep::Keep {
+        endpoint,
+        adopted: false,
+        ..
+    } = plan.endpoint
+    else {
+        return None;
+    };
+    let group_id = match plan.group {
+        GroupStep::Keep { id, .. } => Some(id),
+        GroupStep::Provided(_) => None,
+        GroupStep::Create { .. } => return None,
+    };
+    (endpoint.state == EndpointState::Available).then_some(Applied {
+        endpoint,
+        group_id,
+        effects: vec![],
+        unfinished: false,
     })
 }
 

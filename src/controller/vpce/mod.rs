@@ -22,6 +22,7 @@ pub mod effects;
 pub mod error;
 pub mod plan;
 mod report;
+mod resync;
 pub mod status;
 mod teardown;
 #[cfg(test)]
@@ -44,6 +45,7 @@ use self::{
     effects::Effect,
     error::Error,
     report::{clear_plan, publish, publish_effects, report_plan},
+    resync::Snapshots,
     status::{Current, Outputs, State},
     teardown::{cleanup_service, release},
     tracker::fingerprint,
@@ -86,6 +88,8 @@ pub struct Context<P> {
     pub settings: Settings,
     /// Each namespace's `aws.hawser.io/role-arn` and region.
     pub namespaces: NamespaceCache,
+    /// What resync passes share: one look per scope.
+    snapshots: Snapshots,
 }
 
 impl<P: Ec2Provider> Context<P> {
@@ -103,11 +107,13 @@ impl<P: Ec2Provider> Context<P> {
             VPCE_FINALIZER.to_owned(),
             settings.resync,
         );
+        let snapshots = Snapshots::new(&settings.cluster, settings.resync);
         Self {
             base,
             aws,
             settings,
             namespaces,
+            snapshots,
         }
     }
 }
@@ -246,7 +252,10 @@ async fn apply_service<P: Ec2Provider>(obj: &ServiceMeta, ctx: &Context<P>) -> R
         endpoint_id: current.endpoint_id.clone(),
         group_id: current.group_id.clone(),
     };
-    let ec2 = ctx.aws.ec2(&scope(ctx, obj, spec.region.as_deref())?).await;
+    // A resync of inputs that settled: AWS matched them then.
+    let resync = ctx.base.tracker.settled_on(&uid, &inputs);
+    let scope = scope(ctx, obj, spec.region.as_deref())?;
+    let ec2 = ctx.aws.ec2(&scope).await;
     if planned::plan_only(obj.annotations(), ctx.settings.plan_only) {
         // Reads only; the plan is what apply would carry out.
         let observed = apply::observe(&ec2, &desired, &recorded).await?;
@@ -256,7 +265,18 @@ async fn apply_service<P: Ec2Provider>(obj: &ServiceMeta, ctx: &Context<P>) -> R
         return Ok(Pass::requeue(Outcome::Planned, ctx.settings.resync));
     }
     clear_plan(ctx, obj).await?;
-    let applied = apply::apply(&ec2, &desired, &uid, &recorded).await?;
+    let confirmed = match resync {
+        true => {
+            ctx.snapshots
+                .confirm(&ec2, &scope, &desired, &recorded, &uid)
+                .await?
+        }
+        false => None,
+    };
+    let applied = match confirmed {
+        Some(applied) => applied,
+        None => apply::apply(&ec2, &desired, &uid, &recorded).await?,
+    };
     if let Some(pause) = ctx.settings.pause_after_create {
         if applied
             .effects

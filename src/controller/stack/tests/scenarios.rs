@@ -74,8 +74,22 @@ impl Scenario {
     }
 
     async fn pass(&self) -> Result<Action, Error> {
-        let obj: Meta<Namespace> = self.api.meta(PATH);
+        self.pass_at(PATH).await
+    }
+
+    async fn pass_at(&self, path: &str) -> Result<Action, Error> {
+        let obj: Meta<Namespace> = self.api.meta(path);
         reconcile(Arc::new(obj), self.stacks.clone()).await
+    }
+
+    /// Another Namespace asking for the same template; returns its path.
+    fn another(&self, name: &str, uid: &str) -> String {
+        let path = format!("/api/v1/namespaces/{name}");
+        let mut ns = self.api.get(PATH).unwrap();
+        ns["metadata"] = json!({"name": name, "uid": uid,
+            "annotations": ns["metadata"]["annotations"].clone()});
+        self.api.put(&path, ns);
+        path
     }
 
     /// Passes until one settles (requeued after the resync), at most 5.
@@ -159,6 +173,76 @@ async fn drift_is_repaired_at_the_resync() {
     let stack = s.cfn.peek(STACK).expect("made again");
     assert_ne!(stack.id, gone);
     assert_eq!(s.annotation(keys::CFN_STACK_ID), Some(stack.id));
+}
+
+#[tokio::test(start_paused = true)]
+async fn resyncs_of_unchanged_stacks_share_one_look_per_scope() {
+    let resync = Duration::from_secs(40);
+    let s = Scenario::new(resync);
+    let paths: Vec<String> = (1..=3)
+        .map(|i| s.another(&format!("team-{i}"), &format!("uid-{i}")))
+        .chain([PATH.to_owned()])
+        .collect();
+    for path in &paths {
+        for _ in 0..5 {
+            if s.pass_at(path).await.unwrap() == Action::requeue(resync) {
+                break;
+            }
+        }
+    }
+    assert_eq!(s.cfn.lock().stacks.len(), 4);
+
+    tokio::time::advance(resync).await;
+    s.cfn.clear_calls();
+    for path in &paths {
+        assert_eq!(s.pass_at(path).await.unwrap(), Action::requeue(resync));
+    }
+    assert_eq!(
+        s.cfn.calls(),
+        ["DescribeStacks"],
+        "one look for four stacks"
+    );
+
+    // A stack deleted behind hawser's back: the snapshot misses it, the
+    // Namespace looks for itself and makes it again.
+    s.cfn.lock().stacks.remove(STACK);
+    tokio::time::advance(resync).await;
+    s.cfn.clear_calls();
+    for path in &paths {
+        s.pass_at(path).await.unwrap();
+    }
+    let calls = s.cfn.calls();
+    assert_eq!(
+        calls.iter().filter(|c| **c == "DescribeStacks").count(),
+        3,
+        "the snapshot, team-a's own look, and its look after the create: {calls:?}"
+    );
+    assert_eq!(s.cfn.mutating_calls(), ["CreateStack"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_describe_stacks_on_every_stack_each_resync_looks_by_name() {
+    let resync = Duration::from_secs(40);
+    let s = Scenario::new(resync);
+    s.settle().await;
+    tokio::time::advance(resync).await;
+    s.cfn.fail_next(
+        "DescribeStacks",
+        "AccessDenied",
+        "User: arn:aws:sts::123456789012:assumed-role/hawser is not authorized to perform: cloudformation:DescribeStacks",
+    );
+    s.cfn.clear_calls();
+    assert_eq!(s.pass().await.unwrap(), Action::requeue(resync));
+    assert_eq!(
+        s.cfn.calls(),
+        ["DescribeStacks", "DescribeStacks"],
+        "the refused snapshot, then the stack by name"
+    );
+    assert!(s.cfn.mutating_calls().is_empty());
+    assert_eq!(
+        s.annotation(keys::CFN_STACK_STATUS).as_deref(),
+        Some("CREATE_COMPLETE")
+    );
 }
 
 #[tokio::test]

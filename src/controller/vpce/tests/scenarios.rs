@@ -78,8 +78,23 @@ impl Scenario {
 
     /// One pass over the Service as the API holds it now.
     async fn pass(&self) -> Result<Action, Error> {
-        let obj: Meta<Service> = self.api.meta(PATH);
+        self.pass_at(PATH).await
+    }
+
+    async fn pass_at(&self, path: &str) -> Result<Action, Error> {
+        let obj: Meta<Service> = self.api.meta(path);
         reconcile(Arc::new(obj), self.ctx.clone()).await
+    }
+
+    /// Another Service in the same namespace, as `db` but named `name`;
+    /// returns its path.
+    fn another(&self, name: &str, uid: &str) -> String {
+        let path = format!("/api/v1/namespaces/team-a/services/{name}");
+        let mut svc = self.service().unwrap();
+        svc["metadata"] = json!({"name": name, "namespace": "team-a", "uid": uid,
+            "annotations": svc["metadata"]["annotations"].clone()});
+        self.api.put(&path, svc);
+        path
     }
 
     fn annotate(&self, key: &str, value: Option<&str>) {
@@ -155,6 +170,70 @@ async fn drift_is_repaired_at_the_resync() {
     assert_eq!(
         s.annotation(keys::VPCE_ENDPOINT_ID).as_ref(),
         Some(&endpoints[0].id)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn resyncs_of_unchanged_services_share_one_look_per_scope() {
+    let resync = Duration::from_secs(40);
+    let s = Scenario::new(resync);
+    let paths: Vec<String> = (1..=3)
+        .map(|i| s.another(&format!("svc-{i}"), &format!("uid-{i}")))
+        .chain([PATH.to_owned()])
+        .collect();
+    for path in &paths {
+        assert_eq!(s.pass_at(path).await.unwrap(), Action::requeue(resync));
+    }
+    assert_eq!(s.ec2.live_endpoints().len(), 4);
+
+    tokio::time::advance(resync).await;
+    s.ec2.clear_calls();
+    for path in &paths {
+        assert_eq!(s.pass_at(path).await.unwrap(), Action::requeue(resync));
+    }
+    assert_eq!(
+        s.ec2.calls(),
+        ["DescribeVpcEndpoints", "DescribeSecurityGroups"],
+        "one look at each kind for four Services"
+    );
+
+    // Drift within the snapshot's quarter of the resync shows at the next
+    // look: the Service's own describe, then the repair.
+    let gone = s.ec2.live_endpoints()[0].clone();
+    s.ec2.lock().endpoints.remove(&gone.id);
+    tokio::time::advance(resync).await;
+    s.ec2.clear_calls();
+    for path in &paths {
+        s.pass_at(path).await.unwrap();
+    }
+    let calls = s.ec2.calls();
+    assert_eq!(
+        calls.iter().filter(|c| c.starts_with("Describe")).count(),
+        2 + 2,
+        "the snapshots, then the drifted Service's own look: {calls:?}"
+    );
+    assert_eq!(s.ec2.mutating_calls(), ["CreateVpcEndpoint"]);
+    assert_eq!(s.ec2.live_endpoints().len(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_changed_service_looks_for_itself() {
+    let resync = Duration::from_secs(40);
+    let s = Scenario::new(resync);
+    s.pass().await.unwrap();
+    tokio::time::advance(resync).await;
+    s.pass().await.unwrap(); // the snapshots taken
+    s.annotate(keys::VPCE_PRIVATE_DNS, Some("true"));
+    s.ec2.clear_calls();
+    s.pass().await.unwrap();
+    assert_eq!(
+        s.ec2.calls(),
+        [
+            "DescribeVpcEndpoints",
+            "DescribeSecurityGroups",
+            "ModifyVpcEndpoint"
+        ],
+        "its own describes, not the snapshots"
     );
 }
 

@@ -1,0 +1,86 @@
+//! What a resync costs in AWS reads when nothing changed: a constant per
+//! (account, region, resource kind), not one or two per object (issue 12).
+//! Against the real apiserver and moto, hawser as the chart runs it.
+
+use crate::support;
+
+use std::time::{Duration, Instant};
+
+use support::vpce::*;
+use support::*;
+
+/// Services idle in one scope.
+const N: usize = 50;
+/// `--resync-period`; a snapshot is reused for a quarter of it.
+const RESYNC: Duration = Duration::from_secs(4);
+
+#[tokio::test]
+async fn idle_services_resync_with_a_constant_number_of_reads() {
+    let bed = Bed::start(&format!("{}s", RESYNC.as_secs())).await;
+    let names: Vec<String> = (0..N).map(|i| format!("idle-{i}")).collect();
+    let subnet = [("vpce.hawser.io/subnet-ids", bed.net.subnets[0].as_str())];
+    futures::future::join_all(names.iter().map(|n| bed.create(n, &subnet))).await;
+    bed.one_endpoint_each(&names, 0).await;
+
+    let applied = r#"hawser_reconcile_total{controller="vpce",result="applied"}"#;
+    let reads = || async {
+        bed.aws_calls("DescribeVpcEndpoints", "success").await
+            + bed.aws_calls("DescribeSecurityGroups", "success").await
+    };
+    let writes = || async {
+        let text = bed.hawser().metrics().await;
+        aws_calls_sum(&text, "ec2", "success") - describes(&text)
+    };
+    let (before_applied, before_reads, before_writes) = (
+        bed.hawser().metric(applied).await,
+        reads().await,
+        writes().await,
+    );
+    let started = Instant::now();
+    // Three resyncs of every Service (each resync pass counts as applied).
+    eventually(
+        "three resyncs of every Service",
+        Duration::from_secs(120),
+        || async {
+            let done = bed.hawser().metric(applied).await - before_applied;
+            (done >= 3.0 * N as f64).then_some(())
+        },
+    )
+    .await;
+    let elapsed = started.elapsed();
+    let read = reads().await - before_reads;
+    assert_eq!(writes().await, before_writes, "no mutating call");
+
+    // Each kind is described at most once per reuse window (a quarter of
+    // the resync) and once more for the window under way at the start;
+    // 50 endpoints and 50 groups are one page each. One describe of each
+    // kind per Service, as before the snapshots, would be 2 x 50 per
+    // resync, 300 for three.
+    let windows = (elapsed.as_secs_f64() / (RESYNC.as_secs_f64() / 4.0)).ceil() + 1.0;
+    let bound = 2.0 * windows;
+    let resyncs = elapsed.as_secs_f64() / RESYNC.as_secs_f64();
+    eprintln!(
+        "{N} idle Services: {read} reads in {elapsed:?} ({resyncs:.1} resyncs, \
+         {:.1} reads per resync; bound {bound})",
+        read / resyncs
+    );
+    assert!(read >= 2.0, "the resyncs read: {read}");
+    assert!(
+        read <= bound,
+        "{read} reads in {elapsed:?}: more than two per reuse window ({bound})"
+    );
+    assert!(
+        read / resyncs < N as f64,
+        "{read} reads over {resyncs:.1} resyncs grow with the {N} Services"
+    );
+}
+
+/// The DescribeVpcEndpoints and DescribeSecurityGroups that succeeded.
+fn describes(text: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with("hawser_aws_api_calls_total{"))
+        .filter(|l| l.contains(r#"service="ec2""#) && l.contains(r#"outcome="success""#))
+        .filter(|l| l.contains(r#"operation="Describe"#))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
