@@ -7,14 +7,22 @@
 #   - apply -> Available: p50, p99 and when the last one was (polled every
 #     250 ms, so each figure is late by up to that much);
 #   - delete of all -> none left (polled every 300 ms);
+#   - apply -> hawser's first AWS request about each Service: p50, p99;
 #   - AWS calls per object, create and delete (hawser_aws_api_calls_total);
 #   - hawser's peak RSS (VmHWM).
 #
 #   bash hack/bench-controllers.sh [N...]        # default: 20 200
+#   BENCH_EC2_RATES=1 bash hack/bench-controllers.sh 200
 #
-# Not a test: it asserts nothing and is never run by CI. moto answers
-# at once and never throttles, so the times are hawser's and the
-# apiserver's, not AWS's.
+# hawser talks to moto through `hawser-bench ec2-rates` (bench/), which
+# notes each Service's first request. By default it refuses nothing, and
+# the times are hawser's, the apiserver's and moto's. With
+# BENCH_EC2_RATES=1 it throttles EC2 with AWS's documented token buckets
+# (bench/src/ec2_rates.rs), and the script also reports the requests
+# refused and the bucket-limited minimum time of the create: the least
+# time in which the calls hawser made could have been let through.
+#
+# Not a test: it asserts nothing and is never run by CI.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -24,17 +32,21 @@ HAWSER_TESTENV_DIR=${HAWSER_TESTENV_DIR:-$(mktemp -d /tmp/hawser-bench-controlle
 export HAWSER_TESTENV_DIR
 STATE=$HAWSER_TESTENV_DIR
 hawser_pid=
+proxy_pid=
 cleanup() {
   [ -n "$hawser_pid" ] && kill "$hawser_pid" 2>/dev/null
+  [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null
   bash hack/testenv/down.sh >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(20 200)
 
-log "building the release binary"
+log "building the release binaries"
 cargo build --locked --quiet --release --bin hawser
+cargo build --locked --quiet --release --manifest-path bench/Cargo.toml
 bin=$CARGO_TARGET_DIR/release/hawser
+bench=$CARGO_TARGET_DIR/release/hawser-bench
 bash hack/testenv/up.sh
 # shellcheck disable=SC1091
 . "$STATE/env"
@@ -59,9 +71,16 @@ calls() { # the sum of hawser_aws_api_calls_total
 for n in "${sizes[@]}"; do
   ns=bench-vpce-$n
   kubectl create namespace "$ns" >/dev/null
+  proxy=$(free_port)
+  limits=--unlimited
+  [ "${BENCH_EC2_RATES:-0}" = 1 ] && limits=
+  # shellcheck disable=SC2086
+  "$bench" ec2-rates --listen "127.0.0.1:$proxy" --upstream "${AWS_ENDPOINT_URL#http://}" $limits \
+    >"$STATE/logs/ec2-rates-$n.log" 2>&1 &
+  proxy_pid=$!
   admin=$(free_port)
   log_file="$STATE/logs/hawser-bench-$n.log"
-  "$bin" run --webhook-addr "127.0.0.1:$(free_port)" --admin-addr "127.0.0.1:$admin" \
+  HAWSER_AWS_ENDPOINT_URL=http://127.0.0.1:$proxy "$bin" run --webhook-addr "127.0.0.1:$(free_port)" --admin-addr "127.0.0.1:$admin" \
     --tls-cert-dir "$STATE/bench-certs" --controllers vpce --cluster-name bench \
     --namespace default --default-vpc-id "$vpc" --default-subnet-ids "$subnets" \
     --resync-period 1h --log-format json >"$log_file" 2>&1 &
@@ -70,15 +89,16 @@ for n in "${sizes[@]}"; do
   synced() { grep -q '"cache synced"' "$log_file"; }
   wait_until 120 "the vpce controller's cache" synced
   before=$(calls)
-  python3 - "$n" "$ns" create <<'PY'
-import json, subprocess, sys, time
-n, ns, _ = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+  python3 - "$n" "$ns" "$proxy" <<'PY'
+import json, subprocess, sys, time, urllib.request
+n, ns, proxy = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 items = [{"apiVersion": "v1", "kind": "Service",
           "metadata": {"name": f"svc-{i:04d}", "namespace": ns,
                        "annotations": {"vpce.hawser.io/service-name": "com.amazonaws.us-west-2.s3"}},
           "spec": {"ports": [{"port": 443}]}} for i in range(n)]
 manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
 start = time.monotonic()
+applied_at = time.time()
 subprocess.run(["kubectl", "apply", "-f", "-"], input=manifest.encode(), check=True,
                stdout=subprocess.DEVNULL)
 done = {}
@@ -100,6 +120,18 @@ while len(done) < n:
 times = sorted(done.values())
 p = lambda q: times[max(0, -(-int(q * 1000) * n // 1000) - 1)]
 print(f"N={n}: apply -> Available p50 {p(0.5):.2f} s, p99 {p(0.99):.2f} s, all {times[-1]:.2f} s")
+stats = json.load(urllib.request.urlopen(f"http://127.0.0.1:{proxy}/_stats"))
+firsts = sorted(t - applied_at for k, t in stats["first_seen"].items()
+                if k.startswith(f"Service/{ns}/"))
+assert len(firsts) == n, f"first requests seen for {len(firsts)} of {n} Services"
+times = firsts
+print(f"N={n}: apply -> first AWS request p50 {p(0.5):.2f} s, p99 {p(0.99):.2f} s")
+throttled = sum(stats["throttled"].values())
+if throttled or stats["minimum_seconds"] > 0:
+    worst = max(done.values())
+    print(f"N={n}: at EC2's rates: {throttled} requests refused {stats['throttled']}; "
+          f"let through {stats['passed']}; bucket-limited minimum {stats['minimum_seconds']:.1f} s; "
+          f"all Available after {worst:.1f} s = {100 * worst / max(stats['minimum_seconds'], 1e-9):.0f} % of it")
 PY
   created=$(calls)
   start=$(date +%s.%N)
@@ -113,4 +145,9 @@ PY
   kill "$hawser_pid"
   wait "$hawser_pid" 2>/dev/null || true
   hawser_pid=
+  curl -sf "http://127.0.0.1:$proxy/_stats" |
+    python3 -c 'import json,sys; s=json.load(sys.stdin); print("N=%s: requests refused over the whole run %s; let through %s" % (sys.argv[1], s["throttled"], s["passed"]))' "$n"
+  kill "$proxy_pid"
+  wait "$proxy_pid" 2>/dev/null || true
+  proxy_pid=
 done

@@ -16,6 +16,7 @@ mod e2e_cert_manager;
 mod e2e_certs;
 mod e2e_cfn_requests;
 mod e2e_contract;
+mod e2e_ec2_rates;
 mod e2e_failover;
 mod e2e_gc;
 mod e2e_hardening;

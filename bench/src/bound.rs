@@ -11,7 +11,7 @@ use hyper::{body::Incoming, server::conn::http1, service::service_fn, Request, R
 use hyper_util::rt::TokioIo;
 use rustls::ServerConfig;
 use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 const ANSWER: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"7f0e2a8c-1c1b-4a44-9a35-2f0c1d1f0b01","allowed":true}}"#;
@@ -41,8 +41,27 @@ async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
 
 pub fn serve(listen: SocketAddr, cert_dir: &Path) -> anyhow::Result<()> {
     let acceptor = TlsAcceptor::from(Arc::new(server_config(cert_dir)?));
-    // Worker threads default to the CPUs this process may run on: one,
-    // under `taskset`, as for hawser.
+    accept_forever(listen, move |tcp| {
+        let acceptor = acceptor.clone();
+        async move {
+            tcp.set_nodelay(true)?;
+            let tls = acceptor.accept(tcp).await?;
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(tls), service_fn(answer))
+                .await;
+            Ok(())
+        }
+    })
+}
+
+/// Accepts connections on `listen` forever, each served by `conn` in a
+/// task of its own. Worker threads default to the CPUs this process may
+/// run on: one, under `taskset`, as for hawser.
+pub fn accept_forever<F, Fut>(listen: SocketAddr, conn: F) -> anyhow::Result<()>
+where
+    F: Fn(TcpStream) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -50,16 +69,7 @@ pub fn serve(listen: SocketAddr, cert_dir: &Path) -> anyhow::Result<()> {
         let listener = TcpListener::bind(listen).await?;
         loop {
             let (tcp, _) = listener.accept().await?;
-            tcp.set_nodelay(true)?;
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(tls), service_fn(answer))
-                    .await;
-            });
+            tokio::spawn(conn(tcp));
         }
     })
 }

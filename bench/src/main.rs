@@ -7,12 +7,16 @@
 //!   defaults as hawser.
 //! - `run`: the bound, then hawser's `/mutate` and `/validate` with each
 //!   body, at a fixed rate and in a rate sweep; prints the tables.
+//! - `ec2-rates`: a proxy in front of moto that throttles EC2 as AWS
+//!   does (`hack/bench-controllers.sh` with `BENCH_EC2_RATES=1`).
 
 mod bound;
 mod count;
 mod decode;
+mod ec2_rates;
 mod load;
 mod procfs;
+mod rate_proxy;
 mod run;
 
 use std::{net::SocketAddr, path::PathBuf};
@@ -33,6 +37,20 @@ enum Cmd {
     },
     /// Measure the bound and hawser one after the other
     Run(run::Args),
+    /// Proxy plain-HTTP AWS requests to moto, refusing EC2's with
+    /// RequestLimitExceeded beyond AWS's documented token buckets; GET
+    /// /_stats says what passed, what was refused and the bucket-limited
+    /// minimum time
+    Ec2Rates {
+        #[arg(long)]
+        listen: SocketAddr,
+        /// moto's address, e.g. 127.0.0.1:5000
+        #[arg(long)]
+        upstream: SocketAddr,
+        /// Refuse nothing: only count, and note each Service's first request
+        #[arg(long)]
+        unlimited: bool,
+    },
     /// Time the steps of decoding one AdmissionReview body in this process
     /// (release build): what the webhook cannot do in less
     Decode {
@@ -48,5 +66,10 @@ fn main() -> anyhow::Result<()> {
         Cmd::Bound { listen, cert_dir } => bound::serve(listen, &cert_dir),
         Cmd::Run(args) => run::run(args),
         Cmd::Decode { body, iterations } => decode::run(&body, iterations),
+        Cmd::Ec2Rates {
+            listen,
+            upstream,
+            unlimited,
+        } => rate_proxy::serve(listen, upstream, unlimited),
     }
 }

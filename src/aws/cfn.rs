@@ -207,9 +207,15 @@ pub trait CloudFormationApi: Send + Sync {
     /// (CloudFormation answers ValidationError "does not exist").
     fn describe_stack(&self, name: &str) -> impl Future<Output = AwsResult<Option<Stack>>> + Send;
 
-    /// DescribeStacks without a name, every page: every live stack in
-    /// the account and region, each as [`Self::describe_stack`] shows it.
-    fn describe_every_stack(&self) -> impl Future<Output = AwsResult<Vec<Stack>>> + Send;
+    /// DescribeStacks without a name, every page: the live stacks of the
+    /// account and region that carry tag `key` = `value`, each as
+    /// [`Self::describe_stack`] shows it (the others are dropped page by
+    /// page).
+    fn describe_stacks_tagged(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> impl Future<Output = AwsResult<Vec<Stack>>> + Send;
 
     /// CreateStack; returns the new stack's id.
     fn create_stack(&self, req: &StackRequest) -> impl Future<Output = AwsResult<String>> + Send;

@@ -165,12 +165,13 @@ impl CloudFormationApi for FakeCfn {
         Ok(Some(shown))
     }
 
-    async fn describe_every_stack(&self) -> Result<Vec<Stack>, AwsError> {
+    async fn describe_stacks_tagged(&self, key: &str, value: &str) -> Result<Vec<Stack>, AwsError> {
         let s = self.call(op::DESCRIBE_STACKS)?;
         // A snapshot: shown as they are, no scripted status advanced.
         Ok(s.stacks
             .values()
             .map(|fs| fs.stack.clone())
+            .filter(|stack| stack.tags.get(key).map(String::as_str) == Some(value))
             .filter(|stack| stack.status != StackStatus::DeleteComplete)
             .collect())
     }

@@ -99,11 +99,16 @@ impl CloudFormationApi for SdkCfn {
         }
     }
 
-    async fn describe_every_stack(&self) -> Result<Vec<Stack>, AwsError> {
+    async fn describe_stacks_tagged(&self, key: &str, value: &str) -> Result<Vec<Stack>, AwsError> {
         let pages = self.client.describe_stacks().into_paginator().send();
         every_page(&self.calls, op::DESCRIBE_STACKS, pages, |page| {
             page.stacks()
                 .iter()
+                .filter(|s| {
+                    s.tags()
+                        .iter()
+                        .any(|t| t.key() == Some(key) && t.value() == Some(value))
+                })
                 .map(stack_of)
                 .filter(|s| s.status != StackStatus::DeleteComplete)
                 .collect()

@@ -185,8 +185,8 @@ pub struct ControllerArgs {
     pub default_tags: Option<Tags>,
 
     /// How often every managed object is compared with AWS and drift repaired. Resync
-    /// passes share one look per account, region and resource kind, taken at most once
-    /// per quarter of this period.
+    /// passes share one look per AWS scope (role session and region) and resource kind,
+    /// taken at most once per quarter of this period.
     #[arg(long, env = "HAWSER_RESYNC_PERIOD", default_value = "10m", value_parser = humantime::parse_duration)]
     pub resync_period: Duration,
 

@@ -135,15 +135,17 @@ impl<S: GaugeState> Tracker<S> {
         })
     }
 
-    /// Whether this object last settled on these very inputs (its
+    /// When this object last settled on these very inputs, if it did (its
     /// resync is due, or [`Self::settled_for`] would have skipped the
-    /// pass): AWS matched them then, so a shared snapshot may confirm
-    /// that it still does (see [`crate::controller::inventory`]).
-    pub fn settled_on(&self, uid: &str, inputs: &Fingerprint) -> bool {
+    /// pass): nothing was asked of AWS for them since, so a snapshot begun
+    /// after that may confirm that nothing needs doing (see
+    /// [`crate::controller::inventory`]).
+    pub fn settled_at(&self, uid: &str, inputs: &Fingerprint) -> Option<Instant> {
         self.with(uid, |e| {
             e.settled
                 .as_ref()
-                .is_some_and(|(settled, _)| settled == inputs)
+                .filter(|(settled, _)| settled == inputs)
+                .map(|(_, at)| *at)
         })
     }
 
@@ -200,24 +202,27 @@ mod tests {
         assert_eq!(fingerprint(&with_output), a, "outputs are not inputs");
 
         assert!(t.settled_for("u", &a, Duration::from_secs(60)).is_none());
-        assert!(!t.settled_on("u", &a));
+        assert!(t.settled_at("u", &a).is_none());
         t.settle("u", a.clone());
         assert!(t.settled_for("u", &a, Duration::from_secs(60)).is_some());
         assert!(
             t.settled_for("u", &a, Duration::ZERO).is_none(),
             "resync passed"
         );
-        assert!(t.settled_on("u", &a), "a resync of the same inputs");
+        assert!(
+            t.settled_at("u", &a).is_some(),
+            "a resync of the same inputs"
+        );
         let mut b = a.clone();
         b.insert("vpce.hawser.io/private-dns".into(), "true".into());
         assert!(t.settled_for("u", &b, Duration::from_secs(60)).is_none());
-        assert!(!t.settled_on("u", &b), "changed inputs");
+        assert!(t.settled_at("u", &b).is_none(), "changed inputs");
         t.poll("u");
         assert!(
             t.settled_for("u", &a, Duration::from_secs(60)).is_none(),
             "polling unsettles"
         );
-        assert!(!t.settled_on("u", &a));
+        assert!(t.settled_at("u", &a).is_none());
     }
 
     #[test]

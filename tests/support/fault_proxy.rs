@@ -12,12 +12,18 @@
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use axum::{body::Bytes, extract::State, http::HeaderMap, response::Response, Router};
 use tokio::task::JoinHandle;
 
+// AWS's documented EC2 token buckets, shared with the benchmark's proxy.
+// Its own unit tests run in bench/; compiled into a target that uses only
+// part of this module (benches/), they and the rest may go unused.
+#[allow(unused_imports, dead_code)]
+#[path = "../../bench/src/ec2_rates.rs"]
+mod ec2_rates;
 mod stacks;
 use stacks::{names_a_stack, rewrite, rewrite_listed, stack_fault, stack_id};
 
@@ -47,6 +53,8 @@ struct Faults {
     matching: HashMap<(String, String, String), u32>,
     /// Stack name -> how its answers are rewritten.
     stacks: HashMap<String, StackFault>,
+    /// EC2's documented token buckets, once [`FaultProxy::at_ec2_rates`].
+    ec2_rates: Option<ec2_rates::Buckets>,
     /// A storm on every action but STS's, while it lasts.
     storm: Option<Storm>,
     /// What the storm did: throttled, and answers lost after moto acted.
@@ -309,6 +317,22 @@ impl FaultProxy {
             .insert(action.to_owned(), (canned, times));
     }
 
+    /// From now on, throttles every EC2 action as AWS's documented token
+    /// buckets do (bench/src/ec2_rates.rs): one bucket per action, full
+    /// at the start, a request beyond it answered 503
+    /// `RequestLimitExceeded`.
+    pub fn at_ec2_rates(&self) {
+        self.faults.lock().unwrap().ec2_rates = Some(ec2_rates::Buckets::default());
+    }
+
+    /// What the EC2 buckets refused, by action, and the least time in
+    /// which what they let through could have been.
+    pub fn ec2_rates(&self) -> (BTreeMap<String, u64>, Duration) {
+        let faults = self.faults.lock().unwrap();
+        let buckets = faults.ec2_rates.as_ref().expect("at_ec2_rates");
+        (buckets.throttled.clone(), buckets.minimum())
+    }
+
     pub fn throttled(&self, action: &str) -> u32 {
         *self.faults.lock().unwrap().given.get(action).unwrap_or(&0)
     }
@@ -489,7 +513,15 @@ async fn forward(
             .iter()
             .find(|((a, k, v), left)| *a == action && **left > 0 && form.get(k) == Some(v))
             .map(|(key, _)| key.clone());
+        let ec2 = form.get("Version").map(String::as_str) == Some("2016-11-15");
+        let filtered = ec2_rates::is_filtered(form.keys().map(String::as_str));
         faults.params.entry(action.clone()).or_default().push(form);
+        if let Some(buckets) = faults.ec2_rates.as_mut().filter(|_| ec2) {
+            let limit = ec2_rates::limit_of(&action, filtered);
+            if !buckets.take(&action, limit, Instant::now()) {
+                return answer(THROTTLED);
+            }
+        }
         if let Some(key) = matched {
             if let Some(left) = faults.matching.get_mut(&key) {
                 *left -= 1;
@@ -552,7 +584,10 @@ async fn forward(
         action_name.as_deref(),
         Some("DescribeStacks" | "DescribeStackEvents")
     );
+    // A listing is rewritten stack by stack (rewrite_listed), never as a
+    // whole after its first stack.
     let fault = match (&action_name, id) {
+        _ if lists_stacks => None,
         (Some(action), Some(id)) if describes => {
             let mut faults = shared.faults.lock().unwrap();
             match stack_rewrite.take() {

@@ -346,8 +346,8 @@ async fn apply_object<K: StackObject, P: CfnProvider>(
         &ctx.settings.cluster,
         &ctx.settings.default_tags,
     );
-    // A resync of inputs that settled: CloudFormation matched them then.
-    let resync = ctx.base.tracker.settled_on(&uid, &inputs);
+    // A resync of inputs that settled: nothing was asked of AWS since.
+    let settled = ctx.base.tracker.settled_at(&uid, &inputs);
     let scope = scope_of(obj, ctx).await?;
     let cfn = ctx.aws.cfn(&scope).await;
     let mut memo = ctx.memo(&uid);
@@ -364,9 +364,13 @@ async fn apply_object<K: StackObject, P: CfnProvider>(
         return Ok(Pass::requeue(Outcome::Planned, ctx.settings.resync));
     }
     clear_plan(ctx, obj).await?;
-    let confirmed = match resync {
-        true => ctx.snapshots.confirm(&cfn, &scope, &want, &mut memo).await,
-        false => Ok(None),
+    let confirmed = match settled {
+        Some(settled) => {
+            ctx.snapshots
+                .confirm(&cfn, &scope, settled, &want, &mut memo)
+                .await
+        }
+        None => Ok(None),
     };
     let applied = match confirmed {
         Ok(Some(applied)) => Ok(applied),

@@ -5,12 +5,14 @@
 
 use std::{collections::HashMap, time::Duration};
 
+use tokio::time::Instant;
+
 use super::apply::{unchanged, Applied};
 use super::desired::Desired;
 use super::error::Error;
 use super::machine::Memo;
 use crate::annotations::keys::TAG_CLUSTER;
-use crate::aws::{AwsErrorKind, CloudFormationApi, Scope, Stack};
+use crate::aws::{CloudFormationApi, Scope, Stack};
 use crate::controller::inventory::Inventory;
 
 /// The stacks hawser's cluster tag marks in one scope, by name; `None`
@@ -30,30 +32,32 @@ impl Snapshots {
         }
     }
 
-    /// `Some` when the snapshot shows the stack holding the spec, as a
-    /// pass that described it would find (`memo` brought up the same
-    /// way); `None` when the pass must look for itself: the stack is not
-    /// in the snapshot, is working, failed, or differs, or IAM grants
-    /// DescribeStacks on hawser's stacks only (the snapshot needs it on
-    /// `*`; the narrower grant costs one DescribeStacks per object).
+    /// `Some` when the snapshot (begun after the object `settled`) shows
+    /// the stack holding the spec, as a pass that described it would find
+    /// (`memo` brought up the same way); `None` when the pass must look
+    /// for itself: the stack is not in the snapshot, is working, failed,
+    /// or differs, or IAM grants DescribeStacks on hawser's stacks only
+    /// (the snapshot needs it on `*`; the narrower grant costs one
+    /// DescribeStacks per object).
     pub async fn confirm<C: CloudFormationApi>(
         &self,
         cfn: &C,
         scope: &Scope,
+        settled: Instant,
         want: &Desired,
         memo: &mut Memo,
     ) -> Result<Option<Applied>, Error> {
         let stacks = self
             .stacks
-            .get(scope, || async {
-                match cfn.describe_every_stack().await {
-                    Ok(all) => Ok(Some(
-                        all.into_iter()
-                            .filter(|s| s.tags.get(TAG_CLUSTER) == Some(&self.cluster))
-                            .map(|s| (s.name.clone(), s))
-                            .collect(),
+            .get(scope, settled, || async {
+                match cfn.describe_stacks_tagged(TAG_CLUSTER, &self.cluster).await {
+                    Ok(ours) => Ok(Some(
+                        ours.into_iter().map(|s| (s.name.clone(), s)).collect(),
                     )),
-                    Err(e) if e.kind == AwsErrorKind::AccessDenied => {
+                    // IAM's refusal itself, not expired or bad credentials
+                    // (also AccessDenied in kind), which the object's own
+                    // look reports.
+                    Err(e) if e.code.as_deref() == Some("AccessDenied") => {
                         tracing::warn!(
                             region = %scope.region,
                             role = scope.role_arn.as_deref().unwrap_or("(hawser's own)"),

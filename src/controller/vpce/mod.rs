@@ -252,8 +252,8 @@ async fn apply_service<P: Ec2Provider>(obj: &ServiceMeta, ctx: &Context<P>) -> R
         endpoint_id: current.endpoint_id.clone(),
         group_id: current.group_id.clone(),
     };
-    // A resync of inputs that settled: AWS matched them then.
-    let resync = ctx.base.tracker.settled_on(&uid, &inputs);
+    // A resync of inputs that settled: nothing was asked of AWS since.
+    let settled = ctx.base.tracker.settled_at(&uid, &inputs);
     let scope = scope(ctx, obj, spec.region.as_deref())?;
     let ec2 = ctx.aws.ec2(&scope).await;
     if planned::plan_only(obj.annotations(), ctx.settings.plan_only) {
@@ -265,13 +265,13 @@ async fn apply_service<P: Ec2Provider>(obj: &ServiceMeta, ctx: &Context<P>) -> R
         return Ok(Pass::requeue(Outcome::Planned, ctx.settings.resync));
     }
     clear_plan(ctx, obj).await?;
-    let confirmed = match resync {
-        true => {
+    let confirmed = match settled {
+        Some(settled) => {
             ctx.snapshots
-                .confirm(&ec2, &scope, &desired, &recorded, &uid)
+                .confirm(&ec2, &scope, settled, &desired, &recorded, &uid)
                 .await?
         }
-        false => None,
+        None => None,
     };
     let applied = match confirmed {
         Some(applied) => applied,

@@ -4,6 +4,8 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
+use tokio::time::Instant;
+
 use super::apply::{unchanged, Applied, Recorded};
 use super::desired::Desired;
 use super::error::Error;
@@ -36,26 +38,27 @@ impl Snapshots {
     }
 
     /// What the snapshots hold with `d`'s ownership tags: the same answer
-    /// [`super::apply::observe`] gets by describing them, up to a quarter
-    /// of a resync older.
+    /// [`super::apply::observe`] gets by describing them, taken after the
+    /// Service settled and up to a quarter of a resync ago.
     async fn observe<E: Ec2Api>(
         &self,
         ec2: &E,
         scope: &Scope,
+        settled: Instant,
         d: &Desired,
         recorded: &Recorded,
     ) -> Result<Observed, Error> {
         let cluster = self.cluster_tag();
         let endpoints = self
             .endpoints
-            .get(scope, || async {
+            .get(scope, settled, || async {
                 Ok(by_uid(ec2.find_endpoints(&cluster).await?, |e| &e.tags))
             })
             .await?;
         let groups = match needs_groups(d, recorded) {
             true => Some(
                 self.groups
-                    .get(scope, || async {
+                    .get(scope, settled, || async {
                         Ok(by_uid(ec2.find_security_groups(&cluster).await?, |g| {
                             &g.tags
                         }))
@@ -72,17 +75,19 @@ impl Snapshots {
         })
     }
 
-    /// `Some` when the snapshots show the Service's endpoint available and
-    /// nothing to change; `None` when the pass must look for itself.
+    /// `Some` when the snapshots (begun after the Service `settled`) show
+    /// its endpoint available and nothing to change; `None` when the pass
+    /// must look for itself.
     pub async fn confirm<E: Ec2Api>(
         &self,
         ec2: &E,
         scope: &Scope,
+        settled: Instant,
         d: &Desired,
         recorded: &Recorded,
         uid: &str,
     ) -> Result<Option<Applied>, Error> {
-        let observed = self.observe(ec2, scope, d, recorded).await?;
+        let observed = self.observe(ec2, scope, settled, d, recorded).await?;
         Ok(unchanged(d, &observed, recorded, uid))
     }
 }

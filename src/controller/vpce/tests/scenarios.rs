@@ -197,10 +197,24 @@ async fn resyncs_of_unchanged_services_share_one_look_per_scope() {
         "one look at each kind for four Services"
     );
 
-    // Drift within the snapshot's quarter of the resync shows at the next
-    // look: the Service's own describe, then the repair.
+    // Drift while a snapshot is still fresh: a Service due then is
+    // confirmed by it, drift and all.
     let gone = s.ec2.live_endpoints()[0].clone();
     s.ec2.lock().endpoints.remove(&gone.id);
+    s.ec2.clear_calls();
+    let stale = s.another("svc-late", "uid-late");
+    s.pass_at(&stale).await.unwrap();
+    assert_eq!(
+        s.ec2.mutating_calls(),
+        [
+            "CreateSecurityGroup",
+            "AuthorizeSecurityGroupIngress",
+            "CreateVpcEndpoint"
+        ],
+        "a new Service looks for itself"
+    );
+    // The drift shows at the next snapshot: the drifted Service's own
+    // describes, then the repair.
     tokio::time::advance(resync).await;
     s.ec2.clear_calls();
     for path in &paths {
@@ -213,7 +227,7 @@ async fn resyncs_of_unchanged_services_share_one_look_per_scope() {
         "the snapshots, then the drifted Service's own look: {calls:?}"
     );
     assert_eq!(s.ec2.mutating_calls(), ["CreateVpcEndpoint"]);
-    assert_eq!(s.ec2.live_endpoints().len(), 4);
+    assert_eq!(s.ec2.live_endpoints().len(), 5);
 }
 
 #[tokio::test(start_paused = true)]
