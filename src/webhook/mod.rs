@@ -9,6 +9,7 @@ pub mod aws_auth_guard;
 pub mod contract;
 pub mod deployment;
 pub mod hardening;
+mod lean;
 mod limits;
 pub mod namespace;
 pub mod patch;
@@ -173,7 +174,8 @@ impl Request {
     fn decode(path: Path, review: review::Review<'_>) -> Result<Self, DecodeError> {
         Ok(match (path, review.kind()) {
             (Path::Hook(_), Some(("apps", "Deployment"))) => {
-                Request::Deployment(Box::new(review.decode()?))
+                // Only the fields the rules read (see `lean`).
+                Request::Deployment(Box::new(review.decode_via::<lean::LeanDeployment, _>()?))
             }
             (Path::Hook(_), Some(("", "Service"))) => Request::Service(Box::new(review.decode()?)),
             _ => Request::Other(Box::new(review.decode()?)),

@@ -99,13 +99,25 @@ impl<'a> Review<'a> {
 
     /// The request with its objects decoded as `K`, in one pass each.
     pub fn decode<K: Resource + DeserializeOwned>(self) -> Result<Decoded<K>, DecodeError> {
+        self.decode_via::<K, K>()
+    }
+
+    /// The request with its objects decoded as `W`, a type that reads only
+    /// some of `K`'s fields (e.g. [`super::lean::LeanDeployment`]), and
+    /// made into `K`.
+    pub fn decode_via<W, K>(self) -> Result<Decoded<K>, DecodeError>
+    where
+        W: DeserializeOwned,
+        K: Resource + From<W>,
+    {
         let r = self.request.ok_or(DecodeError::NoRequest)?;
         let kind = r.kind.kind.as_str();
+        let read = |o: &RawValue| object::<W>(o, kind).map(K::from);
         let decoded = r
             .object
-            .map(|o| object(o, kind))
+            .map(read)
             .transpose()
-            .and_then(|new| Ok((new, r.old_object.map(|o| object(o, kind)).transpose()?)));
+            .and_then(|new| Ok((new, r.old_object.map(read).transpose()?)));
         let (object, old_object, undecodable) = match decoded {
             Ok((new, old)) => (new, old, None),
             Err(Failure::NotAReview(e)) => return Err(DecodeError::NotAReview(e)),
