@@ -34,8 +34,8 @@ STATE=$HAWSER_TESTENV_DIR
 hawser_pid=
 proxy_pid=
 cleanup() {
-  [ -n "$hawser_pid" ] && kill "$hawser_pid" 2>/dev/null
-  [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null
+  [ -n "$hawser_pid" ] && kill "$hawser_pid" 2>/dev/null || true
+  [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null || true
   bash hack/testenv/down.sh >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -78,6 +78,8 @@ for n in "${sizes[@]}"; do
   "$bench" ec2-rates --listen "127.0.0.1:$proxy" --upstream "${AWS_ENDPOINT_URL#http://}" $limits \
     >"$STATE/logs/ec2-rates-$n.log" 2>&1 &
   proxy_pid=$!
+  proxy_up() { curl -sf "http://127.0.0.1:$proxy/_stats" >/dev/null; }
+  wait_until 10 "the ec2-rates proxy" proxy_up
   admin=$(free_port)
   log_file="$STATE/logs/hawser-bench-$n.log"
   HAWSER_AWS_ENDPOINT_URL=http://127.0.0.1:$proxy "$bin" run --webhook-addr "127.0.0.1:$(free_port)" --admin-addr "127.0.0.1:$admin" \
@@ -139,7 +141,12 @@ PY
   awk -v n="$n" '/^VmHWM/ {printf "N=%d: hawser peak RSS while creating %.1f MiB\n", n, $2 / 1024}' "/proc/$hawser_pid/status"
   start=$(date +%s.%N)
   kubectl delete services --all -n "$ns" --wait=false >/dev/null
-  left() { kubectl get services -n "$ns" --no-headers 2>/dev/null | wc -l; }
+  # The Services left; a failed look counts as all of them.
+  left() {
+    local out
+    out=$(kubectl get services -n "$ns" -o name 2>/dev/null) || { echo "$n"; return; }
+    [ -z "$out" ] && echo 0 || wc -l <<<"$out"
+  }
   # BENCH_DELETE_WAIT (s, default 1800) bounds the wait; what is left then
   # is reported instead of the time.
   deadline=$(($(date +%s) + ${BENCH_DELETE_WAIT:-1800}))

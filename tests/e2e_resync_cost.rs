@@ -20,6 +20,21 @@ async fn idle_services_resync_with_a_constant_number_of_reads() {
     let names: Vec<String> = (0..N).map(|i| format!("idle-{i}")).collect();
     let subnet = [("vpce.hawser.io/subnet-ids", bed.net.subnets[0].as_str())];
     futures::future::join_all(names.iter().map(|n| bed.create(n, &subnet))).await;
+    // moto slows as it fills up: the whole test bed's tests share it.
+    let api = bed.services();
+    eventually("every Service Available", Duration::from_secs(300), || {
+        let api = api.clone();
+        async move {
+            let list = api.list(&Default::default()).await.ok()?;
+            (list.items.len() == N
+                && list
+                    .items
+                    .iter()
+                    .all(|s| ann(s, STATE) == Some("Available")))
+            .then_some(())
+        }
+    })
+    .await;
     bed.one_endpoint_each(&names, 0).await;
 
     let applied = r#"hawser_reconcile_total{controller="vpce",result="applied"}"#;
@@ -65,11 +80,11 @@ async fn idle_services_resync_with_a_constant_number_of_reads() {
     // resync, 300 for three.
     let windows = (elapsed.as_secs_f64() / (RESYNC.as_secs_f64() / 4.0)).ceil() + 2.0;
     let bound = 2.0 * windows;
-    let resyncs = elapsed.as_secs_f64() / RESYNC.as_secs_f64();
+    // Per round: each Service resynced once.
+    let per_round = read / 3.0;
     eprintln!(
-        "{N} idle Services: {read} reads in {elapsed:?} ({resyncs:.1} resyncs, \
-         {:.1} reads per resync; bound {bound})",
-        read / resyncs
+        "{N} idle Services: {read} reads in {elapsed:?} over three resync rounds, \
+         {per_round:.1} per round; bound {bound}"
     );
     assert!(read >= 2.0, "the resyncs read: {read}");
     assert!(
@@ -77,8 +92,8 @@ async fn idle_services_resync_with_a_constant_number_of_reads() {
         "{read} reads in {elapsed:?}: more than one look at each kind per reuse window ({bound})"
     );
     assert!(
-        read / resyncs < N as f64,
-        "{read} reads over {resyncs:.1} resyncs grow with the {N} Services"
+        per_round < N as f64,
+        "{per_round:.1} reads per resync round grow with the {N} Services"
     );
 }
 

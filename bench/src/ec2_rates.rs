@@ -76,6 +76,8 @@ struct Bucket {
     limit: Limit,
     tokens: f64,
     at: Instant,
+    /// Requests it let through.
+    passed: u64,
 }
 
 /// Every action's bucket, and what each let through and refused.
@@ -89,13 +91,17 @@ pub struct Buckets {
 }
 
 impl Buckets {
-    /// Takes a token from `action`'s bucket (made full, with `limit`, on
-    /// its first request) at `now`: `true` lets the request through.
+    /// Takes a token from the bucket of `action` with `limit` (made full
+    /// on its first request; an action whose limit depends on the request,
+    /// as DescribeSecurityGroups with and without a filter, has one bucket
+    /// per limit) at `now`: `true` lets the request through.
     pub fn take(&mut self, action: &str, limit: Limit, now: Instant) -> bool {
-        let bucket = self.buckets.entry(action.to_owned()).or_insert(Bucket {
+        let key = format!("{action}/{}/{}", limit.capacity, limit.refill);
+        let bucket = self.buckets.entry(key).or_insert(Bucket {
             limit,
             tokens: limit.capacity,
             at: now,
+            passed: 0,
         });
         let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * bucket.limit.refill).min(bucket.limit.capacity);
@@ -103,6 +109,7 @@ impl Buckets {
         let pass = bucket.tokens >= 1.0;
         if pass {
             bucket.tokens -= 1.0;
+            bucket.passed += 1;
         }
         let counts = match pass {
             true => &mut self.passed,
@@ -113,15 +120,12 @@ impl Buckets {
     }
 
     /// The least time in which the requests let through could have been,
-    /// with every bucket full at the start: for each action, the requests
-    /// beyond its capacity at its refill rate; the slowest action decides.
+    /// with every bucket full at the start: for each bucket, the requests
+    /// beyond its capacity at its refill rate; the slowest decides.
     pub fn minimum(&self) -> Duration {
-        self.passed
-            .iter()
-            .filter_map(|(action, &n)| {
-                let limit = self.buckets.get(action)?.limit;
-                Some(((n as f64 - limit.capacity).max(0.0) / limit.refill).max(0.0))
-            })
+        self.buckets
+            .values()
+            .map(|b| (b.passed as f64 - b.limit.capacity).max(0.0) / b.limit.refill)
             .fold(Duration::ZERO, |most, secs| {
                 most.max(Duration::from_secs_f64(secs))
             })
@@ -175,7 +179,11 @@ mod tests {
             b.take("DeleteVpcEndpoints", l, later),
             "a bucket per action"
         );
-        assert_eq!(b.passed["CreateVpcEndpoint"], 9);
+        assert!(
+            b.take("CreateVpcEndpoint", limit(50.0, 10.0), later),
+            "and per limit"
+        );
+        assert_eq!(b.passed["CreateVpcEndpoint"], 10);
         assert_eq!(b.throttled["CreateVpcEndpoint"], 3);
     }
 
@@ -189,8 +197,12 @@ mod tests {
         }
         // Only 4 passed at t0: the minimum counts what was let through.
         assert_eq!(b.minimum(), Duration::ZERO);
-        b.passed.insert("CreateVpcEndpoint".into(), 200);
+        let later = t0 + Duration::from_secs(10_000);
+        for i in 1..=200 {
+            let at = later + Duration::from_secs_f64(f64::from(i) / 0.3);
+            assert!(b.take("CreateVpcEndpoint", limit(4.0, 0.3), at));
+        }
         let min = b.minimum().as_secs_f64();
-        assert!((min - 196.0 / 0.3).abs() < 1e-6, "{min}");
+        assert!((min - 200.0 / 0.3).abs() < 1e-6, "{min}");
     }
 }

@@ -62,7 +62,7 @@ fn form(body: &[u8]) -> Form {
         }
         // Names and values here are letters, digits, '-', '.' and '/'
         // (percent-encoded): decoding '/' is enough.
-        let v = v.replace("%2F", "/");
+        let v = v.replace("%2F", "/").replace("%2f", "/");
         if v.starts_with("Service/") && form.owner.is_none() {
             form.owner = Some(v);
         }

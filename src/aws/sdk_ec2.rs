@@ -60,7 +60,8 @@ impl SdkEc2 {
 }
 
 /// Every page of a describe call, each page counted as one call of `op`.
-/// The SDK's paginator stops at a missing, empty or repeated token.
+/// The SDK's paginator stops at a missing, empty or repeated token; its
+/// end is not a call, and is not counted.
 pub(super) async fn every_page<Out, E, T>(
     calls: &CallCounter,
     op: Op,
@@ -71,10 +72,8 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     let mut found = Vec::new();
-    while let Some(page) = calls
-        .call(op, async { pages.next().await.transpose() })
-        .await?
-    {
+    while let Some(page) = pages.next().await {
+        let page = calls.call(op, std::future::ready(page)).await?;
         found.extend(items(&page));
     }
     Ok(found)

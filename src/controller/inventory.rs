@@ -63,8 +63,10 @@ impl<T: Send + Sync> Inventory<T> {
     /// namespace or role that is gone leaves nothing behind.
     fn slot(&self, scope: &Scope) -> Slot<T> {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        // Clones are made only under this lock: a slot with one is in use.
         slots.retain(|key, slot| {
             key == scope
+                || Arc::strong_count(slot) > 1
                 || match slot.try_lock() {
                     Ok(taken) => taken
                         .as_ref()

@@ -14,9 +14,9 @@
 //! `spec.template.metadata.annotations`; the pod's `securityContext`; of
 //! each container and init container its `name`, `securityContext`, the
 //! `name` and `valueFrom.secretKeyRef` of each `env` entry, and `envFrom`.
-//! A field the rules read must be added here, or they see it unset: the
-//! fixture tests (`tests/admission_fixtures.rs`) compare the answers with
-//! those of the full decoding.
+//! A field the rules read must be added here, or they see it unset: this
+//! module's tests compare the rules' decisions on every fixture and
+//! benchmark Deployment with those on the full decoding.
 
 use std::collections::BTreeMap;
 

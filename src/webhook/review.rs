@@ -8,10 +8,12 @@
 //! body, until the request's kind says what to decode them into, so each is
 //! decoded once, straight into its type.
 //!
-//! What is refused is unchanged: a body that is not JSON, lacks a field
-//! the review needs, or whose object is not a Kubernetes object is not an
-//! AdmissionReview (400); an object of the right shape that its kind's type
-//! cannot take is denied with the reason.
+//! A body that is not JSON, lacks a field the review needs, or whose
+//! object is not a Kubernetes object is not an AdmissionReview (400); an
+//! object of the right shape that its kind's type cannot take is denied
+//! with the reason. A Deployment is decoded only as far as the rules read
+//! it ([`super::lean`]): a wrongly typed field they do not read is not
+//! noticed here, and is left to the apiserver's validation.
 
 use k8s_openapi::{api::authentication::v1::UserInfo, apimachinery::pkg::runtime::RawExtension};
 use kube::core::{
