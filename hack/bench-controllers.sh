@@ -13,6 +13,7 @@
 #
 #   bash hack/bench-controllers.sh [N...]        # default: 20 200
 #   BENCH_EC2_RATES=1 bash hack/bench-controllers.sh 200
+#   BENCH_REGIONS=5 bash hack/bench-controllers.sh 1000   # spread over regions
 #
 # hawser talks to moto through `hawser-bench ec2-rates` (bench/), which
 # notes each Service's first request. By default it refuses nothing, and
@@ -50,17 +51,26 @@ bench=$CARGO_TARGET_DIR/release/hawser-bench
 bash hack/testenv/up.sh
 # shellcheck disable=SC1091
 . "$STATE/env"
-read -r vpc subnets < <("$MOTO_VENV/bin/python" - <<'PY'
+# A VPC with two subnets in each of BENCH_REGIONS regions (default 1: the
+# test bed's own). moto keeps one store per region and answers a describe
+# by filtering over all of its region's resources, so its calls cost more
+# as a region fills up; spread over regions, N = 1,000 stays within what
+# it can answer (BENCHMARKS.md).
+nets=$(BENCH_REGIONS=${BENCH_REGIONS:-1} "$MOTO_VENV/bin/python" - <<'PY'
 import os
 import boto3
-ec2 = boto3.client("ec2", endpoint_url=os.environ["AWS_ENDPOINT_URL"],
-                   region_name=os.environ.get("AWS_REGION", "us-west-2"))
-vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
-subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.42.{i}.0/24")["Subnet"]["SubnetId"]
-           for i in (1, 2)]
-print(vpc, ",".join(subnets))
+regions = [os.environ.get("AWS_REGION", "us-west-2"), "us-east-1", "eu-west-1",
+           "eu-central-1", "ap-southeast-1", "ap-northeast-1", "sa-east-1", "ca-central-1"]
+for region in regions[:int(os.environ["BENCH_REGIONS"])]:
+    ec2 = boto3.client("ec2", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=region)
+    vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.42.{i}.0/24")["Subnet"]["SubnetId"]
+               for i in (1, 2)]
+    print(f"{region}:{vpc}:{','.join(subnets)}", end=" ")
 PY
 )
+IFS=: read -r _ vpc subnets <<<"${nets%% *}"
+export BENCH_NETS=$nets
 "$bin" certs --ip 127.0.0.1 --out "$STATE/bench-certs" >/dev/null
 
 calls() { # the sum of hawser_aws_api_calls_total
@@ -94,9 +104,17 @@ for n in "${sizes[@]}"; do
   python3 - "$n" "$ns" "$proxy" <<'PY'
 import json, subprocess, sys, time, urllib.request
 n, ns, proxy = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+import os
+nets = [net.split(":") for net in os.environ["BENCH_NETS"].split()]
+def annotations(i):
+    if len(nets) == 1:  # the flags' defaults: the test bed's region
+        return {"vpce.hawser.io/service-name": f"com.amazonaws.{nets[0][0]}.s3"}
+    region, vpc, subnets = nets[i % len(nets)]
+    return {"vpce.hawser.io/service-name": f"com.amazonaws.{region}.s3",
+            "aws.hawser.io/region": region, "vpce.hawser.io/vpc-id": vpc,
+            "vpce.hawser.io/subnet-ids": subnets}
 items = [{"apiVersion": "v1", "kind": "Service",
-          "metadata": {"name": f"svc-{i:04d}", "namespace": ns,
-                       "annotations": {"vpce.hawser.io/service-name": "com.amazonaws.us-west-2.s3"}},
+          "metadata": {"name": f"svc-{i:04d}", "namespace": ns, "annotations": annotations(i)},
           "spec": {"ports": [{"port": 443}]}} for i in range(n)]
 manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
 start = time.monotonic()
