@@ -38,10 +38,7 @@ async fn idle_services_resync_with_a_constant_number_of_reads() {
     bed.one_endpoint_each(&names, 0).await;
 
     let applied = r#"hawser_reconcile_total{controller="vpce",result="applied"}"#;
-    let reads = || async {
-        bed.aws_calls("DescribeVpcEndpoints", "success").await
-            + bed.aws_calls("DescribeSecurityGroups", "success").await
-    };
+    let reads = || async { describes(&bed.hawser().metrics().await) };
     let writes = || async {
         let text = bed.hawser().metrics().await;
         aws_calls_sum(&text, "ec2", "success") - describes(&text)
@@ -97,7 +94,8 @@ async fn idle_services_resync_with_a_constant_number_of_reads() {
     );
 }
 
-/// The DescribeVpcEndpoints and DescribeSecurityGroups that succeeded.
+/// The EC2 describes that succeeded: the vpce controller makes only
+/// DescribeVpcEndpoints and DescribeSecurityGroups.
 fn describes(text: &str) -> f64 {
     text.lines()
         .filter(|l| l.starts_with("hawser_aws_api_calls_total{"))

@@ -17,6 +17,12 @@ pub fn with_default_tags(defaults: &Tags, own: &Tags) -> Tags {
     tags
 }
 
+/// Whether `have` carries every tag of `want`, with its value: how a
+/// resource is found by its ownership tags (as EC2's tag filters do).
+pub fn carries(have: &Tags, want: &Tags) -> bool {
+    want.iter().all(|(k, v)| have.get(k) == Some(v))
+}
+
 /// The lifecycle state of a VPC endpoint, read case-insensitively
 /// (moto sends `available`, AWS `Available`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,8 +11,8 @@ use std::{
 
 use super::ops::{ec2 as op, Op};
 use super::{
-    AwsError, CidrRule, CreateEndpoint, CreateSecurityGroup, Ec2Api, Ec2Provider, Endpoint,
-    EndpointState, ModifyEndpoint, Scope, SecurityGroup, Tags,
+    carries, AwsError, CidrRule, CreateEndpoint, CreateSecurityGroup, Ec2Api, Ec2Provider,
+    Endpoint, EndpointState, ModifyEndpoint, Scope, SecurityGroup, Tags,
 };
 
 /// The calls a fake was asked to make, and the failures scripted for its
@@ -73,10 +73,6 @@ impl Ec2Provider for FakeEc2 {
     async fn ec2(&self, _scope: &Scope) -> FakeEc2 {
         self.clone()
     }
-}
-
-fn has_tags(have: &Tags, want: &Tags) -> bool {
-    want.iter().all(|(k, v)| have.get(k) == Some(v))
 }
 
 impl FakeEc2 {
@@ -157,7 +153,7 @@ impl Ec2Api for FakeEc2 {
         let found = s
             .endpoints
             .values()
-            .filter(|e| has_tags(&e.tags, tags))
+            .filter(|e| carries(&e.tags, tags))
             .cloned()
             .collect();
         // A deleting endpoint shows as such once, then as deleted.
@@ -241,7 +237,7 @@ impl Ec2Api for FakeEc2 {
         let s = self.call(op::DESCRIBE_SECURITY_GROUPS)?;
         Ok(s.groups
             .values()
-            .filter(|g| has_tags(&g.tags, tags))
+            .filter(|g| carries(&g.tags, tags))
             .cloned()
             .collect())
     }

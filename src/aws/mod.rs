@@ -37,7 +37,7 @@ pub use cfn::{
     StackStatus, StackSummary,
 };
 pub use ec2::{
-    with_default_tags, CidrRule, CreateEndpoint, CreateSecurityGroup, Ec2Api, Endpoint,
+    carries, with_default_tags, CidrRule, CreateEndpoint, CreateSecurityGroup, Ec2Api, Endpoint,
     EndpointState, ModifyEndpoint, SecurityGroup, Tags,
 };
 pub use error::{classify, AwsError, AwsErrorKind, AwsResult};

@@ -25,7 +25,10 @@ use tokio::task::JoinHandle;
 #[path = "../../bench/src/ec2_rates.rs"]
 mod ec2_rates;
 mod stacks;
+mod storm;
 use stacks::{names_a_stack, rewrite, rewrite_listed, stack_fault, stack_id};
+use storm::{quiet_hang_ups, truncated, HANG_UP};
+pub use storm::{Storm, StormFaults};
 
 /// An error answer: HTTP status and AWS's XML body.
 #[derive(Clone, Copy)]
@@ -72,56 +75,6 @@ struct Faults {
     /// create rolled back stays dead after the fault is healed, as on AWS,
     /// until it is deleted; a stack made after the heal is healthy.
     dead: HashMap<String, StackFault>,
-}
-
-/// Faults at a rate, for a while: AWS on a bad day.
-#[derive(Clone, Copy, Debug)]
-pub struct Storm {
-    /// Share of requests answered `RequestLimitExceeded` (503).
-    pub throttle: f64,
-    /// Share of requests passed to moto whose answer is then lost: the
-    /// caller gets a 500 `InternalFailure` although moto acted, as when a
-    /// connection drops after AWS did the work.
-    pub lose_answer: f64,
-    /// Share of requests passed to moto whose answer is cut off: the
-    /// status, the headers and half the body arrive, then the connection
-    /// drops mid-body (a truncated answer, as from a dropped connection).
-    pub drop_connection: f64,
-    /// Share of the rest passed to moto whose connection is then closed
-    /// before any answer: not a byte of status or headers arrives.
-    pub hang_up: f64,
-    /// Added before each answer.
-    pub latency: std::time::Duration,
-    pub until: Instant,
-}
-
-/// The payload of the panic that hangs up on a client; the panic hook
-/// installed by [`FaultProxy::start`] does not report it.
-const HANG_UP: &str = "fault proxy: hanging up before the answer (a storm fault)";
-
-/// Keeps the default panic report for every panic but [`HANG_UP`].
-fn quiet_hang_ups() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let report = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if info.payload().downcast_ref::<&str>() != Some(&HANG_UP) {
-                report(info);
-            }
-        }));
-    });
-}
-
-/// What a storm did, by kind of fault.
-#[derive(Debug, Clone, Copy)]
-pub struct StormFaults {
-    pub throttled: u32,
-    /// Answered 500 after moto acted.
-    pub lost: u32,
-    /// Cut off mid-body after moto acted.
-    pub cut_off: u32,
-    /// Closed with no answer after moto acted.
-    pub hung_up: u32,
 }
 
 /// A stack operation made to fail: moto's `from` status shows as `to`,
@@ -436,17 +389,6 @@ fn answer(canned: Canned) -> Response {
         .header("content-type", "text/xml")
         .body(canned.body.into())
         .unwrap()
-}
-
-/// A body that yields the first half of `body`, then fails: the server
-/// closes the connection in the middle of a chunked answer.
-fn truncated(body: Bytes) -> axum::body::Body {
-    let half = body.slice(..body.len() / 2);
-    let cut = std::io::Error::new(
-        std::io::ErrorKind::ConnectionReset,
-        "fault proxy: connection dropped mid-answer",
-    );
-    axum::body::Body::from_stream(futures::stream::iter([Ok(half), Err(cut)]))
 }
 
 async fn forward(

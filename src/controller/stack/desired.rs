@@ -152,7 +152,7 @@ pub fn desired(
 
 /// Whether `stack` carries exactly this object's ownership tags.
 pub fn is_owned(stack: &Stack, ownership: &Tags) -> bool {
-    ownership.iter().all(|(k, v)| stack.tags.get(k) == Some(v))
+    crate::aws::carries(&stack.tags, ownership)
 }
 
 /// Parameters whose value in the stack differs from the desired one:

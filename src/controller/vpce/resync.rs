@@ -11,7 +11,7 @@ use super::desired::Desired;
 use super::error::Error;
 use super::plan::{needs_groups, Observed};
 use crate::annotations::keys::{TAG_CLUSTER, TAG_UID};
-use crate::aws::{Ec2Api, Endpoint, Scope, SecurityGroup, Tags};
+use crate::aws::{carries, Ec2Api, Endpoint, Scope, SecurityGroup, Tags};
 use crate::controller::inventory::Inventory;
 
 /// What hawser's cluster tag marks in one scope, by the owner's uid tag.
@@ -33,51 +33,10 @@ impl Snapshots {
         }
     }
 
-    fn cluster_tag(&self) -> Tags {
-        Tags::from([(TAG_CLUSTER.to_owned(), self.cluster.clone())])
-    }
-
-    /// What the snapshots hold with `d`'s ownership tags: the same answer
-    /// [`super::apply::observe`] gets by describing them, taken after the
-    /// Service settled and up to a quarter of a resync ago.
-    async fn observe<E: Ec2Api>(
-        &self,
-        ec2: &E,
-        scope: &Scope,
-        settled: Instant,
-        d: &Desired,
-        recorded: &Recorded,
-    ) -> Result<Observed, Error> {
-        let cluster = self.cluster_tag();
-        let endpoints = self
-            .endpoints
-            .get(scope, settled, || async {
-                Ok(by_uid(ec2.find_endpoints(&cluster).await?, |e| &e.tags))
-            })
-            .await?;
-        let groups = match needs_groups(d, recorded) {
-            true => Some(
-                self.groups
-                    .get(scope, settled, || async {
-                        Ok(by_uid(ec2.find_security_groups(&cluster).await?, |g| {
-                            &g.tags
-                        }))
-                    })
-                    .await?,
-            ),
-            false => None,
-        };
-        Ok(Observed {
-            endpoints: owned(&endpoints, &d.ownership, |e| &e.tags),
-            groups: groups
-                .map(|g| owned(&g, &d.ownership, |g| &g.tags))
-                .unwrap_or_default(),
-        })
-    }
-
     /// `Some` when the snapshots (begun after the Service `settled`) show
     /// its endpoint available and nothing to change; `None` when the pass
-    /// must look for itself.
+    /// must look for itself. What they hold with `d`'s ownership tags is
+    /// the answer [`super::apply::observe`] gets by describing them.
     pub async fn confirm<E: Ec2Api>(
         &self,
         ec2: &E,
@@ -87,7 +46,31 @@ impl Snapshots {
         recorded: &Recorded,
         uid: &str,
     ) -> Result<Option<Applied>, Error> {
-        let observed = self.observe(ec2, scope, settled, d, recorded).await?;
+        let cluster = Tags::from([(TAG_CLUSTER.to_owned(), self.cluster.clone())]);
+        let endpoints = self
+            .endpoints
+            .get(scope, settled, || async {
+                Ok(by_uid(ec2.find_endpoints(&cluster).await?, |e| &e.tags))
+            })
+            .await?;
+        let groups = match needs_groups(d, recorded) {
+            true => {
+                let groups = self
+                    .groups
+                    .get(scope, settled, || async {
+                        Ok(by_uid(ec2.find_security_groups(&cluster).await?, |g| {
+                            &g.tags
+                        }))
+                    })
+                    .await?;
+                owned(&groups, &d.ownership, |g| &g.tags)
+            }
+            false => vec![],
+        };
+        let observed = Observed {
+            endpoints: owned(&endpoints, &d.ownership, |e| &e.tags),
+            groups,
+        };
         Ok(unchanged(d, &observed, recorded, uid))
     }
 }
@@ -108,10 +91,7 @@ fn owned<T: Clone>(all: &Arc<ByUid<T>>, ownership: &Tags, tags: impl Fn(&T) -> &
     };
     candidates
         .iter()
-        .filter(|item| {
-            let have = tags(item);
-            ownership.iter().all(|(k, v)| have.get(k) == Some(v))
-        })
+        .filter(|item| carries(tags(item), ownership))
         .cloned()
         .collect()
 }
